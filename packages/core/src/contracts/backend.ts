@@ -1,0 +1,115 @@
+import type { Logger } from 'pino';
+import type { Tensor, TensorSpec } from './tensor.js';
+
+/** What a loaded model version declares about itself (OIP v2 model metadata, plus batching). */
+export interface ModelMetadata {
+  /** Backend-specific platform string, e.g. `onnxruntime_onnx`. */
+  platform: string;
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  /**
+   * The largest batch (dim 0) one execution accepts; 0 means the model does not batch: its dim 0 is
+   * not a batch dimension and requests are passed through exactly as shaped.
+   */
+  maxBatchSize: number;
+}
+
+/** Everything a backend needs to load one model version. */
+export interface ModelVersionSpec {
+  /** Model name from the config. */
+  model: string;
+  /** Version label (a positive integer as a string). */
+  version: string;
+  /** Absolute path of the model artifact, when the model has one. */
+  path?: string;
+  /**
+   * The model's config section with the version's overrides applied: every key, including the
+   * backend-specific ones the backend's `modelConfigSchema` declared (already validated).
+   */
+  config: Readonly<Record<string, unknown>>;
+  /** Which of `instances` this is (0-based); a backend may use it to pin threads or devices. */
+  instanceIndex: number;
+  /** How many instances of this version are loaded; ONNX Runtime divides its threads among them. */
+  instanceCount: number;
+}
+
+export interface LoadContext {
+  /** A child logger bound to the model and version. */
+  logger: Logger;
+  /** Aborted when the server shuts down during the load. */
+  signal: AbortSignal;
+}
+
+/** One request inside a batch: its input tensors and the outputs it wants. */
+export interface InferenceRequest {
+  /** The client's request id, when it sent one. */
+  id?: string;
+  inputs: Tensor[];
+  /** Output names this request asked for; absent means every output. */
+  outputs?: string[];
+  /** Protocol-level parameters, passed through untouched. */
+  parameters?: Record<string, unknown>;
+}
+
+/** What `execute` receives: one or more requests to run as one execution (Triton's contract). */
+export interface InferenceBatch {
+  requests: InferenceRequest[];
+  /**
+   * Union of the outputs the requests asked for (absent when any request wants all outputs).
+   * A backend may compute only these.
+   */
+  outputs?: string[];
+}
+
+/** A request to an LLM (OpenAI-style). Unknown fields pass through to the engine. */
+export interface GenerateRequest {
+  kind: 'chat' | 'completion';
+  /** The OpenAI request body as received (model name already resolved). */
+  body: Record<string, unknown>;
+  /** Request headers a backend may forward (e.g. a session id for prefix affinity). */
+  headers?: Record<string, string>;
+}
+
+/** One piece of a generation: an OpenAI response chunk, passed to the client as is. */
+export interface GenerateChunk {
+  data: Record<string, unknown>;
+}
+
+/**
+ * One loaded model version (or one replica of it). Tensor models implement `execute`, LLMs
+ * implement `generate`; a model may implement both.
+ */
+export interface ModelInstance {
+  readonly metadata: ModelMetadata;
+  /**
+   * Executes a whole batch and returns, for each request in order, its output tensors. Inputs of
+   * requests in one batch share their non-batch dims. Rejects on failure; the batch fails as a whole.
+   */
+  execute?(batch: InferenceBatch, signal: AbortSignal): Promise<Tensor[][]>;
+  /** Streams a generation; the engine batches internally. */
+  generate?(request: GenerateRequest, signal: AbortSignal): AsyncIterable<GenerateChunk>;
+  /** Runs representative work so that the first real request is not slow. */
+  warmup?(): Promise<void>;
+  /** Whether the instance can serve now (for remote replicas); absent means always. */
+  ready?(): Promise<boolean>;
+  /** Frees the instance; called once. */
+  unload(): Promise<void>;
+}
+
+/** A JSON Schema (draft-07 subset understood by ajv). */
+export type JSONSchema = Record<string, unknown>;
+
+/** A backend: loads model versions. Registered by a plugin under a name (`onnxruntime`, `vllm`, …). */
+export interface Backend {
+  /**
+   * JSON Schema for the backend-specific keys of a model's config (e.g. `sessionOptions`). The core
+   * validates the model section against it before `load`; keys the core itself owns are removed first.
+   */
+  readonly modelConfigSchema?: JSONSchema;
+  /** Whether a model of this backend needs a `path` (default true). */
+  readonly requiresPath?: boolean;
+  load(spec: ModelVersionSpec, ctx: LoadContext): Promise<ModelInstance>;
+}
+
+/** DI token for backends; bind with a name (`whenNamed('onnxruntime')`). */
+export const BACKEND: symbol = Symbol.for('@tessera/core/Backend');

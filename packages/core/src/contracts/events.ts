@@ -1,0 +1,47 @@
+import { EventEmitter } from 'node:events';
+
+export type ModelState = 'loading' | 'warming' | 'ready' | 'draining' | 'closed' | 'failed';
+
+/** The events exporters observe. Emitting never throws into the request path. */
+export interface ServingEventMap {
+  /** A request finished (any protocol, any status). */
+  request: [event: { model: string | undefined; version: string | undefined; protocol: string; status: number; code?: string; durationMs: number }];
+  /** A batch was executed. */
+  batch: [event: { model: string; version: string; size: number; requests: number; queueMs: number[]; executeMs: number; ok: boolean }];
+  /** A model version changed state. */
+  modelState: [event: { model: string; version: string; state: ModelState; reason?: string }];
+}
+
+/**
+ * A typed event hub between the serving path and exporters. Listener errors are caught and
+ * reported once through `onListenerError`: telemetry never fails a request.
+ */
+export class ServingEvents {
+  readonly #emitter = new EventEmitter();
+  #reported = false;
+  onListenerError: (err: unknown) => void = () => {};
+
+  on<K extends keyof ServingEventMap>(event: K, listener: (...args: ServingEventMap[K]) => void): this {
+    this.#emitter.on(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  off<K extends keyof ServingEventMap>(event: K, listener: (...args: ServingEventMap[K]) => void): this {
+    this.#emitter.off(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  emit<K extends keyof ServingEventMap>(event: K, ...args: ServingEventMap[K]): void {
+    if (this.#emitter.listenerCount(event) === 0) return;
+    for (const listener of this.#emitter.listeners(event)) {
+      try {
+        (listener as (...a: unknown[]) => void)(...args);
+      } catch (err) {
+        if (!this.#reported) {
+          this.#reported = true;
+          this.onListenerError(err);
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * Every failure Tessera reports carries a stable code and an HTTP status. Codes are never reused;
+ * `docs/errors.md` lists each one, and a test keeps the two equal.
+ */
+
+export interface ErrorCodeInfo {
+  /** HTTP status sent when this error reaches a client. */
+  status: number;
+  /** One line: what happened and what to do. Used to generate and check docs/errors.md. */
+  description: string;
+}
+
+/** The catalogue of error codes. Add new codes at the end of their area; never rename one. */
+export const ERROR_CODES = {
+  // configuration (reported by the CLI before anything serves)
+  TESSERA_E_CONFIG_NOT_FOUND: { status: 500, description: 'No config file was found (cosmiconfig searched for `tessera`), or the file given with `-c` does not exist.' },
+  TESSERA_E_CONFIG_PARSE: { status: 500, description: 'The config file could not be read or parsed (YAML/JSON syntax, or a JS/TS module that throws).' },
+  TESSERA_E_CONFIG_INVALID: { status: 500, description: 'The config does not match the schema; the message names the path, the value and what is allowed.' },
+  TESSERA_E_CONFIG_ENV: { status: 500, description: 'A `${VAR}` reference names an environment variable that is not set and has no `:-default`.' },
+  // plugins
+  TESSERA_E_PLUGIN_NOT_FOUND: { status: 500, description: 'A plugin named in `plugins:` (or the package that provides a backend) is not installed; install it or fix the path.' },
+  TESSERA_E_PLUGIN_INVALID: { status: 500, description: 'A plugin module does not default-export a value made by `definePlugin(...)`.' },
+  TESSERA_E_PLUGIN_CORE_RANGE: { status: 500, description: "A plugin's `core` range does not include this @tessera/core version; upgrade the plugin or the core." },
+  TESSERA_E_PLUGIN_CONFIG: { status: 500, description: "A plugin's config section does not match the plugin's schema." },
+  TESSERA_E_PLUGIN_REGISTER: { status: 500, description: "A plugin's `register` threw or bound something twice." },
+  // models and backends
+  TESSERA_E_BACKEND_UNKNOWN: { status: 500, description: 'A model names a backend that no loaded plugin provides.' },
+  TESSERA_E_MODEL_LOAD: { status: 500, description: 'A model version failed to load (missing file, invalid model, backend error); the message gives the reason.' },
+  TESSERA_E_MODEL_WARMUP: { status: 500, description: 'A model version loaded but its warm-up inference failed.' },
+  TESSERA_E_MODEL_NOT_FOUND: { status: 404, description: 'The request names a model that is not configured.' },
+  TESSERA_E_MODEL_VERSION_NOT_FOUND: { status: 404, description: 'The request names a version that the model does not have.' },
+  TESSERA_E_MODEL_NOT_READY: { status: 503, description: 'The model (or the requested version) is not ready: loading, warming up, draining, unloaded or failed. Retry later.' },
+  TESSERA_E_MODEL_UNSUPPORTED: { status: 400, description: 'The model does not support this kind of request (e.g. tensor inference on a generative model).' },
+  // server state
+  TESSERA_E_SERVER_DRAINING: { status: 503, description: 'The server is shutting down and admits no new requests; retry on another replica.' },
+  TESSERA_E_ROUTE_NOT_FOUND: { status: 404, description: 'No endpoint matches the method and URL.' },
+  // requests
+  TESSERA_E_REQUEST_INVALID: { status: 400, description: 'The request body is malformed: not JSON, or not the shape the protocol defines; the message names the field.' },
+  TESSERA_E_REQUEST_TOO_LARGE: { status: 413, description: 'The request body exceeds `server.bodyLimit`.' },
+  TESSERA_E_REQUEST_MEDIA_TYPE: { status: 415, description: 'The request has a content type the endpoint does not accept (send application/json).' },
+  TESSERA_E_INPUT_UNKNOWN: { status: 400, description: 'The request has an input the model does not declare.' },
+  TESSERA_E_INPUT_MISSING: { status: 400, description: 'The request lacks an input the model requires.' },
+  TESSERA_E_INPUT_DUPLICATE: { status: 400, description: 'The request names the same input twice.' },
+  TESSERA_E_INPUT_DATATYPE: { status: 400, description: "An input's datatype differs from the model's." },
+  TESSERA_E_INPUT_SHAPE: { status: 400, description: "An input's shape does not fit the model's (rank, fixed dims, or a batch dim over the model's max batch size)." },
+  TESSERA_E_INPUT_DATA: { status: 400, description: "An input's data does not match its shape and datatype (element count, or a value of the wrong type or out of range)." },
+  TESSERA_E_OUTPUT_UNKNOWN: { status: 400, description: 'The request asks for an output the model does not declare.' },
+  TESSERA_E_REQUEST_CANCELLED: { status: 499, description: 'The client went away before the answer was ready; the request was dropped.' },
+  // execution
+  TESSERA_E_INFERENCE_FAILED: { status: 500, description: 'The backend failed while executing the request; the message gives its reason.' },
+  TESSERA_E_INTERNAL: { status: 500, description: 'An unexpected fault inside Tessera. Please report it with the log line that carries the request id.' },
+} as const satisfies Record<string, ErrorCodeInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** The one error class of the core. `code` is stable; `status` is the HTTP status. */
+export class TesseraError extends Error {
+  override readonly name = 'TesseraError';
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Extra response headers (e.g. `Retry-After`). */
+  readonly headers: Record<string, string> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; status?: number; headers?: Record<string, string> } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.status = options.status ?? ERROR_CODES[code].status;
+    this.headers = options.headers;
+  }
+}
+
+/** Whether `err` is a TesseraError (also across duplicated copies of the core package). */
+export function isTesseraError(err: unknown): err is TesseraError {
+  return err instanceof TesseraError || (err instanceof Error && err.name === 'TesseraError' && typeof (err as TesseraError).code === 'string');
+}
+
+/** A short message for any thrown value. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,28 @@
+export type { DataType, NumericDataType, Tensor, TensorData, TensorDataMap, TensorSpec, TypedArray } from './contracts/tensor.js';
+export { DATA_TYPES, allocateTensorData, elementSize, halfToNumber, isDataType, numberToHalf, shapeSize, typedArrayConstructor } from './contracts/tensor.js';
+export type {
+  Backend,
+  GenerateChunk,
+  GenerateRequest,
+  InferenceBatch,
+  InferenceRequest,
+  JSONSchema,
+  LoadContext,
+  ModelInstance,
+  ModelMetadata,
+  ModelVersionSpec,
+} from './contracts/backend.js';
+export { BACKEND } from './contracts/backend.js';
+export type { Batcher, BatcherContext, BatcherFactory, BatcherStats } from './contracts/batcher.js';
+export { BATCHER_FACTORY } from './contracts/batcher.js';
+export type { RouteCandidate, RouteOutcome, RouteRequest, RouteTarget, Router, RouterContext, RouterFactory } from './contracts/router.js';
+export { ROUTER_FACTORY } from './contracts/router.js';
+export type { Exporter } from './contracts/exporter.js';
+export { EXPORTER } from './contracts/exporter.js';
+export type { ModelState, ServingEventMap } from './contracts/events.js';
+export { ServingEvents } from './contracts/events.js';
+export type { ErrorCode, ErrorCodeInfo } from './errors.js';
+export { ERROR_CODES, TesseraError, errorMessage, isTesseraError } from './errors.js';
+export type { PluginContext, PluginDefinition, TesseraPlugin } from './plugins/define-plugin.js';
+export { PLUGIN_BRAND, definePlugin, isTesseraPlugin } from './plugins/define-plugin.js';
+export type { BatchingConfig, ModelConfig, ModelVersionConfig, RoutingConfig, ServerConfig, TesseraConfig } from './config/types.js';
