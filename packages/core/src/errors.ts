@@ -48,7 +48,7 @@ export const ERROR_CODES = {
   TESSERA_E_REQUEST_CANCELLED: { status: 499, description: 'The client went away before the answer was ready; the request was dropped.' },
   // execution
   TESSERA_E_INFERENCE_FAILED: { status: 500, description: 'The backend failed while executing the request; the message gives its reason.' },
-  TESSERA_E_INTERNAL: { status: 500, description: 'An unexpected fault inside Tessera. Please report it with the log line that carries the request id.' },
+  TESSERA_E_SERVER_INTERNAL: { status: 500, description: 'An unexpected fault inside Tessera. Please report it with the log line that carries the request id.' },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

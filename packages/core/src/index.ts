@@ -25,4 +25,47 @@ export type { ErrorCode, ErrorCodeInfo } from './errors.js';
 export { ERROR_CODES, TesseraError, errorMessage, isTesseraError } from './errors.js';
 export type { PluginContext, PluginDefinition, TesseraPlugin } from './plugins/define-plugin.js';
 export { PLUGIN_BRAND, definePlugin, isTesseraPlugin } from './plugins/define-plugin.js';
-export type { BatchingConfig, ModelConfig, ModelVersionConfig, RoutingConfig, ServerConfig, TesseraConfig } from './config/types.js';
+export type {
+  BatchingConfig,
+  ConfigFunction,
+  ConfigFunctionContext,
+  DurationInput,
+  EnvRecord,
+  LoadConfigOptions,
+  ModelConfig,
+  ModelConfigInput,
+  ModelVersionConfig,
+  ModelVersionConfigInput,
+  ResolveConfigOptions,
+  RoutingConfig,
+  ServerConfig,
+  ServerConfigInput,
+  SizeInput,
+  TesseraConfig,
+  TesseraConfigInput,
+  ValidateOptions,
+} from './config/index.js';
+export {
+  CONFIG_SEARCH_PLACES,
+  DURATION_FORMAT,
+  SIZE_FORMAT,
+  coerceToSchema,
+  configSchema,
+  defineConfig,
+  loadConfig,
+  parseDuration,
+  parseSize,
+  resolveConfig,
+  substituteEnv,
+  validateAgainstSchema,
+} from './config/index.js';
+export type { ServerState, TesseraServerOptions } from './server.js';
+export { TesseraServer, createServer } from './server.js';
+export type { ModelRegistryOptions } from './registry/model-registry.js';
+export { KNOWN_BACKEND_PACKAGES, ModelEntry, ModelRegistry, ModelVersion } from './registry/model-registry.js';
+export { PassthroughBatcher, passthroughBatcherFactory } from './batching/passthrough-batcher.js';
+export { LatestRouter, compareVersions, latestRouterFactory } from './routing/latest-router.js';
+export type { LoadedPlugin, PluginRegistrations } from './plugins/loader.js';
+export { importPlugin, registerPlugins, resolvePluginUrl } from './plugins/loader.js';
+export { decodeJsonData, encodeJsonData } from './http/json-codec.js';
+export { CORE_VERSION } from './internal/core-version.js';

@@ -1,7 +1,10 @@
 /** The validated, resolved configuration (durations in ms, sizes in bytes, paths absolute). */
 export interface TesseraConfig {
   server: ServerConfig;
-  /** Plugin package names or paths (relative to the config file's folder). */
+  /**
+   * Plugin package names, or paths to plugin modules. Paths the file gives relative (starting with
+   * `.`) are resolved against `configDir`, so every path here is absolute (or a `file:` URL).
+   */
   plugins: string[];
   models: Record<string, ModelConfig>;
   /** Absolute path of the config file ('' when the config was given as an object). */
@@ -10,6 +13,11 @@ export interface TesseraConfig {
   configDir: string;
   /** Root sections owned by plugins (`configKey`), validated by each plugin's schema. */
   sections: Record<string, unknown>;
+  /**
+   * Findings that do not stop the server (no models configured, several config files in one
+   * folder). The config is loaded before the logger exists: the runtime logs these once it does.
+   */
+  warnings?: string[];
 }
 
 export interface ServerConfig {
@@ -27,7 +35,11 @@ export interface ServerConfig {
 export interface ModelConfig {
   /** Backend name, as registered by a plugin. Default `onnxruntime`. */
   backend: string;
-  /** Versions by label (positive integers as strings). A top-level `path` means version `1`. */
+  /**
+   * Versions by label (positive integers as strings); never empty. A top-level `path` means
+   * version `1`; a model with neither `path` nor `versions` (a backend without artifacts, like
+   * vLLM) gets version `1` without a path.
+   */
   versions: Record<string, ModelVersionConfig>;
   batching: BatchingConfig;
   /** Instances loaded per version. */
@@ -59,3 +71,62 @@ export interface RoutingConfig {
   strategy: string;
   options: Record<string, unknown>;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The config as written (before defaults, env substitution and normalisation), for typed
+// `tessera.config.ts` files: `export default defineConfig({ ... })`.
+
+/** Milliseconds, or a string with a unit: `500ms`, `1.5s`, `5m`, `1h`. */
+export type DurationInput = number | string;
+/** Bytes, or a string with a unit: `64MiB`, `512KiB`, `10MB`. */
+export type SizeInput = number | string;
+
+/** The `server` section as written. */
+export interface ServerConfigInput {
+  host?: string;
+  port?: number | string;
+  bodyLimit?: SizeInput;
+  logLevel?: ServerConfig['logLevel'];
+  shutdownGracePeriod?: DurationInput;
+  exitOnModelError?: boolean | string;
+}
+
+/** One entry of a model's `versions` as written: a path and backend-specific overrides. */
+export interface ModelVersionConfigInput {
+  path?: string;
+  [option: string]: unknown;
+}
+
+/** A model section as written. Keys not listed are for the backend. */
+export interface ModelConfigInput {
+  backend?: string;
+  path?: string;
+  versions?: Record<string, ModelVersionConfigInput>;
+  batching?: { batcher?: string; maxBatchSize?: number | string; [option: string]: unknown };
+  instances?: number | string;
+  routing?: { strategy?: string; [option: string]: unknown };
+  warmup?: boolean | string;
+  [option: string]: unknown;
+}
+
+/** A config file's content. Root keys not listed are plugin sections. */
+export interface TesseraConfigInput {
+  $schema?: string;
+  server?: ServerConfigInput;
+  plugins?: string[] | string;
+  models?: Record<string, ModelConfigInput>;
+  [section: string]: unknown;
+}
+
+/** What a JS/TS config's default-exported function receives. */
+export interface ConfigFunctionContext {
+  /** The environment the config is resolved with. */
+  env: Readonly<Record<string, string | undefined>>;
+  /** Absolute path of the config file. */
+  configFile: string;
+  /** Its folder. */
+  configDir: string;
+}
+
+/** A JS/TS config may default-export a (possibly async) function that returns the config. */
+export type ConfigFunction = (context: ConfigFunctionContext) => TesseraConfigInput | Promise<TesseraConfigInput>;

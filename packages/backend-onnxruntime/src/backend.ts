@@ -1,0 +1,393 @@
+import { open, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import * as ort from 'onnxruntime-node';
+import type {
+  Backend,
+  InferenceBatch,
+  InferenceRequest,
+  JSONSchema,
+  LoadContext,
+  ModelInstance,
+  ModelMetadata,
+  ModelVersionSpec,
+  Tensor,
+  TensorSpec,
+} from '@tessera/core';
+import { TesseraError, allocateTensorData, errorMessage, isTesseraError } from '@tessera/core';
+import { checkInput, concatBatch, datatypeOfOrt, fromOrtTensor, sliceRows, specShape, toOrtTensor } from './internal/tensors.js';
+
+/** `platform` in the metadata of every model this backend loads (Triton's name for ONNX Runtime models). */
+export const ONNXRUNTIME_PLATFORM = 'onnxruntime_onnx';
+
+/** `maxBatchSize` of a model whose inputs all have a dynamic dim 0, when `batching.maxBatchSize` is not set. */
+export const DEFAULT_MAX_BATCH_SIZE = 32;
+
+/**
+ * Size given to a dynamic dim other than dim 0 when warming up without `warmupShapes`: small enough
+ * to be quick, large enough for the usual conv stacks (five stride-2 stages still leave 1) and
+ * sequence models. Dim 0 gets 1.
+ */
+export const DEFAULT_WARMUP_DIM = 32;
+
+/** The `sessionOptions` a model's config may set (a subset of ONNX Runtime's SessionOptions). */
+export interface OnnxRuntimeSessionOptions {
+  /** Threads inside one operator. Default: ONNX Runtime's (one per physical core), divided among instances when `instances > 1`. */
+  intraOpNumThreads?: number;
+  /** Threads running independent operators when `executionMode` is `parallel`. */
+  interOpNumThreads?: number;
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  executionMode?: 'sequential' | 'parallel';
+  /** Default `['cpu']`. Names or `{ name, ...options }`; onnxruntime-node bundles `cpu` (and `webgpu`). */
+  executionProviders?: (string | { name: string; [option: string]: unknown })[];
+  enableCpuMemArena?: boolean;
+  /** 0 verbose … 4 fatal. */
+  logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+}
+
+/** The backend-specific keys of a model's config section. */
+export interface OnnxRuntimeModelConfig {
+  sessionOptions?: OnnxRuntimeSessionOptions;
+  /** Shape of each input for the warm-up run, by input name (default: dim 0 → 1, other dynamic dims → 32). */
+  warmupShapes?: Record<string, number[]>;
+}
+
+/** JSON Schema of `OnnxRuntimeModelConfig` (the model section keys this backend reads). */
+export const ONNXRUNTIME_MODEL_CONFIG_SCHEMA: JSONSchema = {
+  type: 'object',
+  properties: {
+    sessionOptions: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        intraOpNumThreads: { type: 'integer', minimum: 0, description: 'Threads inside one operator; 0 = ONNX Runtime default.' },
+        interOpNumThreads: { type: 'integer', minimum: 0, description: 'Threads across operators (executionMode: parallel); 0 = default.' },
+        graphOptimizationLevel: { enum: ['disabled', 'basic', 'extended', 'all'] },
+        executionMode: { enum: ['sequential', 'parallel'] },
+        executionProviders: {
+          type: 'array',
+          minItems: 1,
+          items: {
+            anyOf: [
+              { type: 'string', minLength: 1 },
+              { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 1 } } },
+            ],
+          },
+        },
+        enableCpuMemArena: { type: 'boolean' },
+        logSeverityLevel: { enum: [0, 1, 2, 3, 4] },
+      },
+    },
+    warmupShapes: {
+      type: 'object',
+      description: 'Input shapes for the warm-up run, by input name.',
+      additionalProperties: { type: 'array', items: { type: 'integer', minimum: 0 } },
+    },
+  },
+};
+
+/**
+ * The ONNX Runtime session options for one model instance: the model's `sessionOptions`, with
+ * `executionProviders` defaulting to `['cpu']` and, when several instances share the machine and
+ * `intraOpNumThreads` is unset, the available cores divided among them (at least 1 each) — left to
+ * ORT's default, every instance would start one thread per core and they would oversubscribe.
+ */
+export function resolveSessionOptions(spec: Pick<ModelVersionSpec, 'model' | 'version' | 'config' | 'instanceIndex' | 'instanceCount'>, cores: number = availableParallelism()): ort.InferenceSession.SessionOptions {
+  const configured: OnnxRuntimeSessionOptions = (spec.config as OnnxRuntimeModelConfig).sessionOptions ?? {};
+  const options: ort.InferenceSession.SessionOptions = {
+    executionProviders: configured.executionProviders ?? ['cpu'],
+    logId: `${spec.model}:${spec.version}:${spec.instanceIndex}`,
+  };
+  const intra = configured.intraOpNumThreads ?? (spec.instanceCount > 1 ? Math.max(1, Math.floor(cores / spec.instanceCount)) : undefined);
+  if (intra !== undefined) options.intraOpNumThreads = intra;
+  if (configured.interOpNumThreads !== undefined) options.interOpNumThreads = configured.interOpNumThreads;
+  if (configured.graphOptimizationLevel !== undefined) options.graphOptimizationLevel = configured.graphOptimizationLevel;
+  if (configured.executionMode !== undefined) options.executionMode = configured.executionMode;
+  if (configured.enableCpuMemArena !== undefined) options.enableCpuMemArena = configured.enableCpuMemArena;
+  if (configured.logSeverityLevel !== undefined) options.logSeverityLevel = configured.logSeverityLevel;
+  return options;
+}
+
+function label(spec: Pick<ModelVersionSpec, 'model' | 'version'>): string {
+  return `${spec.model} v${spec.version}`;
+}
+
+function loadError(spec: ModelVersionSpec, reason: string, cause?: unknown): TesseraError {
+  return new TesseraError('TESSERA_E_MODEL_LOAD', `${label(spec)}: cannot load ${spec.path ?? '(no path)'}: ${reason}`, { cause });
+}
+
+/** A hint for a file ORT could not parse: Git LFS pointers and empty files are the usual suspects. */
+async function parseHint(path: string): Promise<string> {
+  try {
+    const handle = await open(path, 'r');
+    try {
+      const head = Buffer.alloc(64);
+      const { bytesRead } = await handle.read(head, 0, 64, 0);
+      if (bytesRead === 0) return ' The file is empty.';
+      if (head.subarray(0, bytesRead).toString('latin1').startsWith('version https://git-lfs')) {
+        return ' The file is a Git LFS pointer, not the model: run `git lfs pull`.';
+      }
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    // the hint is optional
+  }
+  return ` Check that the file is a complete ONNX model whose opset onnxruntime-node ${ort.env.versions.common ?? ''} supports.`;
+}
+
+function readMaxBatchSize(spec: ModelVersionSpec): number | undefined {
+  const batching = spec.config.batching as { maxBatchSize?: unknown } | undefined;
+  return typeof batching?.maxBatchSize === 'number' ? batching.maxBatchSize : undefined;
+}
+
+function tensorSpecs(spec: ModelVersionSpec, kind: 'input' | 'output', meta: readonly ort.InferenceSession.ValueMetadata[]): TensorSpec[] {
+  return meta.map((m) => {
+    if (!m.isTensor) throw loadError(spec, `${kind} '${m.name}' is not a tensor (sequence, map and optional values are not supported)`);
+    const datatype = datatypeOfOrt(m.type);
+    if (!datatype) throw loadError(spec, `${kind} '${m.name}' has type ${m.type}, which Tessera cannot represent`);
+    return { name: m.name, datatype, shape: specShape(m.shape) };
+  });
+}
+
+/**
+ * Metadata, and why the model does not batch when it does not. Batchable means every input has a
+ * dynamic dim 0. An output with a fixed dim 0 in such a model is ambiguous: it may be independent of
+ * the batch (safe to hand whole to each request) or a reduction over the batch (wrong to). Without a
+ * `batching.maxBatchSize` saying otherwise, such a model is not batched, so no answer is ever wrong.
+ */
+function buildMetadata(spec: ModelVersionSpec, session: ort.InferenceSession): { metadata: ModelMetadata; notBatchedBecause?: string } {
+  const inputs = tensorSpecs(spec, 'input', session.inputMetadata);
+  const outputs = tensorSpecs(spec, 'output', session.outputMetadata);
+  const configured = readMaxBatchSize(spec);
+  const fixedInput = inputs.find((i) => i.shape.length === 0 || i.shape[0] !== -1);
+  const metadata: ModelMetadata = { platform: ONNXRUNTIME_PLATFORM, inputs, outputs, maxBatchSize: 0 };
+  if (inputs.length === 0 || fixedInput) {
+    const why = fixedInput ? `input '${fixedInput.name}' has shape [${fixedInput.shape.join(', ')}], no dynamic dim 0` : 'the model has no inputs';
+    if (configured !== undefined && configured > 0) {
+      throw loadError(spec, `batching.maxBatchSize is ${configured} but ${why}. Set batching.maxBatchSize: 0, or export the model with a dynamic batch dim`);
+    }
+    return { metadata, notBatchedBecause: why };
+  }
+  if (configured === undefined) {
+    const fixedOutput = outputs.find((o) => o.shape.length > 0 && o.shape[0] !== -1);
+    if (fixedOutput) {
+      return {
+        metadata,
+        notBatchedBecause:
+          `output '${fixedOutput.name}' has a fixed dim 0 (shape [${fixedOutput.shape.join(', ')}]), so it cannot be split per request; ` +
+          'if it does not depend on the batch, set batching.maxBatchSize to batch anyway (each request then gets all of it)',
+      };
+    }
+  }
+  metadata.maxBatchSize = configured ?? DEFAULT_MAX_BATCH_SIZE;
+  return { metadata };
+}
+
+/** The ONNX Runtime backend: one `InferenceSession` per model instance, on ONNX Runtime's native threads. */
+export class OnnxRuntimeBackend implements Backend {
+  readonly modelConfigSchema: JSONSchema = ONNXRUNTIME_MODEL_CONFIG_SCHEMA;
+  readonly requiresPath = true;
+
+  /**
+   * Creates a session from `spec.path` with the model's `sessionOptions` and reads its metadata.
+   * Rejects with TESSERA_E_MODEL_LOAD, saying why and what to do.
+   */
+  async load(spec: ModelVersionSpec, ctx: LoadContext): Promise<OnnxRuntimeModelInstance> {
+    const path = spec.path;
+    if (!path) throw loadError(spec, 'the model has no `path`; set one in the model config (or under versions.<n>.path)');
+    try {
+      const st = await stat(path);
+      if (!st.isFile()) throw loadError(spec, 'not a file; `path` must name the .onnx file itself');
+    } catch (err) {
+      if (isTesseraError(err)) throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') {
+        throw loadError(spec, 'file not found. Relative paths in the config resolve against the config file’s folder; check `path` and that the file was copied there', err);
+      }
+      throw loadError(spec, errorMessage(err), err);
+    }
+    const options = resolveSessionOptions(spec);
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(path, options);
+    } catch (err) {
+      throw loadError(spec, `${errorMessage(err).trim()}.${await parseHint(path)}`, err);
+    }
+    try {
+      if (ctx.signal.aborted) throw loadError(spec, 'the load was aborted (the server is shutting down)', ctx.signal.reason);
+      const { metadata, notBatchedBecause } = buildMetadata(spec, session);
+      const instance = new OnnxRuntimeModelInstance(spec, session, metadata, options);
+      if (notBatchedBecause) ctx.logger.info(`${label(spec)} does not batch (maxBatchSize 0): ${notBatchedBecause}`);
+      ctx.logger.debug({ inputs: metadata.inputs, outputs: metadata.outputs, maxBatchSize: metadata.maxBatchSize, intraOpNumThreads: options.intraOpNumThreads }, 'onnxruntime session created');
+      return instance;
+    } catch (err) {
+      await session.release().catch(() => undefined);
+      throw err;
+    }
+  }
+}
+
+/** One ONNX Runtime session serving one model version (one instance of it). */
+export class OnnxRuntimeModelInstance implements ModelInstance {
+  readonly metadata: ModelMetadata;
+  /** The options the session was created with (after defaults and thread division). */
+  readonly sessionOptions: Readonly<ort.InferenceSession.SessionOptions>;
+  private session: ort.InferenceSession | undefined;
+  private unloading: Promise<void> | undefined;
+  private readonly spec: ModelVersionSpec;
+  private readonly inputSpecs: ReadonlyMap<string, TensorSpec>;
+  /**
+   * Outputs whose declared dim 0 is fixed, in a model that batches anyway (the config said so):
+   * taken as independent of the batch, so every request of a batch gets all of it.
+   */
+  private readonly wholeOutputs: ReadonlySet<string>;
+
+  /** Use `OnnxRuntimeBackend.load`; public for tests that bring their own session. */
+  constructor(spec: ModelVersionSpec, session: ort.InferenceSession, metadata: ModelMetadata, sessionOptions: ort.InferenceSession.SessionOptions) {
+    this.spec = spec;
+    this.session = session;
+    this.metadata = metadata;
+    this.sessionOptions = sessionOptions;
+    this.inputSpecs = new Map(metadata.inputs.map((i) => [i.name, i]));
+    this.wholeOutputs = new Set(metadata.outputs.filter((o) => o.shape.length > 0 && o.shape[0] !== -1).map((o) => o.name));
+    const warmupShapes = (spec.config as OnnxRuntimeModelConfig).warmupShapes ?? {};
+    for (const name of Object.keys(warmupShapes)) {
+      if (!this.inputSpecs.has(name)) {
+        throw loadError(spec, `warmupShapes names input '${name}', which the model does not have (inputs: ${metadata.inputs.map((i) => i.name).join(', ')})`);
+      }
+    }
+  }
+
+  /**
+   * Runs a batch. One request runs as is, its typed arrays handed to ORT without a copy. Several
+   * requests of a batchable model are concatenated along dim 0 (each request's bytes copied once),
+   * run once, and every output is split back with `subarray` views. A model that does not batch
+   * runs its requests one after the other.
+   */
+  async execute(batch: InferenceBatch, signal: AbortSignal): Promise<Tensor[][]> {
+    const session = this.session;
+    if (!session || this.unloading) throw new TesseraError('TESSERA_E_MODEL_NOT_READY', `${label(this.spec)} is unloaded`);
+    if (signal.aborted) throw new TesseraError('TESSERA_E_REQUEST_CANCELLED', `${label(this.spec)}: the batch was cancelled before it ran`, { cause: signal.reason });
+    const { requests } = batch;
+    if (requests.length === 0) return [];
+    const fetches = this.fetchNames(batch);
+
+    if (requests.length === 1 || this.metadata.maxBatchSize === 0) {
+      const results: Tensor[][] = [];
+      for (const request of requests) {
+        const outputs = await this.run(session, this.feedsOf(request), fetches);
+        results.push(pick(outputs, request.outputs));
+      }
+      return results;
+    }
+
+    const rows = requests.map((r) => this.rowsOf(r));
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const spec of this.metadata.inputs) feeds[spec.name] = concatBatch(spec.name, requests.map((r) => this.inputOf(r, spec)));
+    const outputs = await this.run(session, feeds, fetches);
+    const total = rows.reduce((a, b) => a + b, 0);
+    for (const t of outputs) {
+      if (!this.wholeOutputs.has(t.name) && t.shape[0] !== total) {
+        throw new TesseraError(
+          'TESSERA_E_INFERENCE_FAILED',
+          `${label(this.spec)}: output '${t.name}' has shape [${t.shape.join(', ')}] for a batch of ${total} rows, so it cannot be split per request ` +
+            '(the model mixes rows of the batch). Set batching.maxBatchSize: 0 for this model.',
+        );
+      }
+    }
+    let start = 0;
+    return requests.map((request, i) => {
+      const end = start + rows[i]!;
+      const mine = outputs.map((t) => (this.wholeOutputs.has(t.name) ? { ...t, shape: [...t.shape] } : sliceRows(t, start, end)));
+      start = end;
+      return pick(mine, request.outputs);
+    });
+  }
+
+  /** Runs once with zeros: shapes from `warmupShapes`, else dim 0 → 1 and other dynamic dims → 32. */
+  async warmup(): Promise<void> {
+    const shapes = (this.spec.config as OnnxRuntimeModelConfig).warmupShapes ?? {};
+    const inputs = this.metadata.inputs.map((spec) => {
+      const shape = shapes[spec.name] ?? spec.shape.map((d, i) => (d >= 0 ? d : i === 0 ? 1 : DEFAULT_WARMUP_DIM));
+      const size = shape.reduce((a, b) => a * b, 1);
+      return { name: spec.name, datatype: spec.datatype, shape, data: allocateTensorData(spec.datatype, size) };
+    });
+    try {
+      await this.execute({ requests: [{ inputs }] }, new AbortController().signal);
+    } catch (err) {
+      const shown = inputs.map((i) => `${i.name} [${i.shape.join(', ')}]`).join(', ');
+      throw new TesseraError('TESSERA_E_MODEL_WARMUP', `${label(this.spec)}: warm-up with zeros (${shown}) failed: ${errorMessage(err).trim()}. Set warmupShapes in the model config to shapes the model accepts.`, {
+        cause: err,
+      });
+    }
+  }
+
+  /** Releases the session; later calls (and concurrent ones) wait for the same release. */
+  unload(): Promise<void> {
+    this.unloading ??= (async () => {
+      const session = this.session;
+      this.session = undefined;
+      await session?.release();
+    })();
+    return this.unloading;
+  }
+
+  private fetchNames(batch: InferenceBatch): string[] {
+    const all = this.metadata.outputs.map((o) => o.name);
+    if (!batch.outputs) return all;
+    // include what single requests named too, so that a request never misses an output it asked for
+    const wanted = new Set([...batch.outputs, ...batch.requests.flatMap((r) => r.outputs ?? [])]);
+    for (const name of wanted) {
+      if (!all.includes(name)) throw new TesseraError('TESSERA_E_OUTPUT_UNKNOWN', `${label(this.spec)} has no output '${name}' (outputs: ${all.join(', ')})`);
+    }
+    return all.filter((n) => wanted.has(n));
+  }
+
+  private inputOf(request: InferenceRequest, spec: TensorSpec): Tensor {
+    const t = request.inputs.find((i) => i.name === spec.name);
+    if (!t) throw new TesseraError('TESSERA_E_INPUT_MISSING', `${label(this.spec)} needs input '${spec.name}'`);
+    checkInput(t, spec);
+    return t;
+  }
+
+  private feedsOf(request: InferenceRequest): Record<string, ort.Tensor> {
+    for (const t of request.inputs) {
+      if (!this.inputSpecs.has(t.name)) throw new TesseraError('TESSERA_E_INPUT_UNKNOWN', `${label(this.spec)} has no input '${t.name}'`);
+    }
+    return Object.fromEntries(this.metadata.inputs.map((spec) => [spec.name, toOrtTensor(this.inputOf(request, spec))]));
+  }
+
+  /** dim 0 of a request: the same for every input, or the batch cannot be split back. */
+  private rowsOf(request: InferenceRequest): number {
+    let rows: number | undefined;
+    for (const spec of this.metadata.inputs) {
+      const t = this.inputOf(request, spec);
+      const n = t.shape[0] ?? 0;
+      if (rows !== undefined && n !== rows) {
+        throw new TesseraError('TESSERA_E_INPUT_SHAPE', `inputs of one request must share dim 0 (the batch dim): '${spec.name}' has ${n}, another input has ${rows}`);
+      }
+      rows = n;
+    }
+    return rows ?? 0;
+  }
+
+  private async run(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, fetches: string[]): Promise<Tensor[]> {
+    let out: ort.InferenceSession.ReturnType;
+    try {
+      out = await session.run(feeds, fetches);
+    } catch (err) {
+      throw new TesseraError('TESSERA_E_INFERENCE_FAILED', `${label(this.spec)}: inference failed: ${errorMessage(err).trim()}`, { cause: err });
+    }
+    return fetches.map((name) => fromOrtTensor(name, out[name] as ort.Tensor));
+  }
+}
+
+/** The outputs a request asked for, in the order it asked; all of them when it named none. */
+function pick(outputs: Tensor[], wanted: string[] | undefined): Tensor[] {
+  if (!wanted) return outputs;
+  return wanted.map((name) => {
+    const t = outputs.find((o) => o.name === name);
+    if (!t) throw new TesseraError('TESSERA_E_OUTPUT_UNKNOWN', `the model has no output '${name}' (outputs: ${outputs.map((o) => o.name).join(', ')})`);
+    return t;
+  });
+}

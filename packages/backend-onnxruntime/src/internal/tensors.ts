@@ -1,0 +1,127 @@
+/**
+ * Conversions between Tessera tensors and ONNX Runtime tensors, and batch assembly: concatenation
+ * of request inputs along dim 0 (one copy of each request's bytes) and splitting of outputs with
+ * `subarray` views (no copies).
+ */
+import * as ort from 'onnxruntime-node';
+import type { DataType, Tensor, TensorSpec } from '@tessera/core';
+import { TesseraError, shapeSize, typedArrayConstructor } from '@tessera/core';
+
+/** ONNX Runtime's type name of each Tessera datatype. */
+export const ORT_TYPE_OF: Readonly<Record<DataType, ort.Tensor.Type>> = {
+  BOOL: 'bool',
+  UINT8: 'uint8',
+  UINT16: 'uint16',
+  UINT32: 'uint32',
+  UINT64: 'uint64',
+  INT8: 'int8',
+  INT16: 'int16',
+  INT32: 'int32',
+  INT64: 'int64',
+  FP16: 'float16',
+  FP32: 'float32',
+  FP64: 'float64',
+  BYTES: 'string',
+};
+
+const DATATYPE_OF: ReadonlyMap<string, DataType> = new Map(Object.entries(ORT_TYPE_OF).map(([k, v]) => [v, k as DataType]));
+
+/** The Tessera datatype of an ONNX Runtime type name, or `undefined` (int4, uint4, … have none). */
+export function datatypeOfOrt(type: string): DataType | undefined {
+  return DATATYPE_OF.get(type);
+}
+
+/** Declared dims → Tessera shape: symbolic (string), unnamed (`''`) and negative dims become -1. */
+export function specShape(dims: readonly (number | string)[]): number[] {
+  return dims.map((d) => (typeof d === 'number' && d >= 0 ? d : -1));
+}
+
+/** Checks one request tensor against the model's input spec before it reaches ONNX Runtime. */
+export function checkInput(t: Tensor, spec: TensorSpec): void {
+  if (t.datatype !== spec.datatype) {
+    throw new TesseraError('TESSERA_E_INPUT_DATATYPE', `input '${t.name}' is ${t.datatype}, the model expects ${spec.datatype}`);
+  }
+  if (spec.shape.length > 0 && (t.shape.length !== spec.shape.length || t.shape.some((d, i) => spec.shape[i] !== -1 && spec.shape[i] !== d))) {
+    throw new TesseraError('TESSERA_E_INPUT_SHAPE', `input '${t.name}' has shape [${t.shape.join(', ')}], the model expects [${spec.shape.join(', ')}] (-1 = any)`);
+  }
+  if (t.data.length !== shapeSize(t.shape)) {
+    throw new TesseraError('TESSERA_E_INPUT_DATA', `input '${t.name}' has ${t.data.length} elements for shape [${t.shape.join(', ')}] (expected ${shapeSize(t.shape)})`);
+  }
+  if (t.datatype === 'BYTES') {
+    if (!Array.isArray(t.data)) throw new TesseraError('TESSERA_E_INPUT_DATA', `input '${t.name}' is BYTES: its data must be a string[]`);
+  } else {
+    const Ctor = typedArrayConstructor(t.datatype);
+    // ONNX Runtime checks `instanceof` too, with a less helpful message
+    if (!(t.data instanceof (Ctor as unknown as typeof Uint8Array))) {
+      throw new TesseraError('TESSERA_E_INPUT_DATA', `input '${t.name}' is ${t.datatype}: its data must be a ${Ctor.name}, got ${t.data.constructor.name}`);
+    }
+  }
+}
+
+/** Wraps a request tensor for ONNX Runtime without copying (ORT keeps a reference to the same buffer). */
+export function toOrtTensor(t: Tensor): ort.Tensor {
+  // BOOL is a Uint8Array of 0/1 in both; FP16 is Uint16Array bits, which ORT accepts (and views as Float16Array where that exists)
+  return new ort.Tensor(ORT_TYPE_OF[t.datatype] as 'float32', t.data as Float32Array, t.shape);
+}
+
+/** Wraps ORT output data as Tessera data, without copying. */
+export function fromOrtData(datatype: DataType, data: unknown): Tensor['data'] {
+  // where globalThis.Float16Array exists ORT returns it for float16; Tessera stores FP16 as raw bits
+  if (datatype === 'FP16' && !(data instanceof Uint16Array)) {
+    const view = data as ArrayBufferView & { length: number };
+    return new Uint16Array(view.buffer, view.byteOffset, view.length);
+  }
+  if (datatype === 'BOOL' && !(data instanceof Uint8Array)) {
+    const view = data as ArrayBufferView;
+    return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+  }
+  return data as Tensor['data'];
+}
+
+/** Converts one ORT output to a Tessera tensor. */
+export function fromOrtTensor(name: string, t: ort.Tensor): Tensor {
+  const datatype = datatypeOfOrt(t.type);
+  if (!datatype) throw new TesseraError('TESSERA_E_INFERENCE_FAILED', `output '${name}' has type ${t.type}, which Tessera cannot represent`);
+  return { name, datatype, shape: [...t.dims], data: fromOrtData(datatype, t.data) };
+}
+
+/**
+ * Concatenates the tensors of one input across requests along dim 0: one preallocated array,
+ * each request's data copied into it exactly once. Requests must share the non-batch dims.
+ */
+export function concatBatch(name: string, parts: readonly Tensor[]): ort.Tensor {
+  const first = parts[0]!;
+  const inner = first.shape.slice(1);
+  let rows = 0;
+  for (const p of parts) {
+    if (p.shape.length !== first.shape.length || p.shape.some((d, i) => i > 0 && d !== first.shape[i])) {
+      throw new TesseraError(
+        'TESSERA_E_INPUT_SHAPE',
+        `input '${name}': requests in one batch must share their non-batch dims, got [${first.shape.join(', ')}] and [${p.shape.join(', ')}]`,
+      );
+    }
+    rows += p.shape[0]!;
+  }
+  const shape = [rows, ...inner];
+  const length = shapeSize(shape);
+  if (first.datatype === 'BYTES') {
+    const data = new Array<string>(length);
+    let offset = 0;
+    for (const p of parts) for (const s of p.data as string[]) data[offset++] = s;
+    return new ort.Tensor('string', data, shape);
+  }
+  const out = new (typedArrayConstructor(first.datatype))(length);
+  let offset = 0;
+  for (const p of parts) {
+    (out as Uint8Array).set(p.data as Uint8Array, offset);
+    offset += p.data.length;
+  }
+  return new ort.Tensor(ORT_TYPE_OF[first.datatype] as 'float32', out as unknown as Float32Array, shape);
+}
+
+/** A slice of rows `[start, end)` along dim 0: a `subarray` view for typed arrays, a shallow slice for strings. */
+export function sliceRows(t: Tensor, start: number, end: number): Tensor {
+  const rowSize = shapeSize(t.shape.slice(1));
+  const data = Array.isArray(t.data) ? t.data.slice(start * rowSize, end * rowSize) : t.data.subarray(start * rowSize, end * rowSize);
+  return { name: t.name, datatype: t.datatype, shape: [end - start, ...t.shape.slice(1)], data };
+}

@@ -1,0 +1,144 @@
+import type { InferenceRequest, ModelInstance } from '../contracts/backend.js';
+import type { Batcher, BatcherContext, BatcherFactory, BatcherStats } from '../contracts/batcher.js';
+import type { Tensor } from '../contracts/tensor.js';
+import { TesseraError, errorMessage, isTesseraError } from '../errors.js';
+
+interface Waiter {
+  request: InferenceRequest;
+  signal: AbortSignal;
+  enqueuedAt: number;
+  resolve: (outputs: Tensor[]) => void;
+  reject: (err: unknown) => void;
+  onAbort: () => void;
+}
+
+/** Number of samples a request carries along dim 0 (1 for models that do not batch). */
+export function requestBatchSize(request: InferenceRequest, batched: boolean): number {
+  if (!batched) return 1;
+  return request.inputs[0]?.shape[0] ?? 1;
+}
+
+/** Wraps any backend failure as a TesseraError so the HTTP edge maps it to a status. */
+export function asInferenceError(err: unknown, model: string, version: string): TesseraError {
+  if (isTesseraError(err)) return err;
+  return new TesseraError('TESSERA_E_INFERENCE_FAILED', `${model} v${version}: ${errorMessage(err)}`, { cause: err });
+}
+
+/**
+ * One request, one execution: no batching across requests. Each instance runs one execution at a
+ * time (Triton's instance semantics); requests wait in FIFO order for a free instance and leave the
+ * queue when their client goes away.
+ */
+export class PassthroughBatcher implements Batcher {
+  readonly #ctx: BatcherContext;
+  readonly #idle: ModelInstance[];
+  readonly #queue: Waiter[] = [];
+  #executing = 0;
+  #draining = false;
+  #drained: (() => void) | undefined;
+
+  constructor(ctx: BatcherContext) {
+    if (ctx.instances.length === 0) throw new Error('PassthroughBatcher needs at least one instance');
+    this.#ctx = ctx;
+    this.#idle = [...ctx.instances];
+  }
+
+  submit(request: InferenceRequest, signal: AbortSignal): Promise<Tensor[]> {
+    if (this.#draining) {
+      return Promise.reject(
+        new TesseraError('TESSERA_E_MODEL_NOT_READY', `${this.#ctx.model} v${this.#ctx.version} is draining`, { headers: { 'retry-after': '1' } }),
+      );
+    }
+    if (signal.aborted) return Promise.reject(cancelled());
+    return new Promise<Tensor[]>((resolve, reject) => {
+      const waiter: Waiter = {
+        request,
+        signal,
+        enqueuedAt: performance.now(),
+        resolve,
+        reject,
+        onAbort: () => {
+          const i = this.#queue.indexOf(waiter);
+          if (i >= 0) {
+            this.#queue.splice(i, 1);
+            reject(cancelled());
+            this.#checkDrained();
+          }
+        },
+      };
+      signal.addEventListener('abort', waiter.onAbort, { once: true });
+      this.#queue.push(waiter);
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    while (this.#idle.length > 0 && this.#queue.length > 0) {
+      const instance = this.#idle.pop()!;
+      const waiter = this.#queue.shift()!;
+      waiter.signal.removeEventListener('abort', waiter.onAbort);
+      void this.#run(instance, waiter);
+    }
+  }
+
+  async #run(instance: ModelInstance, waiter: Waiter): Promise<void> {
+    const { model, version, metadata, events } = this.#ctx;
+    this.#executing++;
+    const started = performance.now();
+    let ok = false;
+    try {
+      const results = await instance.execute!({ requests: [waiter.request], ...(waiter.request.outputs ? { outputs: waiter.request.outputs } : {}) }, waiter.signal);
+      const outputs = results[0];
+      if (!outputs) throw new Error('the backend returned no outputs for the request');
+      ok = true;
+      waiter.resolve(outputs);
+    } catch (err) {
+      waiter.reject(asInferenceError(err, model, version));
+    } finally {
+      const finished = performance.now();
+      this.#executing--;
+      this.#idle.push(instance);
+      events.emit('batch', {
+        model,
+        version,
+        size: requestBatchSize(waiter.request, metadata.maxBatchSize > 0),
+        requests: 1,
+        queueMs: [started - waiter.enqueuedAt],
+        executeMs: finished - started,
+        ok,
+      });
+      this.#pump();
+      this.#checkDrained();
+    }
+  }
+
+  #checkDrained(): void {
+    if (this.#draining && this.#executing === 0 && this.#queue.length === 0) this.#drained?.();
+  }
+
+  drain(): Promise<void> {
+    this.#draining = true;
+    if (this.#executing === 0 && this.#queue.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const previous = this.#drained;
+      this.#drained = () => {
+        previous?.();
+        resolve();
+      };
+    });
+  }
+
+  stats(): BatcherStats {
+    return { queued: this.#queue.length, executing: this.#executing };
+  }
+}
+
+function cancelled(): TesseraError {
+  return new TesseraError('TESSERA_E_REQUEST_CANCELLED', 'the client closed the connection before the answer was ready');
+}
+
+/** The built-in `passthrough` batcher. */
+export const passthroughBatcherFactory: BatcherFactory = {
+  optionsSchema: { type: 'object', properties: {}, additionalProperties: false },
+  create: (ctx) => new PassthroughBatcher(ctx),
+};

@@ -1,0 +1,134 @@
+#!/usr/bin/env node
+import { access } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { loadConfig } from './config/index.js';
+import type { TesseraConfig } from './config/types.js';
+import { isTesseraError } from './errors.js';
+import { CORE_VERSION } from './internal/core-version.js';
+import { TesseraServer } from './server.js';
+
+const HELP = `tessera ${CORE_VERSION} — a model server composed from npm plugins
+
+Usage:
+  tessera serve [-c FILE] [--port N] [--host H]   serve the models of a config file
+  tessera validate [-c FILE] [--load]             check a config (and with --load, load every model)
+  tessera --help | --version
+
+Options:
+  -c, --config FILE   config file; default: searched from the current folder (tessera.config.{yaml,yml,json,js,mjs,ts},
+                      .tesserarc[.json|.yaml|.yml|.js|.mjs|.ts], package.json#tessera)
+  -p, --port N        listen port (overrides server.port)
+  -H, --host H        listen address (overrides server.host)
+      --load          with validate: also load and warm every model, then unload
+  -h, --help          this help
+  -v, --version       the version
+
+Docs: docs/configuration.md, docs/protocols.md and docs/errors.md in the Tessera repository`;
+
+/** Prints one line — the cause, no stack — and exits non-zero. */
+function fail(err: unknown): never {
+  if (isTesseraError(err)) {
+    process.stderr.write(`tessera: ${err.code}: ${err.message}\n`);
+  } else {
+    process.stderr.write(`tessera: ${err instanceof Error ? err.message : String(err)}\n`);
+  }
+  process.exit(1);
+}
+
+async function configFrom(values: { config?: string | undefined; port?: string | undefined; host?: string | undefined }): Promise<TesseraConfig> {
+  const config = await loadConfig({ ...(values.config ? { file: values.config } : {}), cwd: process.cwd(), env: process.env });
+  if (values.port !== undefined) {
+    const port = Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port ${values.port}: must be an integer from 0 to 65535`);
+    config.server.port = port;
+  }
+  if (values.host !== undefined) config.server.host = values.host;
+  return config;
+}
+
+async function serve(config: TesseraConfig): Promise<void> {
+  const server = new TesseraServer({ config });
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    server.logger.info({ signal }, 'shutting down');
+    server.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        server.logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  try {
+    await server.start();
+  } catch (err) {
+    await server.close().catch(() => {});
+    fail(err);
+  }
+}
+
+async function validate(config: TesseraConfig, load: boolean): Promise<void> {
+  for (const [name, model] of Object.entries(config.models)) {
+    for (const [version, v] of Object.entries(model.versions)) {
+      if (v.path) {
+        await access(v.path).catch(() => {
+          throw new Error(`models.${name}.versions.${version}.path: ${v.path} does not exist (relative paths resolve against ${config.configDir})`);
+        });
+      }
+    }
+  }
+  const server = new TesseraServer({ config: { ...config, server: { ...config.server, logLevel: 'silent', port: 0, host: '127.0.0.1' } } });
+  try {
+    if (load) await server.start();
+    else await server.check();
+  } finally {
+    await server.close();
+  }
+  const models = Object.entries(config.models).map(([n, m]) => `${n} (${m.backend}, v${Object.keys(m.versions).join(', v') || '-'})`);
+  process.stdout.write(`${config.configFile || 'config'}: OK — ${models.length} model(s): ${models.join('; ') || 'none'}${load ? '; all loaded and warmed' : ''}\n`);
+}
+
+async function main(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        port: { type: 'string', short: 'p' },
+        host: { type: 'string', short: 'H' },
+        load: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (err) {
+    fail(new Error(`${err instanceof Error ? err.message : String(err)} (see tessera --help)`));
+  }
+  const { values, positionals } = parsed;
+  if (values.version) {
+    process.stdout.write(`${CORE_VERSION}\n`);
+    return;
+  }
+  const command = positionals[0];
+  if (values.help || command === undefined || command === 'help') {
+    process.stdout.write(`${HELP}\n`);
+    return;
+  }
+  if (positionals.length > 1) fail(new Error(`unexpected argument '${positionals[1]}' (see tessera --help)`));
+  try {
+    const config = await configFrom(values);
+    if (command === 'serve') await serve(config);
+    else if (command === 'validate') await validate(config, values.load === true);
+    else fail(new Error(`unknown command '${command}'; use serve or validate (see tessera --help)`));
+  } catch (err) {
+    fail(err);
+  }
+}
+
+void main(process.argv.slice(2));

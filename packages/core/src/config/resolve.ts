@@ -1,0 +1,117 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TesseraError } from '../errors.js';
+import { type EnvRecord, substituteEnvCollect } from './env.js';
+import { type ConfigIssue, formatIssues } from './path.js';
+import type { ModelConfig, ModelVersionConfig, ServerConfig, TesseraConfig } from './types.js';
+import { parseDuration, parseSize } from './units.js';
+import { validateConfigTree } from './validate.js';
+
+/** Options of `resolveConfig`. */
+export interface ResolveConfigOptions {
+  /** The file the config came from: named in error messages, kept as `configFile` (resolved to absolute). */
+  configFile?: string;
+  /** Folder that relative paths resolve against (usually the config file's). */
+  configDir: string;
+  /** Environment for `${VAR}` references; default `process.env`. */
+  env?: EnvRecord;
+}
+
+/**
+ * Turns a parsed config (a file's content, or an object in tests and embedding code) into a
+ * `TesseraConfig`: substitutes `${VAR}` references, converts strings where the schema wants
+ * numbers, booleans or lists, validates against `configSchema` with its defaults, parses durations
+ * and sizes, expands `path` into `versions`, makes paths absolute and splits each section into the
+ * keys the core owns and the `options` for backends, batchers and routers. Does not change `raw`.
+ *
+ * Throws a TesseraError: `TESSERA_E_CONFIG_ENV` for unset variables, `TESSERA_E_CONFIG_INVALID`
+ * for everything else, listing every problem, one per line (`file: path: message`).
+ */
+export function resolveConfig(raw: unknown, options: ResolveConfigOptions): TesseraConfig {
+  const configFile = options.configFile ? path.resolve(options.configFile) : '';
+  const configDir = path.resolve(options.configDir);
+  const envIssues: ConfigIssue[] = [];
+  const substituted = substituteEnvCollect(raw ?? {}, options.env ?? process.env, '', envIssues);
+  if (envIssues.length > 0) throw new TesseraError('TESSERA_E_CONFIG_ENV', formatIssues(envIssues, configFile || undefined));
+  const { value, issues } = validateConfigTree(substituted);
+  if (issues.length > 0) throw new TesseraError('TESSERA_E_CONFIG_INVALID', formatIssues(issues, configFile || undefined));
+  return normalise(value as ValidConfig, configFile, configDir);
+}
+
+/** The shape of the config after validation and defaults. */
+interface ValidConfig {
+  $schema?: string;
+  server: Omit<ServerConfig, 'bodyLimit' | 'shutdownGracePeriodMs'> & { bodyLimit: number | string; shutdownGracePeriod: number | string };
+  plugins: string[];
+  models: Record<string, ValidModel>;
+  [section: string]: unknown;
+}
+
+interface ValidModel {
+  backend: string;
+  path?: string;
+  versions?: Record<string, { path?: string; [option: string]: unknown }>;
+  batching: { batcher: string; maxBatchSize?: number; [option: string]: unknown };
+  instances: number;
+  routing: { strategy: string; [option: string]: unknown };
+  warmup: boolean;
+  [option: string]: unknown;
+}
+
+function normalise(config: ValidConfig, configFile: string, configDir: string): TesseraConfig {
+  const { server, plugins, models, $schema: _editorSchema, ...sections } = config;
+  const { bodyLimit, shutdownGracePeriod, ...serverRest } = server;
+  const warnings: string[] = [];
+  if (Object.keys(models).length === 0) warnings.push('models: no models are configured; the server will start and serve none');
+  return {
+    server: {
+      ...serverRest,
+      bodyLimit: parseSize(bodyLimit, 'server.bodyLimit'),
+      shutdownGracePeriodMs: parseDuration(shutdownGracePeriod, 'server.shutdownGracePeriod'),
+    },
+    plugins: plugins.map((spec) => (spec.startsWith('.') ? path.resolve(configDir, spec) : spec)),
+    models: Object.fromEntries(Object.entries(models).map(([name, model]) => [name, normaliseModel(model, configDir)])),
+    configFile,
+    configDir,
+    sections,
+    warnings,
+  };
+}
+
+function normaliseModel(model: ValidModel, configDir: string): ModelConfig {
+  const { backend, path: single, versions, batching, instances, routing, warmup, ...options } = model;
+  const { batcher, maxBatchSize, ...batchingOptions } = batching;
+  const { strategy, ...routingOptions } = routing;
+  let resolved: Record<string, ModelVersionConfig>;
+  if (single !== undefined) resolved = { '1': { path: resolveArtifact(single, configDir), options: {} } };
+  else if (versions !== undefined) {
+    resolved = Object.fromEntries(
+      Object.entries(versions).map(([label, { path: file, ...versionOptions }]) => [
+        label,
+        file === undefined ? { options: versionOptions } : { path: resolveArtifact(file, configDir), options: versionOptions },
+      ]),
+    );
+  } else resolved = { '1': { options: {} } };
+  return {
+    backend,
+    versions: resolved,
+    batching: maxBatchSize === undefined ? { batcher, options: batchingOptions } : { batcher, maxBatchSize, options: batchingOptions },
+    instances,
+    routing: { strategy, options: routingOptions },
+    warmup,
+    options,
+  };
+}
+
+const URL_SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
+
+/** Relative paths resolve against the config's folder; URLs (`s3://`, `https://`) stay; `file:` URLs become paths. */
+function resolveArtifact(file: string, configDir: string): string {
+  if (!URL_SCHEME.test(file)) return path.resolve(configDir, file);
+  if (!file.startsWith('file://')) return file;
+  try {
+    return fileURLToPath(file);
+  } catch {
+    return file; // a file URL with a host: the backend decides
+  }
+}

@@ -1,0 +1,45 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { ErrorCode } from '../errors.js';
+import { TesseraError, isTesseraError } from '../errors.js';
+
+/** Fastify's own error codes mapped to ours, so every error body has the same shape. */
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'TESSERA_E_REQUEST_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'TESSERA_E_REQUEST_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'TESSERA_E_REQUEST_INVALID',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'TESSERA_E_REQUEST_INVALID',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'TESSERA_E_REQUEST_INVALID',
+  FST_ERR_VALIDATION: 'TESSERA_E_REQUEST_INVALID',
+};
+
+/** Normalises anything thrown on the request path into a TesseraError (once, at the HTTP edge). */
+export function toTesseraError(err: unknown, bodyLimit?: number): TesseraError {
+  if (isTesseraError(err)) return err;
+  const fe = err as Partial<FastifyError> & { statusCode?: number };
+  const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
+  if (mapped) return new TesseraError(mapped, requestMessage(fe, bodyLimit), { cause: err });
+  if (fe.validation) return new TesseraError('TESSERA_E_REQUEST_INVALID', requestMessage(fe), { cause: err });
+  if (err instanceof SyntaxError || (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500)) {
+    return new TesseraError('TESSERA_E_REQUEST_INVALID', `invalid request: ${fe.message ?? String(err)}`, { cause: err, status: fe.statusCode ?? 400 });
+  }
+  return new TesseraError('TESSERA_E_SERVER_INTERNAL', 'internal error', { cause: err });
+}
+
+function requestMessage(fe: Partial<FastifyError>, bodyLimit?: number): string {
+  const msg = fe.message ?? 'invalid request';
+  if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return `request body is larger than server.bodyLimit (${bodyLimit ?? '?'} bytes); send less per request or raise the limit`;
+  if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return `${msg}; send application/json`;
+  if (fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || fe.code === undefined) return `request body is not valid JSON: ${msg}`;
+  if (fe.validation) return `invalid request: ${msg}`;
+  return msg;
+}
+
+/** Sends `{"error": message, "code": code}` with the error's status and headers. */
+export function sendError(request: FastifyRequest, reply: FastifyReply, err: TesseraError): FastifyReply {
+  request.tessera.code = err.code;
+  if (err.headers) void reply.headers(err.headers);
+  if (err.status >= 500 && err.code !== 'TESSERA_E_MODEL_NOT_READY' && err.code !== 'TESSERA_E_SERVER_DRAINING') {
+    request.log.error({ err: err.cause ?? err, code: err.code }, err.message);
+  }
+  return reply.code(err.status).type('application/json').send(JSON.stringify({ error: err.message, code: err.code }));
+}

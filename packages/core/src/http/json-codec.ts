@@ -1,0 +1,213 @@
+import type { DataType, Tensor, TensorDataMap, TensorSpec, TypedArray } from '../contracts/tensor.js';
+import { allocateTensorData, halfToNumber, numberToHalf, shapeSize } from '../contracts/tensor.js';
+import { TesseraError } from '../errors.js';
+
+/**
+ * Converts OIP v2 JSON `data` (flattened or nested, row-major) into typed arrays and back.
+ * Numbers are range-checked per datatype: a value that would wrap or truncate is a 400, not a
+ * silently different tensor.
+ */
+
+const INT_RANGES: Partial<Record<DataType, [number, number]>> = {
+  UINT8: [0, 0xff],
+  UINT16: [0, 0xffff],
+  UINT32: [0, 0xffffffff],
+  INT8: [-0x80, 0x7f],
+  INT16: [-0x8000, 0x7fff],
+  INT32: [-0x80000000, 0x7fffffff],
+};
+
+const BIGINT_RANGES = {
+  INT64: [-(2n ** 63n), 2n ** 63n - 1n],
+  UINT64: [0n, 2n ** 64n - 1n],
+} as const;
+
+/** Flattens nested arrays into `out`; returns false if a non-array value sits beside arrays. */
+function flattenInto(value: unknown, out: unknown[]): void {
+  if (Array.isArray(value)) {
+    for (const v of value) {
+      if (Array.isArray(v)) flattenInto(v, out);
+      else out.push(v);
+    }
+  } else {
+    out.push(value);
+  }
+}
+
+function isNested(data: unknown[]): boolean {
+  for (const v of data) if (Array.isArray(v)) return true;
+  return false;
+}
+
+const SPECIAL_FLOATS: Record<string, number> = { NaN: Number.NaN, Infinity: Number.POSITIVE_INFINITY, '-Infinity': Number.NEGATIVE_INFINITY };
+
+function bad(input: string, index: number, value: unknown, expected: string): TesseraError {
+  const shown = JSON.stringify(value);
+  return new TesseraError(
+    'TESSERA_E_INPUT_DATA',
+    `input '${input}': data[${index}] is ${shown === undefined ? String(value) : shown.slice(0, 40)}; expected ${expected}`,
+  );
+}
+
+/**
+ * Decodes one JSON input's `data` into a tensor of `datatype` and `shape`. The caller has checked
+ * datatype and shape against the model; this checks the element count and every value.
+ */
+export function decodeJsonData(name: string, datatype: DataType, shape: number[], data: unknown): Tensor {
+  if (!Array.isArray(data)) {
+    throw new TesseraError('TESSERA_E_INPUT_DATA', `input '${name}': data must be an array (flattened or nested, row-major)`);
+  }
+  let flat: unknown[] = data;
+  if (isNested(data)) {
+    flat = [];
+    flattenInto(data, flat);
+  }
+  const count = shapeSize(shape);
+  if (flat.length !== count) {
+    throw new TesseraError(
+      'TESSERA_E_INPUT_DATA',
+      `input '${name}': shape [${shape.join(', ')}] needs ${count} elements but data has ${flat.length}`,
+    );
+  }
+  const out = allocateTensorData(datatype, count);
+  switch (datatype) {
+    case 'BYTES': {
+      const strings = out as string[];
+      for (let i = 0; i < count; i++) {
+        const v = flat[i];
+        if (typeof v !== 'string') throw bad(name, i, v, 'a string (BYTES)');
+        strings[i] = v;
+      }
+      break;
+    }
+    case 'BOOL': {
+      const bools = out as Uint8Array;
+      for (let i = 0; i < count; i++) {
+        const v = flat[i];
+        if (v === true || v === 1) bools[i] = 1;
+        else if (v === false || v === 0) bools[i] = 0;
+        else throw bad(name, i, v, 'true or false (BOOL)');
+      }
+      break;
+    }
+    case 'FP16': {
+      const halves = out as Uint16Array;
+      for (let i = 0; i < count; i++) {
+        let v = flat[i];
+        if (typeof v === 'string' && v in SPECIAL_FLOATS) v = SPECIAL_FLOATS[v];
+        if (typeof v !== 'number') throw bad(name, i, v, 'a number (FP16)');
+        halves[i] = numberToHalf(v);
+      }
+      break;
+    }
+    case 'FP32':
+    case 'FP64': {
+      const floats = out as Float32Array | Float64Array;
+      for (let i = 0; i < count; i++) {
+        let v = flat[i];
+        if (typeof v === 'string' && v in SPECIAL_FLOATS) v = SPECIAL_FLOATS[v];
+        if (typeof v !== 'number') throw bad(name, i, v, `a number (${datatype})`);
+        floats[i] = v;
+      }
+      break;
+    }
+    case 'INT64':
+    case 'UINT64': {
+      const [lo, hi] = BIGINT_RANGES[datatype];
+      const big = out as BigInt64Array | BigUint64Array;
+      for (let i = 0; i < count; i++) {
+        const v = flat[i];
+        let b: bigint;
+        if (typeof v === 'number' && Number.isInteger(v)) b = BigInt(v);
+        else if (typeof v === 'string' && /^-?\d+$/.test(v)) b = BigInt(v);
+        else throw bad(name, i, v, `an integer (${datatype}; use a decimal string beyond 2^53)`);
+        if (b < lo || b > hi) throw bad(name, i, v, `an integer in [${lo}, ${hi}] (${datatype})`);
+        big[i] = b;
+      }
+      break;
+    }
+    default: {
+      const [lo, hi] = INT_RANGES[datatype]!;
+      const ints = out as TypedArray as Int32Array;
+      for (let i = 0; i < count; i++) {
+        const v = flat[i];
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) {
+          throw bad(name, i, v, `an integer in [${lo}, ${hi}] (${datatype})`);
+        }
+        ints[i] = v;
+      }
+    }
+  }
+  return { name, datatype, shape, data: out } as Tensor;
+}
+
+function floatToJson(v: number): string {
+  if (Number.isFinite(v)) return String(v);
+  return Number.isNaN(v) ? '"NaN"' : v > 0 ? '"Infinity"' : '"-Infinity"';
+}
+
+/**
+ * Serialises a tensor's data as a flat JSON array. Written by hand: JSON.stringify cannot write
+ * BigInt, NaN or typed arrays, and building the string directly avoids boxing every element twice.
+ */
+export function encodeJsonData(tensor: Tensor): string {
+  const { datatype } = tensor;
+  const data = tensor.data as TensorDataMap[DataType];
+  const n = data.length;
+  if (n === 0) return '[]';
+  const parts = new Array<string>(n);
+  switch (datatype) {
+    case 'BYTES':
+      for (let i = 0; i < n; i++) parts[i] = JSON.stringify((data as string[])[i]);
+      break;
+    case 'BOOL':
+      for (let i = 0; i < n; i++) parts[i] = (data as Uint8Array)[i] ? 'true' : 'false';
+      break;
+    case 'FP16':
+      for (let i = 0; i < n; i++) parts[i] = floatToJson(halfToNumber((data as Uint16Array)[i]!));
+      break;
+    case 'FP32':
+    case 'FP64':
+      for (let i = 0; i < n; i++) parts[i] = floatToJson((data as Float32Array)[i]!);
+      break;
+    default:
+      // integers, including BigInt: String() gives exact digits, valid JSON numbers
+      for (let i = 0; i < n; i++) parts[i] = String((data as Int32Array)[i]);
+  }
+  return `[${parts.join(',')}]`;
+}
+
+/** Checks a request input's datatype and shape against the model's declaration. */
+export function checkInputAgainstSpec(spec: TensorSpec, datatype: string, shape: number[], maxBatchSize: number): void {
+  if (datatype !== spec.datatype) {
+    throw new TesseraError(
+      'TESSERA_E_INPUT_DATATYPE',
+      `input '${spec.name}': datatype ${datatype} does not match the model's ${spec.datatype}`,
+    );
+  }
+  const want = spec.shape;
+  if (shape.length !== want.length) {
+    throw new TesseraError(
+      'TESSERA_E_INPUT_SHAPE',
+      `input '${spec.name}': shape [${shape.join(', ')}] has rank ${shape.length}; the model expects [${want.join(', ')}] (rank ${want.length}, -1 = any size)`,
+    );
+  }
+  for (let i = 0; i < want.length; i++) {
+    const w = want[i]!;
+    if (w !== -1 && w !== shape[i]) {
+      throw new TesseraError(
+        'TESSERA_E_INPUT_SHAPE',
+        `input '${spec.name}': shape [${shape.join(', ')}] differs from the model's [${want.join(', ')}] at dim ${i} (-1 = any size)`,
+      );
+    }
+  }
+  if (maxBatchSize > 0 && shape.length > 0 && shape[0]! > maxBatchSize) {
+    throw new TesseraError(
+      'TESSERA_E_INPUT_SHAPE',
+      `input '${spec.name}': batch size ${shape[0]} exceeds the model's max batch size ${maxBatchSize}; split the request`,
+    );
+  }
+  if (maxBatchSize > 0 && shape.length > 0 && shape[0] === 0) {
+    throw new TesseraError('TESSERA_E_INPUT_SHAPE', `input '${spec.name}': batch size must be at least 1`);
+  }
+}

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { TesseraError } from '../errors.js';
+import { LatestRouter } from './latest-router.js';
+
+const headers = {};
+
+describe('LatestRouter', () => {
+  const router = new LatestRouter('m');
+  const candidates = [
+    { version: '1', ready: true },
+    { version: '2', ready: true },
+    { version: '10', ready: false },
+  ];
+
+  it('should pick the newest ready version when none is asked for', () => {
+    expect(router.select({ model: 'm', headers }, candidates)).toEqual({ version: '2' });
+  });
+
+  it('should compare versions as numbers', () => {
+    expect(router.select({ model: 'm', headers }, [{ version: '9', ready: true }, { version: '10', ready: true }])).toEqual({ version: '10' });
+  });
+
+  it('should honour a requested version', () => {
+    expect(router.select({ model: 'm', version: '1', headers }, candidates)).toEqual({ version: '1' });
+  });
+
+  it.each([
+    ['3', 'TESSERA_E_MODEL_VERSION_NOT_FOUND', 404],
+    ['10', 'TESSERA_E_MODEL_NOT_READY', 503],
+  ])('should reject version %s with %s', (version, code, status) => {
+    try {
+      router.select({ model: 'm', version, headers }, candidates);
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(TesseraError);
+      expect((err as TesseraError).code).toBe(code);
+      expect((err as TesseraError).status).toBe(status);
+    }
+  });
+
+  it('should answer 503 when no version is ready', () => {
+    expect(() => router.select({ model: 'm', headers }, [{ version: '1', ready: false }])).toThrow(/no ready version/);
+  });
+});

@@ -1,0 +1,241 @@
+import 'reflect-metadata';
+import Fastify from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import { Container } from 'inversify';
+import type { Logger } from 'pino';
+import { passthroughBatcherFactory } from './batching/passthrough-batcher.js';
+import type { TesseraConfig } from './config/types.js';
+import { BATCHER_FACTORY } from './contracts/batcher.js';
+import { ServingEvents } from './contracts/events.js';
+import type { Exporter } from './contracts/exporter.js';
+import { EXPORTER } from './contracts/exporter.js';
+import { ROUTER_FACTORY } from './contracts/router.js';
+import { TesseraError, errorMessage } from './errors.js';
+import type { RequestContext } from './http/context.js';
+import { sendError, toTesseraError } from './http/errors.js';
+import { registerOipV2 } from './http/oip-v2.js';
+import { CORE_VERSION } from './internal/core-version.js';
+import type { TesseraPlugin } from './plugins/define-plugin.js';
+import type { LoadedPlugin, PluginRegistrations } from './plugins/loader.js';
+import { importPlugin, registerPlugins } from './plugins/loader.js';
+import { KNOWN_BACKEND_PACKAGES, ModelRegistry } from './registry/model-registry.js';
+import { latestRouterFactory } from './routing/latest-router.js';
+
+/** The server's lifecycle (DESIGN §7). */
+export type ServerState = 'created' | 'starting' | 'loading' | 'ready' | 'draining' | 'closed';
+
+export interface TesseraServerOptions {
+  config: TesseraConfig;
+  /** Plugins given as values (tests, embedding), registered before those named in the config. */
+  plugins?: TesseraPlugin[];
+  /** Where logs go; default: pino JSON on stdout at `server.logLevel`. */
+  logger?: Logger;
+}
+
+/** Root keys the core itself owns. */
+const CORE_KEYS = ['server', 'plugins', 'models'];
+
+/**
+ * A Tessera server: plugins, models and HTTP wired together. `start()` resolves when every model is
+ * ready (or rejects with the first model that failed, when `server.exitOnModelError`); `close()`
+ * drains and releases everything, once.
+ */
+export class TesseraServer {
+  readonly config: TesseraConfig;
+  readonly container = new Container();
+  readonly events = new ServingEvents();
+  readonly app: FastifyInstance;
+  readonly registry: ModelRegistry;
+  readonly #options: TesseraServerOptions;
+  readonly #shutdown = new AbortController();
+  #state: ServerState = 'created';
+  #registrations: PluginRegistrations | undefined;
+  #exporters: Exporter[] = [];
+  #closing: Promise<void> | undefined;
+  #inflight = 0;
+  #idle: (() => void) | undefined;
+
+  constructor(options: TesseraServerOptions) {
+    this.#options = options;
+    this.config = options.config;
+    const { server } = options.config;
+    this.app = Fastify({
+      ...(options.logger ? { loggerInstance: options.logger } : { logger: { level: server.logLevel } }),
+      bodyLimit: server.bodyLimit,
+      disableRequestLogging: true,
+      requestIdHeader: 'x-request-id',
+      return503OnClosing: false,
+      forceCloseConnections: 'idle',
+      ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    }) as unknown as FastifyInstance;
+    this.registry = new ModelRegistry({ container: this.container, events: this.events, logger: this.logger, signal: this.#shutdown.signal, ...(options.config.configFile ? { configFile: options.config.configFile } : {}) });
+    this.events.onListenerError = (err) => this.app.log.error({ err }, 'a telemetry listener threw; further listener errors are not logged');
+    this.container.bind(BATCHER_FACTORY).toConstantValue(passthroughBatcherFactory).whenNamed('passthrough');
+    this.container.bind(ROUTER_FACTORY).toConstantValue(latestRouterFactory).whenNamed('latest');
+  }
+
+  get state(): ServerState {
+    return this.#state;
+  }
+
+  get logger(): Logger {
+    return this.app.log as unknown as Logger;
+  }
+
+  /**
+   * Loads plugins, checks every model's backend and options, listens, then loads and warms the
+   * models. Resolves with the address once every model is ready.
+   */
+  /**
+   * Loads plugins and checks every model's backend, batcher, router and options without loading
+   * any model or listening (`tessera validate`). `start()` calls it.
+   */
+  async check(): Promise<void> {
+    if (this.#state !== 'created') throw new Error('TesseraServer.start()/check() may be called once');
+    this.#state = 'starting';
+    for (const warning of this.config.warnings ?? []) this.logger.warn(warning);
+    await this.#loadPlugins();
+    this.registry.configure(this.config.models);
+    this.#exporters = this.container.isBound(EXPORTER) ? this.container.getAll<Exporter>(EXPORTER) : [];
+    for (const e of this.#exporters) e.attach(this.events);
+    this.#installHttp();
+    registerOipV2(this.app, {
+      registry: this.registry,
+      serverName: 'tessera',
+      serverVersion: CORE_VERSION,
+      extensions: [],
+      accepting: () => this.#state === 'ready',
+      draining: () => this.#state === 'draining' || this.#state === 'closed',
+    });
+    this.app.get('/health', async (_req, reply) => reply.send({ status: 'ok' }));
+    for (const e of this.#exporters) await e.routes?.(this.app);
+    for (const routes of this.#registrations?.routes ?? []) await routes(this.app);
+  }
+
+  async start(): Promise<{ url: string; port: number; host: string }> {
+    await this.check();
+    const { host, port } = this.config.server;
+    await this.app.listen({ host, port });
+    const address = this.app.server.address();
+    const actualPort = typeof address === 'object' && address ? address.port : port;
+    const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+    const url = `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${actualPort}`;
+    this.logger.info({ url }, 'listening; loading models');
+
+    this.#state = 'loading';
+    const failed = await this.registry.loadAll();
+    if (failed.length > 0) {
+      const reasons = failed.map((v) => v.reason ?? `${v.model} v${v.version} failed`).join('; ');
+      if (this.config.server.exitOnModelError) {
+        throw new TesseraError('TESSERA_E_MODEL_LOAD', reasons);
+      }
+      this.logger.error({ failed: failed.map((v) => `${v.model}:${v.version}`) }, `serving without failed models: ${reasons}`);
+    }
+    if (this.#state === 'loading') this.#state = 'ready';
+    const models = this.registry.models().map((m) => `${m.name} (v${[...m.versions.keys()].join(', v')})`);
+    this.logger.info({ url, models }, `server ready at ${url}`);
+    return { url, port: actualPort, host };
+  }
+
+  async #loadPlugins(): Promise<void> {
+    const { config } = this;
+    const loaded: LoadedPlugin[] = (this.#options.plugins ?? []).map((plugin) => ({ plugin, source: plugin.name }));
+    for (const spec of config.plugins) loaded.push({ plugin: await importPlugin(spec, config.configDir), source: spec });
+    // The embedded default: a model on a well-known backend loads its package without listing it.
+    const named = new Set(loaded.map((l) => l.plugin.name));
+    for (const model of Object.values(config.models)) {
+      const pkg = KNOWN_BACKEND_PACKAGES[model.backend];
+      if (pkg === '@tessera/backend-onnxruntime' && !named.has(pkg)) {
+        try {
+          loaded.push({ plugin: await importPlugin(pkg, config.configDir), source: pkg });
+          named.add(pkg);
+        } catch (err) {
+          if (!(err instanceof TesseraError && err.code === 'TESSERA_E_PLUGIN_NOT_FOUND')) throw err;
+          // reported by the registry as an unknown backend, with the install hint
+        }
+      }
+    }
+    this.#registrations = await registerPlugins(loaded, {
+      container: this.container,
+      logger: this.logger,
+      coreVersion: CORE_VERSION,
+      configDir: config.configDir,
+      ...(config.configFile ? { configFile: config.configFile } : {}),
+      sections: config.sections,
+    });
+    const claimed = this.#registrations.configKeys;
+    for (const key of Object.keys(config.sections)) {
+      if (!claimed.has(key)) {
+        const allowed = [...CORE_KEYS, ...claimed].join(', ');
+        throw new TesseraError('TESSERA_E_CONFIG_INVALID', `${key}: unknown key at the root of the config (allowed: ${allowed}; plugin sections need their plugin under \`plugins:\`)`);
+      }
+    }
+  }
+
+  #installHttp(): void {
+    const { app, events } = this;
+    app.decorateRequest('tessera', null as unknown as RequestContext);
+    app.addHook('onRequest', async (request) => {
+      request.tessera = { protocol: 'http' };
+      this.#inflight++;
+    });
+    app.addHook('onResponse', async (request, reply) => {
+      this.#requestDone();
+      const ctx = request.tessera;
+      const status = ctx.signal?.aborted ? 499 : reply.statusCode;
+      const durationMs = reply.elapsedTime;
+      events.emit('request', { model: ctx.model, version: ctx.version, protocol: ctx.protocol, status, ...(ctx.code ? { code: ctx.code } : {}), durationMs });
+      request.log.info(
+        { method: request.method, url: request.url, status, model: ctx.model, version: ctx.version, code: ctx.code, ms: Math.round(durationMs * 100) / 100 },
+        'request',
+      );
+    });
+    app.setErrorHandler((err, request, reply) => sendError(request, reply, toTesseraError(err, this.config.server.bodyLimit)));
+    app.setNotFoundHandler((request, reply) =>
+      sendError(request, reply, new TesseraError('TESSERA_E_ROUTE_NOT_FOUND', `no endpoint ${request.method} ${request.url.split('?')[0]}`)),
+    );
+  }
+
+  #requestDone(): void {
+    this.#inflight--;
+    if (this.#inflight === 0) this.#idle?.();
+  }
+
+  /**
+   * Drains and stops: readiness turns 503, new inference requests get 503, in-flight requests finish
+   * (bounded by `server.shutdownGracePeriod`), the listener closes, models unload in reverse order,
+   * plugins' close hooks and exporters run. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const log = this.logger;
+    this.#state = 'draining';
+    log.info({ inflight: this.#inflight }, 'draining');
+    this.#shutdown.abort();
+    if (this.#inflight > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => (this.#idle = resolve)),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, this.config.server.shutdownGracePeriodMs))),
+      ]);
+      clearTimeout(timer);
+    }
+    await this.app.close().catch((err: unknown) => log.warn({ err }, `closing the HTTP server failed: ${errorMessage(err)}`));
+    await this.registry.close();
+    for (const hook of [...(this.#registrations?.closeHooks ?? [])].reverse()) {
+      await hook().catch((err: unknown) => log.warn({ err }, `a plugin close hook failed: ${errorMessage(err)}`));
+    }
+    for (const e of this.#exporters) await e.shutdown().catch((err: unknown) => log.warn({ err }, `an exporter failed to shut down: ${errorMessage(err)}`));
+    this.#state = 'closed';
+    log.info('closed');
+  }
+}
+
+/** Creates a server from a resolved config (see `loadConfig`). Call `start()` to serve. */
+export function createServer(options: TesseraServerOptions): TesseraServer {
+  return new TesseraServer(options);
+}

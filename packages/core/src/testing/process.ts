@@ -1,0 +1,103 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+
+/** A `tessera` CLI running as a child process (for integration tests). */
+export interface TesseraProcess {
+  /** Base URL, e.g. `http://127.0.0.1:41234`. */
+  url: string;
+  port: number;
+  child: ChildProcess;
+  /** Every stdout line so far (pino JSON lines). */
+  stdout: string[];
+  /** Every stderr line so far. */
+  stderr: string[];
+  /** Sends a signal (default SIGTERM) and resolves with the exit code. Idempotent. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Resolves with the exit code once the process has exited. */
+  exited: Promise<number | null>;
+}
+
+export interface RunTesseraOptions {
+  /** CLI arguments after `tessera`, e.g. `['serve', '-c', file, '--port', '0']`. */
+  args: string[];
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  /** How long to wait for readiness (or exit), ms. Default 30 s. */
+  timeoutMs?: number;
+}
+
+/** Path of the built CLI (`@tessera/core/dist/cli.js`). */
+export function cliPath(): string {
+  const require = createRequire(import.meta.url);
+  return path.join(path.dirname(require.resolve('@tessera/core/package.json')), 'dist', 'cli.js');
+}
+
+/** Runs the CLI to completion; resolves with its exit code and output (for `validate`, bad configs). */
+export function runTesseraCli(options: RunTesseraOptions): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliPath(), ...options.args], {
+      cwd: options.cwd ?? process.cwd(),
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`tessera ${options.args.join(' ')} did not exit within ${options.timeoutMs ?? 30_000} ms\n${stdout}\n${stderr}`));
+    }, options.timeoutMs ?? 30_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/**
+ * Starts `tessera serve` and resolves once its log says the server is ready (it reads the URL from
+ * the `server ready` line, so pass `--port 0` for a free port). Rejects with the output if the
+ * process exits first.
+ */
+export function startTessera(options: RunTesseraOptions): Promise<TesseraProcess> {
+  const child = spawn(process.execPath, [cliPath(), ...options.args], {
+    cwd: options.cwd ?? process.cwd(),
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  createInterface({ input: child.stderr! }).on('line', (l) => stderr.push(l));
+  return new Promise<TesseraProcess>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`tessera did not become ready within ${options.timeoutMs ?? 30_000} ms\n${stdout.join('\n')}\n${stderr.join('\n')}`));
+    }, options.timeoutMs ?? 30_000);
+    let stopping: Promise<number | null> | undefined;
+    const stop = (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => {
+      if (child.exitCode === null && child.signalCode === null && !stopping) child.kill(signal);
+      stopping ??= exited;
+      return stopping;
+    };
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      stdout.push(line);
+      if (!line.includes('server ready')) return;
+      try {
+        const { url } = JSON.parse(line) as { url: string };
+        clearTimeout(timer);
+        resolve({ url, port: Number(new URL(url).port), child, stdout, stderr, stop, exited });
+      } catch {
+        // not the JSON ready line
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`tessera exited with code ${code} before it was ready\n${stderr.join('\n')}\n${stdout.slice(-20).join('\n')}`));
+    });
+  });
+}
