@@ -98,7 +98,7 @@ describe('OnnxRuntimeBackend', () => {
       let model: TestModel;
       let instance: OnnxRuntimeModelInstance;
       beforeAll(async () => {
-        model = models.identity[datatype as DataType];
+        model = models.identity[datatype];
         instance = await load(model);
       });
 
@@ -121,7 +121,7 @@ describe('OnnxRuntimeBackend', () => {
           FP64: Float64Array,
           BYTES: Array,
         };
-        expect(out![0]!.data.constructor).toBe(storage[datatype as DataType]);
+        expect(out![0]!.data.constructor).toBe(storage[datatype]);
       });
 
       it('should round-trip a batch of requests exactly', async () => {
@@ -259,7 +259,7 @@ describe('OnnxRuntimeBackend', () => {
         const path = await writeModel('reduce-fixed', reduceOverBatch([1, 2]));
         const logged: string[] = [];
         const ctx = testLoadContext();
-        ctx.logger.info = ((msg: string) => void logged.push(msg)) as never;
+        ctx.logger.info = ((msg: string) => void logged.push(msg));
         const instance = await load({ path }, {}, {}, ctx);
         expect(instance.metadata.maxBatchSize).toBe(0);
         expect(logged.join('\n')).toMatch(/output 'total' has a fixed dim 0/);
@@ -461,11 +461,11 @@ describe('OnnxRuntimeBackend', () => {
       let seed = 42;
       const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1;
       const images = Array.from({ length: 4 }, () => Float32Array.from({ length: 3 * 48 * 192 }, random));
-      const requests = images.map((data) => ({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3, 48, 192], data } as Tensor] }));
+      const requests = images.map((data) => ({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3, 48, 192], data }] }));
       const batched = await exec(instance, { requests });
       for (const [i, data] of images.entries()) {
         const raw = (await session.run({ x: new ort.Tensor('float32', data, [1, 3, 48, 192]) }))['softmax_0.tmp_0']!;
-        const expected: Tensor = { name: 'softmax_0.tmp_0', datatype: 'FP32', shape: [...raw.dims], data: raw.data as Float32Array };
+        const expected: Tensor = { name: 'softmax_0.tmp_0', datatype: 'FP32', shape: [...raw.dims], data: raw.data };
         expect(diffTensorLists(batched[i]!, [expected], { tolerance: 1e-5 }), `batched request ${i}`).toBeUndefined();
         const [alone] = await exec(instance, { requests: [requests[i]!] });
         expect(diffTensorLists(alone!, [expected], { tolerance: 1e-5 }), `request ${i} alone`).toBeUndefined();

@@ -10,7 +10,7 @@ import { PassthroughBatcher } from './passthrough-batcher.js';
 class ControlledInstance implements ModelInstance {
   readonly metadata = { platform: 'test', inputs: [{ name: 'x', datatype: 'FP32' as const, shape: [-1] }], outputs: [{ name: 'y', datatype: 'FP32' as const, shape: [-1] }], maxBatchSize: 8 };
   readonly calls: InferenceBatch[] = [];
-  readonly pending: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  readonly pending: { resolve: () => void; reject: (e: Error) => void }[] = [];
   running = 0;
   maxRunning = 0;
 

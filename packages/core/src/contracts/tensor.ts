@@ -100,6 +100,7 @@ export function typedArrayConstructor<D extends NumericDataType>(datatype: D): T
 /** Allocates zeroed storage for `length` elements of a datatype. */
 export function allocateTensorData<D extends DataType>(datatype: D, length: number): TensorDataMap[D] {
   if (datatype === 'BYTES') return new Array<string>(length).fill('') as TensorDataMap[D];
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- tsc -b needs it (the lint project narrows D differently)
   return new CONSTRUCTORS[datatype as NumericDataType](length) as TensorDataMap[D];
 }
 

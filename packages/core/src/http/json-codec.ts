@@ -1,4 +1,4 @@
-import type { DataType, Tensor, TensorDataMap, TensorSpec, TypedArray } from '../contracts/tensor.js';
+import type { DataType, Tensor, TensorSpec, TypedArray } from '../contracts/tensor.js';
 import { allocateTensorData, halfToNumber, numberToHalf, shapeSize } from '../contracts/tensor.js';
 import { TesseraError } from '../errors.js';
 
@@ -22,7 +22,7 @@ const BIGINT_RANGES = {
   UINT64: [0n, 2n ** 64n - 1n],
 } as const;
 
-/** Flattens nested arrays into `out`; returns false if a non-array value sits beside arrays. */
+/** Flattens arbitrarily nested arrays into `out`, in row-major order. */
 function flattenInto(value: unknown, out: unknown[]): void {
   if (Array.isArray(value)) {
     for (const v of value) {
@@ -138,7 +138,7 @@ export function decodeJsonData(name: string, datatype: DataType, shape: number[]
       }
     }
   }
-  return { name, datatype, shape, data: out } as Tensor;
+  return { name, datatype, shape, data: out };
 }
 
 function floatToJson(v: number): string {
@@ -152,7 +152,7 @@ function floatToJson(v: number): string {
  */
 export function encodeJsonData(tensor: Tensor): string {
   const { datatype } = tensor;
-  const data = tensor.data as TensorDataMap[DataType];
+  const data = tensor.data;
   const n = data.length;
   if (n === 0) return '[]';
   const parts = new Array<string>(n);

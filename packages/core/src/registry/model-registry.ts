@@ -267,7 +267,7 @@ export class ModelRegistry {
     const entries = [...this.#models.values()].reverse();
     const versions = entries.flatMap((m) => [...m.versions.values()].reverse());
     for (const v of versions) if (v.state === 'ready') this.#setState(v, 'draining');
-    await Promise.all(versions.map((v) => v.batcher?.drain()));
+    await Promise.all(versions.map((v) => v.batcher?.drain() ?? Promise.resolve()));
     for (const v of versions) {
       if (v.state === 'closed') continue;
       await this.#unloadInstances(v);

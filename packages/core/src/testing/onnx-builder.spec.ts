@@ -33,12 +33,12 @@ function toOrt(t: Tensor): ort.Tensor {
 }
 
 function fromOrt(name: string, t: ort.Tensor): Tensor {
-  return { name, datatype: FROM_ORT[t.type]!, shape: [...t.dims], data: t.data as Tensor['data'] };
+  return { name, datatype: FROM_ORT[t.type]!, shape: [...t.dims], data: t.data };
 }
 
 async function runModel(session: ort.InferenceSession, inputs: Tensor[]): Promise<Tensor[]> {
   const out = await session.run(Object.fromEntries(inputs.map((t) => [t.name, toOrt(t)])));
-  return Object.entries(out).map(([name, t]) => fromOrt(name, t as ort.Tensor));
+  return Object.entries(out).map(([name, t]) => fromOrt(name, t));
 }
 
 /** A minimal protobuf reader: enough to check field numbers without trusting the writer. */

@@ -72,7 +72,7 @@ export function startTessera(options: RunTesseraOptions): Promise<TesseraProcess
   const stdout: string[] = [];
   const stderr: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  createInterface({ input: child.stderr! }).on('line', (l) => stderr.push(l));
+  createInterface({ input: child.stderr }).on('line', (l) => stderr.push(l));
   return new Promise<TesseraProcess>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -84,7 +84,7 @@ export function startTessera(options: RunTesseraOptions): Promise<TesseraProcess
       stopping ??= exited;
       return stopping;
     };
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
       stdout.push(line);
       if (!line.includes('server ready')) return;
       try {
