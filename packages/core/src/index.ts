@@ -69,3 +69,5 @@ export type { LoadedPlugin, PluginRegistrations } from './plugins/loader.js';
 export { importPlugin, registerPlugins, resolvePluginUrl } from './plugins/loader.js';
 export { decodeJsonData, encodeJsonData } from './http/json-codec.js';
 export { CORE_VERSION } from './internal/core-version.js';
+export type { ServingSnapshot } from './telemetry/prometheus-exporter.js';
+export { BATCH_SIZE_BUCKETS, LATENCY_BUCKETS, PrometheusExporter } from './telemetry/prometheus-exporter.js';

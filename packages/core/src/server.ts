@@ -1,10 +1,11 @@
 import 'reflect-metadata';
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { FastifyInstance } from 'fastify';
 import { Container } from 'inversify';
 import type { Logger } from 'pino';
 import { passthroughBatcherFactory } from './batching/passthrough-batcher.js';
 import type { TesseraConfig } from './config/types.js';
+import { closestMatch } from './config/suggest.js';
 import { BATCHER_FACTORY } from './contracts/batcher.js';
 import { ServingEvents } from './contracts/events.js';
 import type { Exporter } from './contracts/exporter.js';
@@ -20,6 +21,8 @@ import type { LoadedPlugin, PluginRegistrations } from './plugins/loader.js';
 import { importPlugin, registerPlugins } from './plugins/loader.js';
 import { KNOWN_BACKEND_PACKAGES, ModelRegistry } from './registry/model-registry.js';
 import { latestRouterFactory } from './routing/latest-router.js';
+import type { ServingSnapshot } from './telemetry/prometheus-exporter.js';
+import { PrometheusExporter } from './telemetry/prometheus-exporter.js';
 
 /** The server's lifecycle (DESIGN §7). */
 export type ServerState = 'created' | 'starting' | 'loading' | 'ready' | 'draining' | 'closed';
@@ -62,7 +65,8 @@ export class TesseraServer {
     this.app = Fastify({
       ...(options.logger ? { loggerInstance: options.logger } : { logger: { level: server.logLevel } }),
       bodyLimit: server.bodyLimit,
-      disableRequestLogging: true,
+      // one access-log line per request is written in onResponse, with the model and version
+      logController: new LogController({ disableRequestLogging: true }),
       requestIdHeader: 'x-request-id',
       return503OnClosing: false,
       forceCloseConnections: 'idle',
@@ -72,6 +76,18 @@ export class TesseraServer {
     this.events.onListenerError = (err) => this.app.log.error({ err }, 'a telemetry listener threw; further listener errors are not logged');
     this.container.bind(BATCHER_FACTORY).toConstantValue(passthroughBatcherFactory).whenNamed('passthrough');
     this.container.bind(ROUTER_FACTORY).toConstantValue(latestRouterFactory).whenNamed('latest');
+    this.container.bind(EXPORTER).toConstantValue(new PrometheusExporter(() => this.#snapshot())).whenNamed('prometheus');
+  }
+
+  /** What the Prometheus gauges read at scrape time. */
+  #snapshot(): ServingSnapshot {
+    const versions = this.registry.models().flatMap((m) =>
+      [...m.versions.values()].map((v) => {
+        const stats = v.batcher?.stats();
+        return { model: m.name, version: v.version, ready: v.ready, queued: stats?.queued ?? 0, executing: stats?.executing ?? 0 };
+      }),
+    );
+    return { inflight: this.#inflight, versions };
   }
 
   get state(): ServerState {
@@ -96,7 +112,7 @@ export class TesseraServer {
     for (const warning of this.config.warnings ?? []) this.logger.warn(warning);
     await this.#loadPlugins();
     this.registry.configure(this.config.models);
-    this.#exporters = this.container.isBound(EXPORTER) ? this.container.getAll<Exporter>(EXPORTER) : [];
+    this.#exporters = ['prometheus', ...(this.#registrations?.exporters ?? [])].map((name) => this.container.get<Exporter>(EXPORTER, { name }));
     for (const e of this.#exporters) e.attach(this.events);
     this.#installHttp();
     registerOipV2(this.app, {
@@ -166,8 +182,13 @@ export class TesseraServer {
     const claimed = this.#registrations.configKeys;
     for (const key of Object.keys(config.sections)) {
       if (!claimed.has(key)) {
-        const allowed = [...CORE_KEYS, ...claimed].join(', ');
-        throw new TesseraError('TESSERA_E_CONFIG_INVALID', `${key}: unknown key at the root of the config (allowed: ${allowed}; plugin sections need their plugin under \`plugins:\`)`);
+        const allowed = [...CORE_KEYS, ...claimed];
+        const guess = closestMatch(key, allowed);
+        const file = config.configFile ? `${config.configFile}: ` : '';
+        throw new TesseraError(
+          'TESSERA_E_CONFIG_INVALID',
+          `${file}${key}: unknown key at the root of the config (allowed: ${allowed.join(', ')})${guess ? ` — did you mean "${guess}"?` : '; a plugin section needs its plugin under `plugins:`'}`,
+        );
       }
     }
   }

@@ -28,6 +28,8 @@ export interface PluginRegistrations {
   closeHooks: (() => Promise<void>)[];
   /** Root config keys claimed by plugins. */
   configKeys: Set<string>;
+  /** Names of the exporters plugins registered (inversify's getAll skips named bindings). */
+  exporters: string[];
   plugins: LoadedPlugin[];
 }
 
@@ -93,7 +95,7 @@ export async function importPlugin(spec: string, configDir: string): Promise<Tes
  * into the container by name; a name bound twice is an error that names both plugins.
  */
 export async function registerPlugins(loaded: LoadedPlugin[], host: PluginHost): Promise<PluginRegistrations> {
-  const regs: PluginRegistrations = { routes: [], closeHooks: [], configKeys: new Set(), plugins: [] };
+  const regs: PluginRegistrations = { routes: [], closeHooks: [], configKeys: new Set(), exporters: [], plugins: [] };
   const owners = new Map<string, string>();
   for (const { plugin, source } of loaded) {
     if (regs.plugins.some((p) => p.plugin.name === plugin.name)) continue;
@@ -130,7 +132,10 @@ export async function registerPlugins(loaded: LoadedPlugin[], host: PluginHost):
       registerBackend: (name, backend) => bindNamed(BACKEND, 'backend', name, backend),
       registerBatcher: (name, factory) => bindNamed(BATCHER_FACTORY, 'batcher', name, factory),
       registerRouter: (name, factory) => bindNamed(ROUTER_FACTORY, 'router', name, factory),
-      registerExporter: (name, exporter) => bindNamed(EXPORTER, 'exporter', name, exporter),
+      registerExporter: (name, exporter) => {
+        bindNamed(EXPORTER, 'exporter', name, exporter);
+        regs.exporters.push(name);
+      },
       addRoutes: (routes) => regs.routes.push(routes),
       onClose: (hook) => regs.closeHooks.push(hook),
     };
