@@ -15,6 +15,7 @@ import { TesseraError, errorMessage } from './errors.js';
 import type { RequestContext } from './http/context.js';
 import { sendError, toTesseraError } from './http/errors.js';
 import { registerOipV2 } from './http/oip-v2.js';
+import { registerPredict } from './http/predict.js';
 import { CORE_VERSION } from './internal/core-version.js';
 import type { TesseraPlugin } from './plugins/define-plugin.js';
 import type { LoadedPlugin, PluginRegistrations } from './plugins/loader.js';
@@ -123,6 +124,7 @@ export class TesseraServer {
       accepting: () => this.#state === 'ready',
       draining: () => this.#state === 'draining' || this.#state === 'closed',
     });
+    registerPredict(this.app, { registry: this.registry, draining: () => this.#state === 'draining' || this.#state === 'closed' });
     this.app.get('/health', async (_req, reply) => reply.send({ status: 'ok' }));
     for (const e of this.#exporters) await e.routes?.(this.app);
     for (const routes of this.#registrations?.routes ?? []) await routes(this.app);

@@ -204,7 +204,7 @@ export function checkInputAgainstSpec(spec: TensorSpec, datatype: string, shape:
   if (maxBatchSize > 0 && shape.length > 0 && shape[0]! > maxBatchSize) {
     throw new TesseraError(
       'TESSERA_E_INPUT_SHAPE',
-      `input '${spec.name}': batch size ${shape[0]} exceeds the model's max batch size ${maxBatchSize}; split the request`,
+      `input '${spec.name}': batch size ${shape[0]} (dim 0) exceeds the model's max batch size ${maxBatchSize}; split the request, or raise batching.maxBatchSize (0 when dim 0 is not a batch dimension)`,
     );
   }
   if (maxBatchSize > 0 && shape.length > 0 && shape[0] === 0) {
