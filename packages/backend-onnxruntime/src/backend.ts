@@ -83,6 +83,9 @@ export const ONNXRUNTIME_MODEL_CONFIG_SCHEMA: JSONSchema = {
       additionalProperties: { type: 'array', items: { type: 'integer', minimum: 0 } },
     },
   },
+  // the core strips its own keys (path, versions, batching, …) before validating, so anything left
+  // that is not listed above is a typo worth stopping for
+  additionalProperties: false,
 };
 
 /**
