@@ -121,11 +121,11 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (positionals.length > 1) fail(new Error(`unexpected argument '${positionals[1]}' (see tessera --help)`));
+  if (command !== 'serve' && command !== 'validate') fail(new Error(`unknown command '${command}'; use serve or validate (see tessera --help)`));
   try {
     const config = await configFrom(values);
     if (command === 'serve') await serve(config);
-    else if (command === 'validate') await validate(config, values.load === true);
-    else fail(new Error(`unknown command '${command}'; use serve or validate (see tessera --help)`));
+    else await validate(config, values.load === true);
   } catch (err) {
     fail(err);
   }

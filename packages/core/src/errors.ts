@@ -37,7 +37,7 @@ export const ERROR_CODES = {
   // requests
   TESSERA_E_REQUEST_INVALID: { status: 400, description: 'The request body is malformed: not JSON, or not the shape the protocol defines; the message names the field.' },
   TESSERA_E_REQUEST_TOO_LARGE: { status: 413, description: 'The request body exceeds `server.bodyLimit`.' },
-  TESSERA_E_REQUEST_MEDIA_TYPE: { status: 415, description: 'The request has a content type the endpoint does not accept (send application/json).' },
+  TESSERA_E_REQUEST_MEDIA_TYPE: { status: 415, description: 'The request has a content type the endpoint does not accept (send application/json; inference also takes binary tensor data with `Inference-Header-Content-Length`).' },
   TESSERA_E_INPUT_UNKNOWN: { status: 400, description: 'The request has an input the model does not declare.' },
   TESSERA_E_INPUT_MISSING: { status: 400, description: 'The request lacks an input the model requires.' },
   TESSERA_E_INPUT_DUPLICATE: { status: 400, description: 'The request names the same input twice.' },
@@ -46,6 +46,15 @@ export const ERROR_CODES = {
   TESSERA_E_INPUT_DATA: { status: 400, description: "An input's data does not match its shape and datatype (element count, or a value of the wrong type or out of range)." },
   TESSERA_E_OUTPUT_UNKNOWN: { status: 400, description: 'The request asks for an output the model does not declare.' },
   TESSERA_E_REQUEST_CANCELLED: { status: 499, description: 'The client went away before the answer was ready; the request was dropped.' },
+  TESSERA_E_REQUEST_BINARY: {
+    status: 400,
+    description:
+      "A binary tensor request (Triton's binary data extension) is malformed: `Inference-Header-Content-Length` is not an integer within the body, the JSON header does not parse, or the inputs' `binary_data_size` do not match the bytes after the header or their shape and datatype.",
+  },
+  // queueing
+  TESSERA_E_QUEUE_FULL: { status: 503, description: "The model version's batching queue already holds `batching.maxQueueSize` requests; retry after `Retry-After` or on another replica." },
+  TESSERA_E_QUEUE_TIMEOUT: { status: 503, description: 'The request waited in the batching queue longer than its timeout (`batching.timeoutMs`, or a lower `parameters.timeout`) before its batch started: the model is overloaded; retry after `Retry-After`.' },
+  TESSERA_E_QUEUE_SHED: { status: 503, description: 'The dynamic batcher predicted that the request would miss `batching.latencyBudgetMs` (time queued + expected wait + expected execution) and dropped it early; retry after `Retry-After`.' },
   // execution
   TESSERA_E_INFERENCE_FAILED: { status: 500, description: 'The backend failed while executing the request; the message gives its reason.' },
   TESSERA_E_SERVER_INTERNAL: { status: 500, description: 'An unexpected fault inside Tessera. Please report it with the log line that carries the request id.' },

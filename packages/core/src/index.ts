@@ -71,3 +71,5 @@ export { decodeJsonData, encodeJsonData } from './http/json-codec.js';
 export { CORE_VERSION } from './internal/core-version.js';
 export type { ServingSnapshot } from './telemetry/prometheus-exporter.js';
 export { BATCH_SIZE_BUCKETS, LATENCY_BUCKETS, PrometheusExporter } from './telemetry/prometheus-exporter.js';
+export type { DynamicBatcherOptions, ResolvedDynamicBatcherOptions } from './batching/dynamic-batcher.js';
+export { DYNAMIC_BATCHER_DEFAULTS, DYNAMIC_BATCHER_OPTIONS_SCHEMA, DynamicBatcher, dynamicBatcherFactory, resolveDynamicBatcherOptions } from './batching/dynamic-batcher.js';

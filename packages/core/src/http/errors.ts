@@ -38,7 +38,8 @@ function requestMessage(fe: Partial<FastifyError>, bodyLimit?: number): string {
 export function sendError(request: FastifyRequest, reply: FastifyReply, err: TesseraError): FastifyReply {
   request.tessera.code = err.code;
   if (err.headers) void reply.headers(err.headers);
-  if (err.status >= 500 && err.code !== 'TESSERA_E_MODEL_NOT_READY' && err.code !== 'TESSERA_E_SERVER_DRAINING') {
+  // 503s (not ready, draining, queue full/timeout/shed) are load signals, logged by the access log line only
+  if (err.status >= 500 && err.status !== 503) {
     request.log.error({ err: err.cause ?? err, code: err.code }, err.message);
   }
   return reply.code(err.status).type('application/json').send(JSON.stringify({ error: err.message, code: err.code }));

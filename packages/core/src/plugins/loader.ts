@@ -111,7 +111,7 @@ export async function registerPlugins(loaded: LoadedPlugin[], host: PluginHost):
       section = host.sections[plugin.configKey];
       if (plugin.configSchema) {
         section ??= {};
-        validateAgainstSchema(plugin.configSchema, section, plugin.configKey, { code: 'TESSERA_E_PLUGIN_CONFIG', ...(host.configFile ? { file: host.configFile } : {}) });
+        section = validateAgainstSchema(plugin.configSchema, section, plugin.configKey, { code: 'TESSERA_E_PLUGIN_CONFIG', ...(host.configFile ? { file: host.configFile } : {}) });
       }
     }
     const bindNamed = (token: symbol, kind: string, name: string, value: unknown): void => {

@@ -45,11 +45,17 @@ export class ModelVersion {
 /** A configured model: its versions, oldest first, and its router. */
 export class ModelEntry {
   readonly versions = new Map<string, ModelVersion>();
+  /** True after an operator unloaded the model through the repository API; readiness skips it. */
+  unloaded = false;
+  /** Serialises load/unload operations on this model. */
+  operation: Promise<unknown> = Promise.resolve();
 
   constructor(
     readonly name: string,
     readonly config: ModelConfig,
     readonly router: Router,
+    /** Per version: the backend-specific options (model keys + version overrides), validated. */
+    readonly backendOptions: ReadonlyMap<string, Record<string, unknown>> = new Map(),
   ) {
     const labels = Object.keys(config.versions).sort(compareVersions);
     for (const v of labels) this.versions.set(v, new ModelVersion(name, v));
@@ -104,16 +110,18 @@ export class ModelRegistry {
     const file = this.#opts.configFile ? { file: this.#opts.configFile } : {};
     for (const [name, config] of Object.entries(models)) {
       const backend = this.#backend(name, config);
-      if (backend.modelConfigSchema) {
-        validateAgainstSchema(backend.modelConfigSchema, config.options, `models.${name}`, file);
-        for (const [v, vc] of Object.entries(config.versions)) {
-          validateAgainstSchema(backend.modelConfigSchema, vc.options, `models.${name}.versions.${v}`, file);
-        }
+      // Each version runs with the model's backend keys overridden by its own: validate that merge
+      // (so schema defaults never override a value the model set) and keep the result for load.
+      const options = new Map<string, Record<string, unknown>>();
+      for (const [v, vc] of Object.entries(config.versions)) {
+        const merged = structuredClone({ ...config.options, ...vc.options });
+        const at = Object.keys(vc.options).length > 0 ? `models.${name}.versions.${v}` : `models.${name}`;
+        options.set(v, backend.modelConfigSchema ? validateAgainstSchema<Record<string, unknown>>(backend.modelConfigSchema, merged, at, file) : merged);
       }
       if (backend.requiresPath !== false) {
         for (const [v, vc] of Object.entries(config.versions)) {
           if (!vc.path) {
-            throw new TesseraError('TESSERA_E_CONFIG_INVALID', `models.${name}: backend '${config.backend}' needs a model file: give \`path\` or \`versions: {'${v}': {path}}\``);
+            throw new TesseraError('TESSERA_E_CONFIG_INVALID', `${this.#filePrefix()}models.${name}: backend '${config.backend}' needs a model file: give \`path\` or \`versions: {'${v}': {path}}\``);
           }
         }
       }
@@ -123,8 +131,13 @@ export class ModelRegistry {
       if (routerFactory.optionsSchema) validateAgainstSchema(routerFactory.optionsSchema, config.routing.options, `models.${name}.routing`, file);
       const versions = Object.keys(config.versions).sort(compareVersions);
       const router = routerFactory.create({ model: name, options: config.routing.options, versions });
-      this.#models.set(name, new ModelEntry(name, config, router));
+      this.#models.set(name, new ModelEntry(name, config, router, options));
     }
+  }
+
+  /** `file: ` for messages about the config, as the config validator writes them. */
+  #filePrefix(): string {
+    return this.#opts.configFile ? `${this.#opts.configFile}: ` : '';
   }
 
   #backend(model: string, config: ModelConfig): Backend {
@@ -132,7 +145,7 @@ export class ModelRegistry {
     if (!container.isBound(BACKEND, { name: config.backend })) {
       const pkg = KNOWN_BACKEND_PACKAGES[config.backend];
       const hint = pkg ? `install ${pkg} (npm install ${pkg}) and list it under \`plugins:\`` : 'add the plugin that provides it to `plugins:`';
-      throw new TesseraError('TESSERA_E_BACKEND_UNKNOWN', `models.${model}.backend: no plugin provides backend '${config.backend}'; ${hint}`);
+      throw new TesseraError('TESSERA_E_BACKEND_UNKNOWN', `${this.#filePrefix()}models.${model}.backend: no plugin provides backend '${config.backend}'; ${hint}`);
     }
     return container.get<Backend>(BACKEND, { name: config.backend });
   }
@@ -140,7 +153,7 @@ export class ModelRegistry {
   #named<T>(token: symbol, name: string, path: string, what: string): T {
     const { container } = this.#opts;
     if (!container.isBound(token, { name })) {
-      throw new TesseraError('TESSERA_E_CONFIG_INVALID', `${path}: unknown ${what} '${name}'; install and list the plugin that provides it`);
+      throw new TesseraError('TESSERA_E_CONFIG_INVALID', `${this.#filePrefix()}${path}: unknown ${what} '${name}'; install and list the plugin that provides it`);
     }
     return container.get<T>(token, { name });
   }
@@ -171,8 +184,7 @@ export class ModelRegistry {
     try {
       const backend = this.#backend(entry.name, config);
       const specConfig = {
-        ...config.options,
-        ...versionConfig.options,
+        ...(entry.backendOptions.get(v.version) ?? { ...config.options, ...versionConfig.options }),
         batching: { batcher: config.batching.batcher, ...(config.batching.maxBatchSize !== undefined ? { maxBatchSize: config.batching.maxBatchSize } : {}), ...config.batching.options },
       };
       for (let i = 0; i < config.instances; i++) {
@@ -256,23 +268,55 @@ export class ModelRegistry {
     return [...this.#models.values()];
   }
 
-  /** True when every configured version of every model is ready. */
+  /** True when every version of every model is ready (models an operator unloaded excepted). */
   get ready(): boolean {
-    for (const m of this.#models.values()) if (!m.ready) return false;
+    for (const m of this.#models.values()) if (!m.unloaded && !m.ready) return false;
     return true;
+  }
+
+  /**
+   * (Re)loads every version of a configured model that is not ready (repository extension).
+   * Resolves with the versions that failed. Operations on one model run one at a time.
+   */
+  loadModel(name: string): Promise<ModelVersion[]> {
+    const entry = this.require(name);
+    const run = entry.operation.then(async () => {
+      entry.unloaded = false;
+      const pending = [...entry.versions.values()].filter((v) => v.state === 'closed' || v.state === 'failed');
+      const settled = await Promise.all(pending.map((v) => this.#load(entry, v)));
+      return settled.filter((v) => v.state === 'failed');
+    });
+    entry.operation = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Drains and unloads every version of a model (repository extension); it answers 503 until loaded again. */
+  unloadModel(name: string): Promise<void> {
+    const entry = this.require(name);
+    const run = entry.operation.then(async () => {
+      entry.unloaded = true;
+      await this.#unloadVersions([...entry.versions.values()].reverse());
+    });
+    entry.operation = run.catch(() => undefined);
+    return run;
+  }
+
+  async #unloadVersions(versions: ModelVersion[]): Promise<void> {
+    for (const v of versions) if (v.state === 'ready') this.#setState(v, 'draining');
+    await Promise.all(versions.map((v) => v.batcher?.drain() ?? Promise.resolve()));
+    for (const v of versions) {
+      if (v.state === 'closed') continue;
+      v.batcher = undefined;
+      await this.#unloadInstances(v);
+      if (v.state !== 'failed') this.#setState(v, 'closed');
+    }
   }
 
   /** Drains every batcher, then unloads instances, models in reverse order. Idempotent. */
   async close(): Promise<void> {
     const entries = [...this.#models.values()].reverse();
-    const versions = entries.flatMap((m) => [...m.versions.values()].reverse());
-    for (const v of versions) if (v.state === 'ready') this.#setState(v, 'draining');
-    await Promise.all(versions.map((v) => v.batcher?.drain() ?? Promise.resolve()));
-    for (const v of versions) {
-      if (v.state === 'closed') continue;
-      await this.#unloadInstances(v);
-      if (v.state !== 'failed') this.#setState(v, 'closed');
-    }
+    await Promise.all(entries.map((m) => m.operation));
+    await this.#unloadVersions(entries.flatMap((m) => [...m.versions.values()].reverse()));
     for (const m of entries) await m.router.close?.();
   }
 }

@@ -1,0 +1,54 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ModelState } from '../contracts/events.js';
+import { TesseraError } from '../errors.js';
+import type { ModelRegistry } from '../registry/model-registry.js';
+import { sendError, toTesseraError } from './errors.js';
+
+/** Triton's model states, as its repository index reports them. */
+const TRITON_STATES: Record<ModelState, string> = {
+  loading: 'LOADING',
+  warming: 'LOADING',
+  ready: 'READY',
+  draining: 'UNLOADING',
+  closed: 'UNAVAILABLE',
+  failed: 'UNAVAILABLE',
+};
+
+/**
+ * The OIP v2 model repository extension over the configured models: list them with their state,
+ * unload one (drain, then release) and load it again. Models not in the config cannot be loaded.
+ */
+export function registerRepository(app: FastifyInstance, deps: { registry: ModelRegistry }): void {
+  const { registry } = deps;
+
+  app.post('/v2/repository/index', async (request: FastifyRequest<{ Body: { ready?: boolean } | undefined }>, reply: FastifyReply) => {
+    const onlyReady = request.body?.ready === true;
+    const rows = registry.models().flatMap((m) =>
+      [...m.versions.values()]
+        .filter((v) => !onlyReady || v.ready)
+        .map((v) => ({ name: m.name, version: v.version, state: TRITON_STATES[v.state], ...(v.reason ? { reason: v.reason } : {}) })),
+    );
+    return reply.send(rows);
+  });
+
+  app.post('/v2/repository/models/:model/load', async (request: FastifyRequest<{ Params: { model: string } }>, reply: FastifyReply) => {
+    try {
+      const failed = await registry.loadModel(request.params.model);
+      if (failed.length > 0) {
+        throw new TesseraError('TESSERA_E_MODEL_LOAD', failed.map((v) => v.reason ?? `${v.model} v${v.version} failed`).join('; '));
+      }
+      return reply.send({});
+    } catch (err) {
+      return sendError(request, reply, toTesseraError(err));
+    }
+  });
+
+  app.post('/v2/repository/models/:model/unload', async (request: FastifyRequest<{ Params: { model: string } }>, reply: FastifyReply) => {
+    try {
+      await registry.unloadModel(request.params.model);
+      return reply.send({});
+    } catch (err) {
+      return sendError(request, reply, toTesseraError(err));
+    }
+  });
+}
