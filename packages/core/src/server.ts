@@ -1,8 +1,9 @@
 import 'reflect-metadata';
 import Fastify, { LogController } from 'fastify';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Container } from 'inversify';
 import type { Logger } from 'pino';
+import { dynamicBatcherFactory } from './batching/dynamic-batcher.js';
 import { passthroughBatcherFactory } from './batching/passthrough-batcher.js';
 import type { TesseraConfig } from './config/types.js';
 import { closestMatch } from './config/suggest.js';
@@ -16,6 +17,7 @@ import type { RequestContext } from './http/context.js';
 import { sendError, toTesseraError } from './http/errors.js';
 import { registerOipV2 } from './http/oip-v2.js';
 import { registerPredict } from './http/predict.js';
+import { registerRepository } from './http/repository.js';
 import { CORE_VERSION } from './internal/core-version.js';
 import type { TesseraPlugin } from './plugins/define-plugin.js';
 import type { LoadedPlugin, PluginRegistrations } from './plugins/loader.js';
@@ -76,6 +78,7 @@ export class TesseraServer {
     this.registry = new ModelRegistry({ container: this.container, events: this.events, logger: this.logger, signal: this.#shutdown.signal, ...(options.config.configFile ? { configFile: options.config.configFile } : {}) });
     this.events.onListenerError = (err) => this.app.log.error({ err }, 'a telemetry listener threw; further listener errors are not logged');
     this.container.bind(BATCHER_FACTORY).toConstantValue(passthroughBatcherFactory).whenNamed('passthrough');
+    this.container.bind(BATCHER_FACTORY).toConstantValue(dynamicBatcherFactory).whenNamed('dynamic');
     this.container.bind(ROUTER_FACTORY).toConstantValue(latestRouterFactory).whenNamed('latest');
     this.container.bind(EXPORTER).toConstantValue(new PrometheusExporter(() => this.#snapshot())).whenNamed('prometheus');
   }
@@ -120,10 +123,11 @@ export class TesseraServer {
       registry: this.registry,
       serverName: 'tessera',
       serverVersion: CORE_VERSION,
-      extensions: [],
+      extensions: ['binary_tensor_data', 'model_repository'],
       accepting: () => this.#state === 'ready',
       draining: () => this.#state === 'draining' || this.#state === 'closed',
     });
+    registerRepository(this.app, { registry: this.registry });
     registerPredict(this.app, { registry: this.registry, draining: () => this.#state === 'draining' || this.#state === 'closed' });
     this.app.get('/health', async (_req, reply) => reply.send({ status: 'ok' }));
     for (const e of this.#exporters) await e.routes?.(this.app);
@@ -196,22 +200,20 @@ export class TesseraServer {
   }
 
   #installHttp(): void {
-    const { app, events } = this;
+    const { app } = this;
     app.decorateRequest('tessera', null as unknown as RequestContext);
     app.addHook('onRequest', async (request) => {
-      request.tessera = { protocol: 'http' };
+      request.tessera = { protocol: 'http', started: performance.now() };
       this.#inflight++;
     });
     app.addHook('onResponse', async (request, reply) => {
-      this.#requestDone();
       const ctx = request.tessera;
-      const status = ctx.signal?.aborted ? 499 : reply.statusCode;
-      const durationMs = reply.elapsedTime;
-      events.emit('request', { model: ctx.model, version: ctx.version, protocol: ctx.protocol, status, ...(ctx.code ? { code: ctx.code } : {}), durationMs });
-      request.log.info(
-        { method: request.method, url: request.url, status, model: ctx.model, version: ctx.version, code: ctx.code, ms: Math.round(durationMs * 100) / 100 },
-        'request',
-      );
+      this.#finish(request, ctx.signal?.aborted ? 499 : reply.statusCode, reply.elapsedTime);
+    });
+    // A client that goes away while its body is still arriving gets no onResponse: count it here
+    // (499), or drain would wait for it until the grace period ends.
+    app.addHook('onRequestAbort', async (request) => {
+      this.#finish(request, 499, performance.now() - request.tessera.started);
     });
     app.setErrorHandler((err, request, reply) => sendError(request, reply, toTesseraError(err, this.config.server.bodyLimit)));
     app.setNotFoundHandler((request, reply) =>
@@ -219,9 +221,18 @@ export class TesseraServer {
     );
   }
 
-  #requestDone(): void {
+  /** Ends a request exactly once: in-flight count, the `request` event, the access-log line. */
+  #finish(request: FastifyRequest, status: number, durationMs: number): void {
+    const ctx = request.tessera;
+    if (ctx.finished) return;
+    ctx.finished = true;
     this.#inflight--;
     if (this.#inflight === 0) this.#idle?.();
+    this.events.emit('request', { model: ctx.model, version: ctx.version, protocol: ctx.protocol, status, ...(ctx.code ? { code: ctx.code } : {}), durationMs });
+    request.log.info(
+      { method: request.method, url: request.url, status, model: ctx.model, version: ctx.version, code: ctx.code, ms: Math.round(durationMs * 100) / 100 },
+      'request',
+    );
   }
 
   /**

@@ -3,6 +3,10 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 /** Per-request facts the serving path records for the access log and the telemetry events. */
 export interface RequestContext {
   protocol: string;
+  /** performance.now() when the request arrived. */
+  started: number;
+  /** Set once the request has been counted and logged. */
+  finished?: boolean;
   model?: string;
   version?: string;
   code?: string;

@@ -12,3 +12,5 @@ export type { BackendConformanceOptions, ConformanceBrokenModel, ConformanceMode
 export { describeBackendConformance, makeTempDir, testLoadContext, testModelSpec } from './conformance.js';
 export type { RunTesseraOptions, TesseraProcess } from './process.js';
 export { cliPath, runTesseraCli, startTessera } from './process.js';
+export type { BinaryRequestInput, BinaryRequestOutput, DecodedInferResponse, DecodedOutput, EncodeBinaryInferRequestOptions, EncodedBinaryInferRequest } from './binary-client.js';
+export { decodeBinaryInferResponse, encodeBinaryInferRequest } from './binary-client.js';
