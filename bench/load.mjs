@@ -1,0 +1,48 @@
+// The load generator: autocannon in a process of its own (so it never shares the server's event
+// loop), sending one precomputed body for a fixed duration. Prints one JSON line.
+// Latency percentiles are computed here from every response's own time (autocannon's histogram
+// rounds to whole milliseconds; the targets need tenths).
+//   node bench/load.mjs '{"url":"http://127.0.0.1:8000/v2/models/m/infer","bodyFile":"/tmp/b.json","connections":16,"durationS":10}'
+import { readFileSync } from 'node:fs';
+import autocannon from 'autocannon';
+import { summarize } from './lib/common.mjs';
+
+const args = JSON.parse(process.argv[2] ?? '{}');
+const url = new URL(args.url);
+if (url.hostname !== '127.0.0.1') throw new Error(`load.mjs targets 127.0.0.1 only, not ${url.hostname}`);
+const body = readFileSync(args.bodyFile);
+
+const latencies = [];
+const cpu0 = process.cpuUsage();
+const instance = autocannon({
+  url: url.href,
+  method: 'POST',
+  headers: { 'content-type': 'application/json', ...(args.headers ?? {}) },
+  body,
+  connections: args.connections ?? 1,
+  pipelining: 1,
+  duration: args.durationS ?? 10,
+  timeout: args.timeoutS ?? 30,
+});
+instance.on('response', (_client, statusCode, _bytes, responseTimeMs) => {
+  if (statusCode >= 200 && statusCode < 300) latencies.push(responseTimeMs);
+});
+const result = await instance;
+const cpu = process.cpuUsage(cpu0);
+const lat = summarize(latencies);
+const ok = result['2xx'];
+process.stdout.write(
+  `${JSON.stringify({
+    connections: result.connections,
+    durationS: result.duration,
+    requests: ok,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, v]) => [code, v.count])),
+    reqPerSec: ok / result.duration,
+    latencyMs: { mean: lat.mean, p50: lat.p50, p90: lat.p90, p99: lat.p99, max: lat.max },
+    bytesRead: result.throughput?.total ?? null,
+    loadCpuPct: ((cpu.user + cpu.system) / 1e6 / result.duration) * 100,
+  })}\n`,
+);

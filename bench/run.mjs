@@ -1,0 +1,476 @@
+// `npm run bench`: raw onnxruntime-node, Tessera (JSON and binary, each batcher setting) and a
+// naive node:http server, on the real PP-OCR models, in one run. See docs/benchmarks.md.
+//
+// Environment (all optional):
+//   BENCH_QUICK=1            smoke run: short durations, concurrency 1 and 64, delays 0 and auto
+//   BENCH_DURATION=10        seconds measured per point (after the warm-up)
+//   BENCH_WARMUP=3           seconds of warm-up load per point (not measured)
+//   BENCH_RAW_DURATION=3     seconds of back-to-back session.run per raw batch size
+//   BENCH_CONNECTIONS=1,16,64
+//   BENCH_MODELS=cls,det
+//   BENCH_SCENARIOS=…        comma-separated patterns (substring, `*` wildcard) over scenario ids:
+//                            raw/cls, naive-json/det, tessera-binary/cls/delay-2, tessera-json/det/auto, …
+//   BENCH_DELAYS=0,1,2,5,auto  maxQueueDelayMs values for the dynamic batcher (`passthrough`
+//                            adds a server with the passthrough batcher, for comparison)
+//   BENCH_SWEEP=primary|all  sweep fixed delays on the best protocol only (default) or on both
+//   BENCH_DET_HW=96x320      detector input height × width (multiples of 32)
+//   BENCH_REQUEST_BATCH=1    samples per request
+//   BENCH_THREADS=…          intraOpNumThreads for every contender (default: ORT's)
+//   BENCH_LOG_LEVEL=info     Tessera's server.logLevel
+//   BENCH_DYNAMIC_OPTIONS='{"maxQueueSize":1024}'  extra keys for `batching:` of the dynamic batcher
+//   BENCH_MACHINE=name       the <machine> part of bench/results/<date>-<machine>.json
+//   BENCH_WRITE=0            do not write the results file or docs/benchmarks.md
+import { existsSync, rmSync } from 'node:fs';
+import { mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import {
+  BENCH_DIR,
+  ROOT,
+  benchModels,
+  freePort,
+  installCleanup,
+  machineInfo,
+  makeSample,
+  packageVersion,
+  runNodeJson,
+  sessionOptionsFromEnv,
+  spawnNode,
+  startServer,
+  tileSample,
+} from './lib/common.mjs';
+import { binaryInferBody, decodeInferResponse, jsonInferBody, maxAbsDiff } from './lib/oip.mjs';
+import { histogramMeans, processCpuSeconds, scrapeMetrics, systemBusySeconds, waitIdle } from './lib/probe.mjs';
+import { MARKER_END, MARKER_START, evaluateTargets, markDisturbed, renderMarkdown } from './lib/report.mjs';
+
+const env = process.env;
+const CLI = path.join(ROOT, 'packages', 'core', 'dist', 'cli.js');
+const DOCS = path.join(ROOT, 'docs', 'benchmarks.md');
+const RESULTS_DIR = path.join(BENCH_DIR, 'results');
+
+function list(value, fallback) {
+  return (value ?? fallback)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function positive(name, fallback) {
+  const v = Number(env[name] ?? fallback);
+  if (!(v > 0)) throw new Error(`${name}=${env[name]}: expected a positive number`);
+  return v;
+}
+
+const quick = env.BENCH_QUICK === '1' || env.BENCH_QUICK === 'true';
+const settings = {
+  quick,
+  durationS: positive('BENCH_DURATION', quick ? 3 : 10),
+  warmupS: positive('BENCH_WARMUP', quick ? 1 : 3),
+  rawDurationS: positive('BENCH_RAW_DURATION', quick ? 1 : 3),
+  connections: list(env.BENCH_CONNECTIONS, quick ? '1,64' : '1,16,64').map(Number),
+  models: list(env.BENCH_MODELS, 'cls,det'),
+  delays: list(env.BENCH_DELAYS, quick ? '0,auto' : '0,1,2,5,auto'),
+  sweep: env.BENCH_SWEEP ?? 'primary',
+  samplesPerRequest: positive('BENCH_REQUEST_BATCH', 1),
+  sessionOptions: sessionOptionsFromEnv(),
+  logLevel: env.BENCH_LOG_LEVEL ?? 'info',
+  dynamicOptions: JSON.parse(env.BENCH_DYNAMIC_OPTIONS ?? '{}'),
+  scenarios: list(env.BENCH_SCENARIOS, ''),
+};
+if (settings.connections.some((c) => !Number.isInteger(c) || c < 1)) throw new Error(`BENCH_CONNECTIONS=${env.BENCH_CONNECTIONS}: expected positive integers`);
+if (!['primary', 'all'].includes(settings.sweep)) throw new Error(`BENCH_SWEEP=${settings.sweep}: expected primary or all`);
+const MODELS = benchModels();
+for (const m of settings.models) if (!MODELS[m]) throw new Error(`BENCH_MODELS: unknown model '${m}' (cls, det)`);
+
+const patterns = settings.scenarios.map((p) => new RegExp(p.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')));
+const selected = (id) => patterns.length === 0 || patterns.some((re) => re.test(id));
+
+/**
+ * Above this much CPU (100 = one core) used by anything but the server, the load generator and
+ * this process during a point, the point is flagged as disturbed. An idle machine shows 10–30%
+ * here: the kernel's loopback networking is charged to no process.
+ */
+const NOISY_OTHER_CPU_PCT = 40;
+const log = (line) => process.stderr.write(`${line}\n`);
+const f1 = (v) => (v === null || v === undefined ? 'n/a' : v.toFixed(1));
+const f2 = (v) => (v === null || v === undefined ? 'n/a' : v.toFixed(2));
+
+installCleanup();
+const tmp = await mkdtemp(path.join(os.tmpdir(), 'tessera-bench-'));
+process.on('exit', () => {
+  if (!env.BENCH_KEEP_TMP) rmSync(tmp, { recursive: true, force: true });
+});
+
+const results = {
+  schema: 1,
+  date: new Date().toISOString(),
+  command: '',
+  file: '',
+  machine: machineInfo(),
+  versions: { onnxruntime: packageVersion('onnxruntime-node'), autocannon: packageVersion('autocannon'), core: packageVersion('@tessera/core') },
+  settings: { ...settings },
+  features: {},
+  models: {},
+  raw: {},
+  scenarios: [],
+  skipped: [],
+  targets: [],
+  noisyOtherCpuPct: NOISY_OTHER_CPU_PCT,
+};
+results.command = commandLine();
+
+/** How this run was started, with the BENCH_* variables that shaped it. */
+function commandLine() {
+  const vars = Object.keys(env)
+    .filter((k) => k.startsWith('BENCH_'))
+    .sort()
+    .map((k) => `${k}=${/^[\w.,:/-]*$/.test(env[k]) ? env[k] : `'${env[k]}'`}`);
+  const base = env.npm_lifecycle_event === 'bench' ? 'npm run bench' : 'node bench/run.mjs';
+  return [...vars, base].join(' ');
+}
+
+function skip(id, reason) {
+  results.skipped.push({ id, reason });
+  log(`skip ${id}: ${reason}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tessera configs and what the built core supports
+
+function tesseraConfig(model, batching) {
+  return {
+    server: { host: '127.0.0.1', port: 0, logLevel: settings.logLevel },
+    models: {
+      [model.name]: {
+        backend: 'onnxruntime',
+        path: model.file,
+        batching,
+        warmupShapes: { [model.input]: [1, ...model.sampleShape] },
+        ...(Object.keys(settings.sessionOptions).length > 0 ? { sessionOptions: settings.sessionOptions } : {}),
+      },
+    },
+  };
+}
+
+let configCount = 0;
+async function writeConfig(config) {
+  const file = path.join(tmp, `tessera-${++configCount}.json`);
+  await writeFile(file, JSON.stringify(config, null, 2));
+  return file;
+}
+
+/** `tessera validate` on a config: null when it passes, else the reason (its one-line error). */
+async function validate(config) {
+  const file = await writeConfig(config);
+  const proc = spawnNode(CLI, ['validate', '-c', file]);
+  const code = await proc.exited;
+  return code === 0 ? null : (proc.stderr.filter((l) => l.startsWith('tessera:')).at(-1) ?? proc.stderr.at(-1) ?? `exit ${code}`).replace(/^tessera: /, '');
+}
+
+function maxBatch(model) {
+  return Math.max(...model.batches);
+}
+
+function dynamicBatching(model, delay) {
+  return { batcher: 'dynamic', maxBatchSize: maxBatch(model), maxQueueDelayMs: delay === 'auto' ? 'auto' : Number(delay), ...settings.dynamicOptions };
+}
+
+async function detectFeatures() {
+  const probeModel = MODELS.cls;
+  const features = { dynamic: false, dynamicReason: null, delays: [], binary: false, binaryReason: null, batchSizeMetric: false, batchSizeMetricReason: null, sweepProtocol: 'json' };
+  const reason = await validate(tesseraConfig(probeModel, dynamicBatching(probeModel, 0)));
+  if (reason === null) {
+    features.dynamic = true;
+    for (const d of settings.delays) {
+      const r = d === '0' || d === 'passthrough' ? null : await validate(tesseraConfig(probeModel, dynamicBatching(probeModel, d)));
+      if (r === null) features.delays.push(d);
+      else skip(`tessera-*/*/${d === 'auto' ? 'auto' : `delay-${d}`}`, `the dynamic batcher rejects maxQueueDelayMs: ${d}: ${r}`);
+    }
+  } else {
+    features.dynamicReason = `\`tessera validate\` rejects batcher: dynamic (${reason}); Tessera runs with the passthrough batcher`;
+  }
+  // One short-lived server tells what the HTTP side offers.
+  const server = await startTesseraServer(tesseraConfig(probeModel, { batcher: 'passthrough', maxBatchSize: maxBatch(probeModel) }), 'probe.log');
+  try {
+    const meta = await (await fetch(`${server.url}/v2`)).json();
+    features.extensions = meta.extensions ?? [];
+    features.binary = features.extensions.includes('binary_tensor_data');
+    if (!features.binary) features.binaryReason = `the server's /v2 extensions [${features.extensions.join(', ')}] lack binary_tensor_data`;
+    const res = await fetch(`${server.url}/metrics`);
+    const text = res.ok ? await res.text() : '';
+    features.batchSizeMetric = /^# TYPE tessera_batch_size histogram/m.test(text);
+    if (!features.batchSizeMetric) features.batchSizeMetricReason = res.ok ? '/metrics has no tessera_batch_size histogram' : `/metrics answers ${res.status}`;
+  } finally {
+    await server.stop();
+  }
+  features.sweepProtocol = features.binary ? 'binary' : 'json';
+  return features;
+}
+
+/**
+ * Starts `tessera serve` on a generated config. At log levels that print the "server ready" line
+ * it listens on `--port 0` and the URL comes from that line; at quieter levels the harness picks a
+ * free port and polls readiness.
+ */
+async function startTesseraServer(config, logName) {
+  const file = await writeConfig(config);
+  const logsReady = ['info', 'debug', 'trace'].includes(settings.logLevel);
+  const port = logsReady ? 0 : await freePort();
+  return startServer(CLI, ['serve', '-c', file, '--port', String(port)], {
+    logFile: path.join(tmp, logName),
+    ...(logsReady ? {} : { readyUrl: `http://127.0.0.1:${port}` }),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring
+
+async function load(url, body, connections, durationS) {
+  return runNodeJson(path.join(BENCH_DIR, 'load.mjs'), [JSON.stringify({ url, bodyFile: body.file, headers: body.headers, connections, durationS })], {
+    timeoutMs: (durationS + 90) * 1000,
+  });
+}
+
+/** One request checked against the raw reference before any load: the contenders must compute the same thing. */
+async function preflight(url, body, reference) {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...body.headers }, body: await readFile(body.file), signal: AbortSignal.timeout(60_000) });
+  const buf = Buffer.from(await res.arrayBuffer());
+  if (res.status !== 200) return { ok: false, status: res.status, error: buf.toString('utf8').slice(0, 300) };
+  const decoded = decodeInferResponse(res.headers, buf);
+  const out = decoded.outputs.find((o) => o.name === reference.name) ?? decoded.outputs[0];
+  const expected = tileSample(Float32Array.from(reference.data), settings.samplesPerRequest);
+  const diff = out ? maxAbsDiff(out.data, expected) : Infinity;
+  return { ok: diff <= 1e-3, status: 200, maxAbsDiff: diff, binaryOutput: out?.binary ?? false, ...(diff <= 1e-3 ? {} : { error: `output differs from raw session.run by ${diff}` }) };
+}
+
+async function measureServed({ id, kind, protocol, model, config, batching, server, body, reference }) {
+  const url = `${server.url}/v2/models/${model.name}/infer`;
+  const check = await preflight(url, body, reference).catch((err) => ({ ok: false, error: String(err?.message ?? err) }));
+  if (!check.ok && check.status !== 200) {
+    log(`FAIL ${id}: ${check.status ?? ''} ${check.error}`);
+    results.scenarios.push({ id, kind, protocol, model: model.key, config, batching, connections: null, failed: `${check.status ?? ''} ${check.error}`.trim() });
+    return;
+  }
+  if (!check.ok) log(`WARN ${id}: ${check.error}`);
+  for (const connections of settings.connections) {
+    // Requests whose client has gone may still be worked off: each load starts on an idle server.
+    let drainS = await waitIdle(server.pid);
+    await load(url, body, connections, settings.warmupS);
+    drainS += await waitIdle(server.pid);
+    const before = kind === 'tessera' ? await scrapeMetrics(server.url, model.name) : null;
+    const cpu0 = processCpuSeconds(server.pid);
+    const sys0 = systemBusySeconds();
+    const own0 = process.cpuUsage();
+    const t0 = performance.now();
+    const r = await load(url, body, connections, settings.durationS);
+    const wallS = (performance.now() - t0) / 1000;
+    const cpu1 = processCpuSeconds(server.pid);
+    const sys1 = systemBusySeconds();
+    const own = process.cpuUsage(own0);
+    const after = kind === 'tessera' ? await scrapeMetrics(server.url, model.name) : null;
+    const means = histogramMeans(before, after);
+    // CPU used on the machine by anything but the server, the load generator and this process
+    const otherCpuPct =
+      sys0 === null || sys1 === null || cpu0 === null || cpu1 === null
+        ? null
+        : Math.max(0, ((sys1 - sys0 - (cpu1 - cpu0) - (r.loadCpuPct / 100) * r.durationS - (own.user + own.system) / 1e6) / wallS) * 100);
+    const row = {
+      id,
+      kind,
+      protocol,
+      model: model.key,
+      config,
+      batching,
+      connections,
+      durationS: r.durationS,
+      requests: r.requests,
+      samplesPerSec: r.reqPerSec * settings.samplesPerRequest,
+      reqPerSec: r.reqPerSec,
+      latencyMs: r.latencyMs,
+      errors: r.errors,
+      timeouts: r.timeouts,
+      non2xx: r.non2xx,
+      statusCodes: r.statusCodes,
+      meanBatchSize: means.batchSize?.mean ?? null,
+      meanQueueMs: means.queueSeconds ? means.queueSeconds.mean * 1000 : null,
+      meanInferenceMs: means.inferenceSeconds ? means.inferenceSeconds.mean * 1000 : null,
+      serverCpuPct: cpu0 === null || cpu1 === null ? null : ((cpu1 - cpu0) / wallS) * 100,
+      loadCpuPct: r.loadCpuPct,
+      otherCpuPct,
+      drainS,
+      check: { maxAbsDiff: check.maxAbsDiff, binaryOutput: check.binaryOutput, ok: check.ok },
+      ratios: {},
+    };
+    results.scenarios.push(row);
+    log(
+      `${id} c=${connections}: ${f1(row.samplesPerSec)} samples/s, p50 ${f2(r.latencyMs.p50)} ms, p99 ${f2(r.latencyMs.p99)} ms, ` +
+        `errors ${r.errors + r.timeouts}, non-2xx ${r.non2xx}, batch ${f2(row.meanBatchSize)}, CPU server ${f1(row.serverCpuPct)}% load ${f1(r.loadCpuPct)}% other ${f1(otherCpuPct)}%`,
+    );
+    if (otherCpuPct !== null && otherCpuPct > NOISY_OTHER_CPU_PCT) log(`  WARN other processes used ${f1(otherCpuPct)}% CPU during this point: its figures are disturbed`);
+  }
+}
+
+async function prepareBodies(model) {
+  const sample = makeSample(model);
+  const shape = [settings.samplesPerRequest, ...model.sampleShape];
+  const data = tileSample(sample, settings.samplesPerRequest);
+  const jsonFile = path.join(tmp, `${model.key}.json`);
+  await writeFile(jsonFile, jsonInferBody(model.input, shape, data));
+  let bin;
+  const testing = await import('@tessera/core/testing').catch(() => ({}));
+  try {
+    if (typeof testing.encodeBinaryInferRequest !== 'function') throw new Error('@tessera/core/testing has no encodeBinaryInferRequest');
+    bin = testing.encodeBinaryInferRequest([{ name: model.input, datatype: 'FP32', shape, data }], { binaryOutput: true });
+    if (!Buffer.isBuffer(bin.body) || !bin.headers) throw new Error('encodeBinaryInferRequest returned no { body, headers }');
+    results.features.binaryEncoder = '@tessera/core/testing encodeBinaryInferRequest';
+  } catch (err) {
+    bin = binaryInferBody(model.input, shape, data);
+    results.features.binaryEncoder = `bench/lib/oip.mjs (${err.message})`;
+  }
+  const binFile = path.join(tmp, `${model.key}.bin`);
+  await writeFile(binFile, bin.body);
+  return { json: { file: jsonFile, headers: {} }, binary: { file: binFile, headers: bin.headers } };
+}
+
+async function benchModel(model, features) {
+  results.models[model.key] = { name: model.name, file: path.relative(ROOT, model.file), input: model.input, sampleShape: model.sampleShape, maxBatchSize: maxBatch(model) };
+  const bodies = await prepareBodies(model);
+  const referenceFile = path.join(tmp, `${model.key}.reference.json`);
+
+  // (a) raw session.run, in its own process; also writes the reference output
+  const rawId = `raw/${model.key}`;
+  const batches = selected(rawId) ? (quick ? model.quickBatches : model.batches) : [];
+  log(`${rawId}: ${batches.length ? `batch ${batches.join(', ')}` : 'reference output only'}`);
+  const raw = await runNodeJson(
+    path.join(BENCH_DIR, 'raw.mjs'),
+    [JSON.stringify({ model: model.key, batches, durationMs: settings.rawDurationS * 1000, warmupMs: Math.min(1000, settings.rawDurationS * 500), sessionOptions: settings.sessionOptions, referenceFile })],
+    { echo: true },
+  );
+  if (batches.length) results.raw[model.key] = { batches: raw.batches, best: raw.best };
+  const reference = JSON.parse(await readFile(referenceFile, 'utf8'));
+
+  // (d) the naive server
+  const naiveIds = ['json', 'binary'].map((p) => ({ protocol: p, id: `naive-${p}/${model.key}` })).filter((s) => selected(s.id));
+  if (naiveIds.length > 0) {
+    const server = await startServer(path.join(BENCH_DIR, 'naive-server.mjs'), [JSON.stringify({ models: [{ name: model.name, path: model.file }], sessionOptions: settings.sessionOptions })], {
+      logFile: path.join(tmp, `naive-${model.key}.log`),
+    });
+    try {
+      for (const { protocol, id } of naiveIds) await measureServed({ id, kind: 'naive', protocol, model, config: 'no batching', batching: null, server, body: bodies[protocol], reference });
+    } finally {
+      await server.stop();
+    }
+  }
+
+  // (b, c) Tessera: one server per batcher setting; the adaptive one first
+  const passthrough = { id: 'passthrough', batching: { batcher: 'passthrough', maxBatchSize: maxBatch(model) } };
+  const order = (d) => (d === 'auto' ? -2 : d === 'passthrough' ? -1 : Number(d));
+  const configs = features.dynamic
+    ? [...features.delays].sort((a, b) => order(a) - order(b)).map((d) => (d === 'passthrough' ? passthrough : { id: d === 'auto' ? 'auto' : `delay-${d}`, batching: dynamicBatching(model, d) }))
+    : [passthrough];
+  for (const cfg of configs) {
+    const both = cfg.id === 'auto' || cfg.id === 'passthrough' || settings.sweep === 'all' || configs.length === 1;
+    const protocols = both ? ['json', 'binary'] : [features.sweepProtocol];
+    const runs = [];
+    for (const protocol of protocols) {
+      const id = `tessera-${protocol}/${model.key}/${cfg.id}`;
+      if (!selected(id)) continue;
+      if (protocol === 'binary' && !features.binary) skip(id, features.binaryReason);
+      else runs.push({ id, protocol });
+    }
+    if (runs.length === 0) continue;
+    const server = await startTesseraServer(tesseraConfig(model, cfg.batching), `tessera-${model.key}-${cfg.id}.log`);
+    try {
+      for (const { id, protocol } of runs) await measureServed({ id, kind: 'tessera', protocol, model, config: cfg.id, batching: cfg.batching, server, body: bodies[protocol], reference });
+    } finally {
+      await server.stop();
+    }
+  }
+}
+
+function addRatios() {
+  for (const s of results.scenarios) {
+    if (s.failed) continue;
+    const rawBest = results.raw[s.model]?.best?.samplesPerSec;
+    const naive = (protocol) => results.scenarios.find((n) => n.kind === 'naive' && n.protocol === protocol && n.model === s.model && n.connections === s.connections && !n.failed);
+    const nj = naive('json');
+    const np = naive(s.protocol);
+    // a baseline that answered nothing in the window gives no ratio (not Infinity)
+    s.ratios = {
+      rawBest: rawBest ? s.samplesPerSec / rawBest : null,
+      naiveJson: nj?.samplesPerSec ? s.samplesPerSec / nj.samplesPerSec : null,
+      naiveSameProtocol: np?.samplesPerSec ? s.samplesPerSec / np.samplesPerSec : null,
+    };
+  }
+}
+
+function machineSlug() {
+  if (env.BENCH_MACHINE) return env.BENCH_MACHINE.replace(/[^\w.-]+/g, '-');
+  const cpu = results.machine.cpu
+    .toLowerCase()
+    .replace(/\(r\)|\(tm\)|cpu|processor|@.*$|\d+-core/g, ' ')
+    .trim()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '');
+  return `${cpu || 'cpu'}-${results.machine.cores}c`;
+}
+
+async function writeOutputs() {
+  const name = `${results.date.slice(0, 10)}-${machineSlug()}${quick ? '-quick' : ''}.json`;
+  results.file = `bench/results/${name}`;
+  const file = path.join(RESULTS_DIR, name);
+  await writeFile(`${file}.tmp`, `${JSON.stringify(results, null, 2)}\n`);
+  await rename(`${file}.tmp`, file);
+  const block = `${MARKER_START}\n${renderMarkdown(results)}\n${MARKER_END}`;
+  const docs = existsSync(DOCS) ? await readFile(DOCS, 'utf8') : '# Benchmarks\n';
+  const start = docs.indexOf(MARKER_START);
+  const end = docs.indexOf(MARKER_END);
+  const updated = start >= 0 && end > start ? docs.slice(0, start) + block + docs.slice(end + MARKER_END.length) : `${docs.trimEnd()}\n\n## Latest results\n\n${block}\n`;
+  await writeFile(DOCS, updated);
+  log(`\nwrote ${path.relative(ROOT, file)} and ${path.relative(ROOT, DOCS)}`);
+}
+
+async function main() {
+  if (!existsSync(CLI)) throw new Error(`${path.relative(ROOT, CLI)} is missing: run \`npm run build\` first (npm run bench does)`);
+  const started = performance.now();
+  log(`bench: ${results.command}\n  ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.memGiB} GiB, Node ${results.machine.node}`);
+  const busy = os.loadavg()[0];
+  results.machine.loadavgAtStart = os.loadavg();
+  if (busy > results.machine.cores * 0.25) {
+    log(`  WARN load average ${busy.toFixed(2)} on ${results.machine.cores} cores before the run: other work is running, figures will be disturbed`);
+  }
+  results.features = await detectFeatures();
+  const ft = results.features;
+  log(
+    `  dynamic batcher: ${ft.dynamic ? `yes (${ft.delays.join(', ')})` : `no — ${ft.dynamicReason}`}\n` +
+      `  binary tensor extension: ${ft.binary ? 'yes' : `no — ${ft.binaryReason}`}\n` +
+      `  tessera_batch_size: ${ft.batchSizeMetric ? 'yes' : `no — ${ft.batchSizeMetricReason}`}`,
+  );
+  const configIds = ft.dynamic ? ft.delays.map((d) => (d === 'auto' || d === 'passthrough' ? d : `delay-${d}`)) : ['passthrough'];
+  for (const key of settings.models) {
+    const ids = [`raw/${key}`, `naive-json/${key}`, `naive-binary/${key}`, ...configIds.flatMap((c) => [`tessera-json/${key}/${c}`, `tessera-binary/${key}/${c}`])];
+    if (ids.some(selected)) await benchModel(MODELS[key], ft);
+    else log(`${key}: no scenario selected by BENCH_SCENARIOS`);
+  }
+  addRatios();
+  results.targets = markDisturbed(results, evaluateTargets(results), NOISY_OTHER_CPU_PCT);
+  results.elapsedS = (performance.now() - started) / 1000;
+  results.machine.loadavgAtEnd = os.loadavg();
+  const disturbed = results.scenarios.filter((x) => x.otherCpuPct > NOISY_OTHER_CPU_PCT).length;
+  results.disturbedPoints = disturbed;
+  if (disturbed > 0) log(`WARN ${disturbed} point(s) ran while other processes used > ${NOISY_OTHER_CPU_PCT}% of a core (see otherCpuPct)`);
+  log('');
+  for (const t of results.targets) {
+    log(`target ${t.pass === null ? 'n/a ' : t.pass ? 'MET ' : 'MISS'}${t.disturbed && t.pass !== null ? ' (disturbed)' : ''} ${t.target} [${t.scenario}]: ${t.measured === null ? 'n/a' : `${t.measured.toFixed(2)} ${t.unit}`}${t.note ? ` — ${t.note}` : ''}`);
+  }
+  if (env.BENCH_WRITE !== '0') await writeOutputs();
+  log(`done in ${Math.round(results.elapsedS)} s`);
+}
+
+try {
+  await main();
+} catch (err) {
+  log(`bench: ${err instanceof Error ? err.stack : String(err)}`);
+  process.exitCode = 1;
+}

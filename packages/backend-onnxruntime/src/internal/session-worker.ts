@@ -1,0 +1,111 @@
+/**
+ * The worker thread of one model instance: owns one ONNX Runtime `InferenceSession` and runs it off
+ * the main thread. onnxruntime-node's `session.run` is a synchronous native call (wrapped in a
+ * `setImmediate`), so on the main thread it would stop the event loop for the whole inference.
+ *
+ * Protocol (`protocol.ts`): `load` → `loaded` | `load-failed` (then the thread exits); `run` →
+ * `{ id, outputs }` | `{ id, error }`; `release` → `released`, then the thread exits. Messages are
+ * handled one at a time, in order: a `release` waits for the runs posted before it. (`exit`, for
+ * tests, ends the thread at once.)
+ *
+ * Imports only `onnxruntime-node` (and types): a worker is a fresh isolate, and this keeps its start
+ * cheap.
+ */
+import { parentPort } from 'node:worker_threads';
+import * as ort from 'onnxruntime-node';
+import type { FromWorker, ToWorker, WireTensor } from './protocol.js';
+
+if (!parentPort) throw new Error('session-worker.js runs as a worker thread of @tessera/backend-onnxruntime, not on its own');
+const port = parentPort;
+
+let session: ort.InferenceSession | undefined;
+let queue: Promise<void> = Promise.resolve();
+
+function reply(message: FromWorker, transfer?: ArrayBuffer[]): void {
+  port.postMessage(message, transfer);
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function load(path: string, sessionOptions: ort.InferenceSession.SessionOptions): Promise<void> {
+  try {
+    session = await ort.InferenceSession.create(path, sessionOptions);
+  } catch (err) {
+    reply({ op: 'load-failed', message: messageOf(err) });
+    // nothing to serve: end the thread (the main thread waits for its exit)
+    port.close();
+    return;
+  }
+  reply({ op: 'loaded', inputMetadata: session.inputMetadata, outputMetadata: session.outputMetadata });
+}
+
+async function run(id: number, feeds: readonly WireTensor[], fetches: string[]): Promise<void> {
+  const outputs: WireTensor[] = [];
+  const transfer: ArrayBuffer[] = [];
+  try {
+    if (!session) throw new Error('the session is not loaded');
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const f of feeds) ortFeeds[f.name] = new ort.Tensor(f.type as 'float32', f.data as Float32Array, f.dims);
+    const result = await session.run(ortFeeds, fetches);
+    for (const name of fetches) {
+      const t = result[name] as ort.Tensor;
+      const data = t.data;
+      // onnxruntime-node copies each output into an ArrayBuffer of its own (offset 0, exact length),
+      // which nothing else in this thread keeps: hand it over instead of copying it again. Anything
+      // else (a view into a larger buffer, a buffer already listed) is left to structured clone.
+      if (ArrayBuffer.isView(data)) {
+        const buffer = data.buffer;
+        if (buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === buffer.byteLength && !transfer.includes(buffer)) transfer.push(buffer);
+      }
+      outputs.push({ name, type: t.type, dims: t.dims, data });
+    }
+  } catch (err) {
+    reply({ id, error: messageOf(err) });
+    return;
+  }
+  try {
+    reply({ id, outputs }, transfer);
+  } catch {
+    // a buffer that cannot be transferred (none seen with onnxruntime-node 1.30): copy them all
+    reply({ id, outputs });
+  }
+}
+
+async function release(): Promise<void> {
+  const s = session;
+  session = undefined;
+  try {
+    await s?.release();
+  } catch {
+    // the thread ends anyway, and the session with it
+  }
+  reply({ op: 'released' });
+  // nothing else keeps the thread's event loop alive: it ends, and the thread exits
+  port.close();
+}
+
+function handle(message: ToWorker): Promise<void> {
+  switch (message.op) {
+    case 'run':
+      return run(message.id, message.feeds, message.fetches);
+    case 'load':
+      return load(message.path, message.sessionOptions);
+    case 'release':
+      return release();
+    case 'exit':
+      return Promise.resolve();
+  }
+}
+
+port.on('message', (message: ToWorker) => {
+  if (message.op === 'exit') process.exit(message.code);
+  // a failure here (a reply that cannot be cloned) would leave the main thread waiting: end the
+  // thread instead, which fails whatever is pending there
+  queue = queue.then(() => handle(message)).catch((err: unknown) => {
+    queueMicrotask(() => {
+      throw err;
+    });
+  });
+});
