@@ -33,7 +33,10 @@
  *   wait: b·δ + (b + s)·t(b + s)                — everyone waits δ, then one execution.
  * It waits only while `wait < now` (for an affine t: δ·(b + s) < s·(a − c·b) with one instance,
  * never when another instance is idle), and never past min(t(b), `adaptiveMaxDelayMs`, the
- * latency budget's slack) since the oldest request of the batch arrived. At low load δ is large
+ * latency budget's slack) since the oldest request of the batch arrived. The model assumes arrivals
+ * independent of our answers, which a closed loop (clients that wait for each answer; concurrency 1
+ * at the extreme) breaks; so it also learns whether its holds gain samples (an EWMA of hits): after
+ * holds that gain nothing it stops holding, and probes once in 64 decisions. At low load δ is large
  * and it dispatches at once (concurrency 1 sees the raw batch-1 latency); under load instances are
  * busy, samples accumulate, and batches grow by themselves.
  *
@@ -58,7 +61,7 @@ import { asInferenceError, requestBatchSize } from './passthrough-batcher.js';
 /** Below this share of holds that gained samples, the adaptive delay stops holding (but probes). */
 const HOLD_PAYOFF_MIN = 0.5;
 /** While holds do not pay off, one hold in this many decisions checks whether they do again. */
-const HOLD_PROBE_EVERY = 32;
+const HOLD_PROBE_EVERY = 64;
 /** Weight of the past in the hold pay-off EWMA. */
 const HOLD_PAYOFF_DECAY = 0.8;
 
@@ -369,8 +372,11 @@ export class DynamicBatcher implements Batcher {
   readonly #latency = new BatchLatencyModel();
   /** Per shape key: samples in the batch when an adaptive hold began (to learn whether holds pay off). */
   readonly #holds = new Map<string, number>();
-  /** EWMA of how often an adaptive hold gained samples before it ended (1 = always). */
-  #holdPayoff = 1;
+  /**
+   * EWMA of how often an adaptive hold gained samples before it ended. It starts undecided (0.5):
+   * the first hold that gains nothing stops the holding until a probe shows that holds pay again.
+   */
+  #holdPayoff = HOLD_PAYOFF_MIN;
   /** Decisions since the last hold, for the occasional probe while holds do not pay off. */
   #sinceHold = 0;
   #seq = 0;
