@@ -52,7 +52,7 @@
 import type { InferenceRequest, JSONSchema, ModelInstance } from '../contracts/backend.js';
 import type { Batcher, BatcherContext, BatcherFactory, BatcherStats } from '../contracts/batcher.js';
 import type { Tensor } from '../contracts/tensor.js';
-import { DURATION_FORMAT } from '../config/schema.js';
+import { DURATION_FORMAT, durationSchema } from '../config/schema.js';
 import { parseDuration } from '../config/units.js';
 import { validateAgainstSchema } from '../config/validate.js';
 import { TesseraError } from '../errors.js';
@@ -98,14 +98,6 @@ export interface ResolvedDynamicBatcherOptions {
   adaptiveMaxDelayMs: number;
 }
 
-const durationOption = (description: string, defaultValue: number, examples: unknown[]): JSONSchema => ({
-  type: ['number', 'string'],
-  minimum: 0,
-  format: DURATION_FORMAT,
-  default: defaultValue,
-  description,
-  examples,
-});
 
 /** JSON Schema (draft-07) of the `dynamic` batcher's options (the `batching` keys besides `batcher` and `maxBatchSize`). */
 export const DYNAMIC_BATCHER_OPTIONS_SCHEMA: JSONSchema = {
@@ -134,7 +126,7 @@ export const DYNAMIC_BATCHER_OPTIONS_SCHEMA: JSONSchema = {
       description: 'Most requests waiting in the queue (executing ones not counted); more get 503 TESSERA_E_QUEUE_FULL with Retry-After. 0 = unbounded.',
       examples: [256],
     },
-    timeoutMs: durationOption(
+    timeoutMs: durationSchema(
       'Longest time a request may wait before its batch starts; then 503 TESSERA_E_QUEUE_TIMEOUT. 0 = no limit. A request may lower (never raise) it with `parameters.timeout` (ms).',
       0,
       [1000, '2s'],
@@ -152,12 +144,12 @@ export const DYNAMIC_BATCHER_OPTIONS_SCHEMA: JSONSchema = {
       description: 'Level of requests that send no `parameters.priority` (or 0). Default: the lowest level (`priorityLevels`), so that only marked requests jump ahead.',
       examples: [2],
     },
-    latencyBudgetMs: durationOption(
+    latencyBudgetMs: durationSchema(
       'Shed (503 TESSERA_E_QUEUE_SHED) requests predicted to finish later than this after they arrived: time queued + predicted wait + predicted execution. 0 = off.',
       0,
       [50],
     ),
-    adaptiveMaxDelayMs: durationOption('With `maxQueueDelayMs: auto`, the longest a batch may be held back (it is also never held longer than its predicted execution time).', 10, [5]),
+    adaptiveMaxDelayMs: durationSchema('With `maxQueueDelayMs: auto`, the longest a batch may be held back (it is also never held longer than its predicted execution time).', 10, [5]),
   },
 };
 

@@ -13,7 +13,8 @@ export const VERSION_LABEL_PATTERN = '^[1-9][0-9]*$';
 /** Keys of a model section that the core owns; every other key is for the backend. */
 export const MODEL_CORE_KEYS = ['backend', 'path', 'versions', 'batching', 'instances', 'routing', 'warmup'] as const;
 
-const durationSchema = (description: string, defaultValue: string, examples: unknown[]): JSONSchema => ({
+/** A duration key (ms as a number, or a string such as `500ms`, `1s`), for the core's and plugins' schemas. */
+export const durationSchema = (description: string, defaultValue: number | string, examples: unknown[]): JSONSchema => ({
   type: ['number', 'string'],
   minimum: 0,
   format: DURATION_FORMAT,
