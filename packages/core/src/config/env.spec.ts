@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { TesseraError } from '../errors.js';
 import { substituteEnv } from './env.js';
+import { catchError } from './test-support.js';
 
 const env = { HOST: 'example.org', PORT: '9000', EMPTY: '', TOKEN: 'a$b${c}' };
 
@@ -119,12 +120,3 @@ describe(substituteEnv, () => {
     });
   });
 });
-
-function catchError(fn: () => unknown): TesseraError {
-  try {
-    fn();
-  } catch (err) {
-    return err as TesseraError;
-  }
-  throw new Error('expected an error');
-}

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { TesseraError } from '../errors.js';
 import { parseDuration, parseSize } from './units.js';
+import { catchError } from './test-support.js';
 
 describe(parseDuration, () => {
   it.each([
@@ -78,12 +79,3 @@ describe(parseSize, () => {
     expect(() => parseSize('big', 'server.bodyLimit')).toThrow(/^server\.bodyLimit: must be a size: .* got "big"$/);
   });
 });
-
-function catchError(fn: () => unknown): TesseraError {
-  try {
-    fn();
-  } catch (err) {
-    return err as TesseraError;
-  }
-  throw new Error('expected an error');
-}

@@ -3,6 +3,7 @@ import type { JSONSchema } from '../contracts/backend.js';
 import { TesseraError } from '../errors.js';
 import { resolveConfig } from './resolve.js';
 import { coerceToSchema, validateAgainstSchema } from './validate.js';
+import { catchError } from './test-support.js';
 
 /** The message lines of resolving `raw` as if it came from /srv/tessera.config.yaml. */
 function problems(raw: unknown): string[] {
@@ -263,12 +264,3 @@ describe(coerceToSchema, () => {
     expect(coerceToSchema(schema, value)).toEqual({ a: 1, b: 2.5, list: [{ n: 3 }], 'x-on': true, other: { k: 4 } });
   });
 });
-
-function catchError(fn: () => unknown): TesseraError {
-  try {
-    fn();
-  } catch (err) {
-    return err as TesseraError;
-  }
-  throw new Error('expected an error');
-}

@@ -17,6 +17,7 @@ import {
   parseInferenceHeaderLength,
   splitBinaryInputs,
 } from './binary-codec.js';
+import type { BinaryInferRequestHeader } from './binary-codec.js';
 import { clientGoneSignal } from './context.js';
 import { sendError, toTesseraError } from './errors.js';
 import { checkInputAgainstSpec, decodeJsonData, encodeJsonData } from './json-codec.js';
@@ -38,22 +39,11 @@ interface ModelParams {
   version?: string;
 }
 
-interface JsonInput {
-  name: string;
-  shape: number[];
-  datatype: string;
-  parameters?: Record<string, unknown>;
-  /** Absent when the input is sent in binary (`parameters.binary_data_size`). */
-  data?: unknown;
-}
-
-/** An OIP v2 inference request: a JSON body, or the JSON header of a binary one. */
-export interface JsonInferRequest {
-  id?: string;
-  parameters?: Record<string, unknown>;
-  inputs: JsonInput[];
-  outputs?: { name: string; parameters?: Record<string, unknown> }[];
-}
+/**
+ * An OIP v2 inference request: a JSON body, or the JSON header of a binary one (the same structure;
+ * declared once, beside the binary framing that made `data` optional).
+ */
+export type JsonInferRequest = BinaryInferRequestHeader;
 
 /**
  * JSON Schema of an OIP v2 inference request body, or of the JSON header of a binary one
