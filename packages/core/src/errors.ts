@@ -58,9 +58,23 @@ export const ERROR_CODES = {
   // execution
   TESSERA_E_INFERENCE_FAILED: { status: 500, description: 'The backend failed while executing the request; the message gives its reason.' },
   TESSERA_E_SERVER_INTERNAL: { status: 500, description: 'An unexpected fault inside Tessera. Please report it with the log line that carries the request id.' },
+  // upstream replicas (remote backends such as vLLM)
+  TESSERA_E_UPSTREAM_UNAVAILABLE: { status: 503, description: 'No replica of the model is healthy (all ejected, starting or restarting); retry after `Retry-After`.' },
+  TESSERA_E_UPSTREAM_FAILED: { status: 502, description: 'The upstream replica failed (connection refused or reset, a 5xx answer, or a malformed body) on every replica tried; the message names the replica and the cause.' },
+  TESSERA_E_UPSTREAM_TIMEOUT: { status: 504, description: "The upstream replica did not answer within the backend's timeout (`connectTimeout`, `headersTimeout` or `idleTimeout` of the model)." },
+  TESSERA_E_UPSTREAM_REJECTED: { status: 400, description: "The upstream engine refused the request as invalid (its 4xx answer, e.g. an unsupported parameter or a prompt over the context length); the engine's message, type and param are passed through with its status." },
+  TESSERA_E_STREAM_INTERRUPTED: { status: 502, description: 'A streamed generation broke after its first bytes reached the client (the replica died or dropped the stream); the stream ends with an error event and `data: [DONE]`. Retry the request.' },
+  TESSERA_E_LAUNCH_FAILED: { status: 500, description: 'A managed replica (`launch:`) could not be started or did not become healthy within `launch.startupTimeout`; the message gives the exit code and the last lines it printed.' },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** The fields of an OpenAI error object besides `message`. */
+export interface OpenAIErrorFields {
+  type?: string;
+  param?: string | null;
+  code?: string | number | null;
+}
 
 /** The one error class of the core. `code` is stable; `status` is the HTTP status. */
 export class TesseraError extends Error {
@@ -69,12 +83,18 @@ export class TesseraError extends Error {
   readonly status: number;
   /** Extra response headers (e.g. `Retry-After`). */
   readonly headers: Record<string, string> | undefined;
+  /**
+   * OpenAI error fields to send instead of the defaults derived from the status, e.g. an upstream
+   * engine's own `type`/`param`/`code` when its error is passed through.
+   */
+  readonly openai: OpenAIErrorFields | undefined;
 
-  constructor(code: ErrorCode, message: string, options: { cause?: unknown; status?: number; headers?: Record<string, string> } = {}) {
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; status?: number; headers?: Record<string, string>; openai?: OpenAIErrorFields } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.status = options.status ?? ERROR_CODES[code].status;
     this.headers = options.headers;
+    this.openai = options.openai;
   }
 }
 

@@ -19,9 +19,9 @@ export type { RouteCandidate, RouteOutcome, RouteRequest, RouteTarget, Router, R
 export { ROUTER_FACTORY } from './contracts/router.js';
 export type { Exporter } from './contracts/exporter.js';
 export { EXPORTER } from './contracts/exporter.js';
-export type { ModelState, ServingEventMap } from './contracts/events.js';
+export type { GenerationEvent, ModelState, ServingEventMap, UpstreamEvent } from './contracts/events.js';
 export { ServingEvents } from './contracts/events.js';
-export type { ErrorCode, ErrorCodeInfo } from './errors.js';
+export type { ErrorCode, ErrorCodeInfo, OpenAIErrorFields } from './errors.js';
 export { ERROR_CODES, TesseraError, errorMessage, isTesseraError } from './errors.js';
 export type { PluginContext, PluginDefinition, TesseraPlugin } from './plugins/define-plugin.js';
 export { PLUGIN_BRAND, definePlugin, isTesseraPlugin } from './plugins/define-plugin.js';

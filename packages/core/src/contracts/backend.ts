@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { ServingEvents } from './events.js';
 import type { Tensor, TensorSpec } from './tensor.js';
 
 /** What a loaded model version declares about itself (OIP v2 model metadata, plus batching). */
@@ -36,8 +37,13 @@ export interface ModelVersionSpec {
 export interface LoadContext {
   /** A child logger bound to the model and version. */
   logger: Logger;
-  /** Aborted when the server shuts down during the load. */
+  /**
+   * Aborted when the server shuts down during the load. Only for the load itself: an instance's
+   * own lifetime ends with `unload()`.
+   */
   signal: AbortSignal;
+  /** The serving events, for backends that report their own telemetry (e.g. upstream health). */
+  events: ServingEvents;
 }
 
 /** One request inside a batch: its input tensors and the outputs it wants. */
@@ -61,18 +67,36 @@ export interface InferenceBatch {
   outputs?: string[];
 }
 
-/** A request to an LLM (OpenAI-style). Unknown fields pass through to the engine. */
+/**
+ * A request to an LLM in OpenAI's shape. The core validates only what it needs (`model`, `stream`,
+ * `stream_options`, `messages`/`prompt` present); every other field passes through untouched.
+ */
 export interface GenerateRequest {
+  /** `chat` for `/v1/chat/completions`, `completion` for `/v1/completions`. */
   kind: 'chat' | 'completion';
-  /** The OpenAI request body as received (model name already resolved). */
-  body: Record<string, unknown>;
-  /** Request headers a backend may forward (e.g. a session id for prefix affinity). */
-  headers?: Record<string, string>;
+  /** The OpenAI request body as the client sent it. */
+  body: Readonly<Record<string, unknown>>;
+  /** `body.stream === true`. */
+  stream: boolean;
+  /**
+   * Request headers a backend may use or forward, lower-cased: `x-session-id` (prefix affinity),
+   * `x-request-id`, `traceparent`, `tracestate`.
+   */
+  headers: Readonly<Record<string, string>>;
 }
 
-/** One piece of a generation: an OpenAI response chunk, passed to the client as is. */
+/**
+ * One piece of a generation, in OpenAI's wire shape. When streaming, each chunk is one SSE event
+ * (`chat.completion.chunk` / `text_completion` chunk; the usage-only chunk has `choices: []`); when
+ * not streaming, the backend yields exactly one chunk: the whole response object.
+ */
 export interface GenerateChunk {
-  data: Record<string, unknown>;
+  data: Readonly<Record<string, unknown>>;
+  /**
+   * `data` already serialised (e.g. the bytes an upstream sent), written as is so the core does not
+   * stringify it again. Must be `JSON.stringify(data)`-equivalent.
+   */
+  json?: string;
 }
 
 /**

@@ -10,6 +10,36 @@ export interface ServingEventMap {
   batch: [event: { model: string; version: string; size: number; requests: number; queueMs: number[]; executeMs: number; ok: boolean }];
   /** A model version changed state. */
   modelState: [event: { model: string; version: string; state: ModelState; reason?: string }];
+  /** An LLM generation ended (any outcome). Token counts come from the engine's `usage`. */
+  generation: [event: GenerationEvent];
+  /** An upstream replica changed health, or left the pool (`removed`). */
+  upstream: [event: UpstreamEvent];
+}
+
+export interface GenerationEvent {
+  model: string;
+  version: string;
+  kind: 'chat' | 'completion';
+  stream: boolean;
+  /** Whether the generation completed (false: upstream error, client gone, interrupted stream). */
+  ok: boolean;
+  /** From arrival to the first chunk carrying generated text (streaming only). */
+  ttftMs?: number;
+  /** Mean time between output tokens after the first (streaming, ≥ 2 output tokens). */
+  tpotMs?: number;
+  promptTokens?: number;
+  completionTokens?: number;
+  durationMs: number;
+}
+
+export interface UpstreamEvent {
+  model: string;
+  /** The replica's base URL (a configured value, so label cardinality stays bounded). */
+  upstream: string;
+  healthy: boolean;
+  /** The replica was removed from the pool (unload, or a managed replica stopped for good). */
+  removed?: boolean;
+  reason?: string;
 }
 
 /**

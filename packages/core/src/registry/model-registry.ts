@@ -196,7 +196,7 @@ export class ModelRegistry {
           instanceIndex: i,
           instanceCount: config.instances,
         };
-        v.instances.push(await backend.load(spec, { logger: log, signal }));
+        v.instances.push(await backend.load(spec, { logger: log, signal, events }));
       }
       checkInstances(entry.name, v);
     } catch (err) {

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Backend, InferenceBatch, LoadContext, ModelInstance, ModelVersionSpec } from '../contracts/backend.js';
 import type { DataType, Tensor, TensorSpec } from '../contracts/tensor.js';
+import { ServingEvents } from '../contracts/events.js';
 import type * as VitestApi from 'vitest';
 import type { ErrorCode } from '../errors.js';
 import { isTesseraError } from '../errors.js';
@@ -75,13 +76,13 @@ export interface BackendConformanceOptions {
 }
 
 /** A LoadContext for tests: a silent logger and a signal that never aborts (unless given). */
-export function testLoadContext(signal: AbortSignal = new AbortController().signal): LoadContext {
+export function testLoadContext(signal: AbortSignal = new AbortController().signal, events: ServingEvents = new ServingEvents()): LoadContext {
   const noop = (): void => undefined;
   // a pino-shaped logger that drops everything: tests should not depend on pino being configured
   const logger: Record<string, unknown> = { level: 'silent', fatal: noop, error: noop, warn: noop, info: noop, debug: noop, trace: noop, silent: noop };
   logger.child = () => logger;
   logger.isLevelEnabled = () => false;
-  return { logger: logger as unknown as LoadContext['logger'], signal };
+  return { logger: logger as unknown as LoadContext['logger'], signal, events };
 }
 
 /** A ModelVersionSpec for tests (model `conformance`, version `1`, one instance). */

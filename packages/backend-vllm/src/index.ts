@@ -1,0 +1,5 @@
+/**
+ * `@tessera/backend-vllm`: Tessera as the gateway in front of vLLM replicas. Registers the backend
+ * `vllm`.
+ */
+export {};
