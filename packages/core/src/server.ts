@@ -16,6 +16,7 @@ import { TesseraError, errorMessage } from './errors.js';
 import type { RequestContext } from './http/context.js';
 import { sendError, toTesseraError } from './http/errors.js';
 import { registerOipV2 } from './http/oip-v2.js';
+import { registerOpenAI } from './http/openai.js';
 import { registerPredict } from './http/predict.js';
 import { registerRepository } from './http/repository.js';
 import { CORE_VERSION } from './internal/core-version.js';
@@ -129,6 +130,7 @@ export class TesseraServer {
     });
     registerRepository(this.app, { registry: this.registry });
     registerPredict(this.app, { registry: this.registry, draining: () => this.#state === 'draining' || this.#state === 'closed' });
+    registerOpenAI(this.app, { registry: this.registry, events: this.events, draining: () => this.#state === 'draining' || this.#state === 'closed' });
     this.app.get('/health', async (_req, reply) => reply.send({ status: 'ok' }));
     for (const e of this.#exporters) await e.routes?.(this.app);
     for (const routes of this.#registrations?.routes ?? []) await routes(this.app);
@@ -163,11 +165,12 @@ export class TesseraServer {
     const { config } = this;
     const loaded: LoadedPlugin[] = (this.#options.plugins ?? []).map((plugin) => ({ plugin, source: plugin.name }));
     for (const spec of config.plugins) loaded.push({ plugin: await importPlugin(spec, config.configDir), source: spec });
-    // The embedded default: a model on a well-known backend loads its package without listing it.
+    // A model on a well-known backend (onnxruntime, vllm, …) loads its package when it is installed,
+    // without listing it under `plugins:`.
     const named = new Set(loaded.map((l) => l.plugin.name));
     for (const model of Object.values(config.models)) {
       const pkg = KNOWN_BACKEND_PACKAGES[model.backend];
-      if (pkg === '@tessera/backend-onnxruntime' && !named.has(pkg)) {
+      if (pkg && !named.has(pkg)) {
         try {
           loaded.push({ plugin: await importPlugin(pkg, config.configDir), source: pkg });
           named.add(pkg);
@@ -202,9 +205,14 @@ export class TesseraServer {
   #installHttp(): void {
     const { app } = this;
     app.decorateRequest('tessera', null as unknown as RequestContext);
-    app.addHook('onRequest', async (request) => {
+    app.addHook('onRequest', async (request, reply) => {
       request.tessera = { protocol: 'http', started: performance.now() };
       this.#inflight++;
+      // A response the client cut off (a stream it left) fires neither `finish` nor onResponse.
+      const res = reply.raw;
+      res.once('close', () => {
+        if (!res.writableFinished) this.#finish(request, 499, performance.now() - request.tessera.started);
+      });
     });
     app.addHook('onResponse', async (request, reply) => {
       const ctx = request.tessera;
@@ -257,6 +265,11 @@ export class TesseraServer {
         new Promise<void>((resolve) => (timer = setTimeout(resolve, this.config.server.shutdownGracePeriodMs))),
       ]);
       clearTimeout(timer);
+    }
+    // past the grace period: cut what is still open (long streams); their upstream work is aborted
+    if (this.#inflight > 0) {
+      log.warn({ inflight: this.#inflight }, 'grace period over; closing the connections still in flight');
+      this.app.server.closeAllConnections();
     }
     await this.app.close().catch((err: unknown) => log.warn({ err }, `closing the HTTP server failed: ${errorMessage(err)}`));
     await this.registry.close();

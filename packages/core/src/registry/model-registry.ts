@@ -26,6 +26,9 @@ export class ModelVersion {
   reason: string | undefined;
   instances: ModelInstance[] = [];
   batcher: Batcher | undefined;
+  /** Generations (LLM requests) in progress; they bypass the batcher, so draining waits on them here. */
+  #generations = 0;
+  #generationsIdle: (() => void) | undefined;
 
   constructor(
     readonly model: string,
@@ -39,6 +42,30 @@ export class ModelVersion {
 
   get ready(): boolean {
     return this.state === 'ready';
+  }
+
+  /** Counts a generation in; call the returned function once when it ends. */
+  beginGeneration(): () => void {
+    this.#generations++;
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      if (--this.#generations === 0) this.#generationsIdle?.();
+    };
+  }
+
+  /** Resolves when no generation is in progress. */
+  generationsDrained(): Promise<void> {
+    if (this.#generations === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const previous = this.#generationsIdle;
+      this.#generationsIdle = () => {
+        this.#generationsIdle = undefined;
+        previous?.();
+        resolve();
+      };
+    });
   }
 }
 
@@ -303,7 +330,7 @@ export class ModelRegistry {
 
   async #unloadVersions(versions: ModelVersion[]): Promise<void> {
     for (const v of versions) if (v.state === 'ready') this.#setState(v, 'draining');
-    await Promise.all(versions.map((v) => v.batcher?.drain() ?? Promise.resolve()));
+    await Promise.all(versions.flatMap((v) => [v.batcher?.drain() ?? Promise.resolve(), v.generationsDrained()]));
     for (const v of versions) {
       if (v.state === 'closed') continue;
       v.batcher = undefined;

@@ -5,6 +5,8 @@ import type { Exporter } from '../contracts/exporter.js';
 
 /** Latency buckets, seconds: sub-millisecond inference up to multi-second generations. */
 export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/** Time-per-output-token buckets, seconds: 1 ms (speculative decoding, small models) to 1 s. */
+export const TOKEN_LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1];
 /** Batch size buckets, samples. */
 export const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
@@ -26,9 +28,12 @@ export class PrometheusExporter implements Exporter {
   readonly #queueDuration: Histogram<'model' | 'version'>;
   readonly #inferenceDuration: Histogram<'model' | 'version'>;
   readonly #batchSize: Histogram<'model' | 'version'>;
+  readonly #ttft: Histogram<'model' | 'version'>;
+  readonly #tpot: Histogram<'model' | 'version'>;
+  readonly #tokens: Counter<'model' | 'version' | 'kind'>;
+  readonly #upstreamHealthy: Gauge<'model' | 'upstream'>;
   #events: ServingEvents | undefined;
-  #onRequest: ((...a: ServingEventMap['request']) => void) | undefined;
-  #onBatch: ((...a: ServingEventMap['batch']) => void) | undefined;
+  #listeners: { [K in keyof ServingEventMap]?: (...a: ServingEventMap[K]) => void } = {};
 
   constructor(snapshot: () => ServingSnapshot) {
     this.#snapshot = snapshot;
@@ -39,6 +44,10 @@ export class PrometheusExporter implements Exporter {
     this.#queueDuration = new Histogram({ name: 'tessera_queue_duration_seconds', help: 'Time a request waited in its batcher queue before its batch started.', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registers });
     this.#inferenceDuration = new Histogram({ name: 'tessera_inference_duration_seconds', help: 'Time one batch took to execute on a model instance.', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registers });
     this.#batchSize = new Histogram({ name: 'tessera_batch_size', help: 'Samples (along dim 0) per executed batch.', labelNames: ['model', 'version'], buckets: BATCH_SIZE_BUCKETS, registers });
+    this.#ttft = new Histogram({ name: 'tessera_llm_time_to_first_token_seconds', help: 'Streamed generations: time from the request arriving to the first chunk with generated text.', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registers });
+    this.#tpot = new Histogram({ name: 'tessera_llm_time_per_output_token_seconds', help: 'Streamed generations: mean time between output tokens after the first.', labelNames: ['model', 'version'], buckets: TOKEN_LATENCY_BUCKETS, registers });
+    this.#tokens = new Counter({ name: 'tessera_llm_tokens_total', help: 'Tokens processed by generations, by kind (prompt or completion), as the engine reported them.', labelNames: ['model', 'version', 'kind'], registers });
+    this.#upstreamHealthy = new Gauge({ name: 'tessera_upstream_healthy', help: '1 while an upstream replica is healthy (in rotation), 0 while it is ejected or down.', labelNames: ['model', 'upstream'], registers });
     const snap = (): ServingSnapshot => this.#snapshot();
     new Gauge({
       name: 'tessera_inflight_requests',
@@ -72,20 +81,34 @@ export class PrometheusExporter implements Exporter {
 
   attach(events: ServingEvents): void {
     this.#events = events;
-    this.#onRequest = (e) => {
+    const on = <K extends keyof ServingEventMap>(name: K, listener: (...a: ServingEventMap[K]) => void): void => {
+      (this.#listeners as Record<string, unknown>)[name] = listener;
+      events.on(name, listener);
+    };
+    on('request', (e) => {
       // requests for unknown models carry no model label: they must not create series
       const labels = { model: e.model ?? '', version: e.version ?? '', protocol: e.protocol };
       this.#requests.inc({ ...labels, code: String(e.status) });
       this.#requestDuration.observe(labels, e.durationMs / 1000);
-    };
-    this.#onBatch = (e) => {
+    });
+    on('batch', (e) => {
       const labels = { model: e.model, version: e.version };
       this.#batchSize.observe(labels, e.size);
       this.#inferenceDuration.observe(labels, e.executeMs / 1000);
       for (const q of e.queueMs) this.#queueDuration.observe(labels, q / 1000);
-    };
-    events.on('request', this.#onRequest);
-    events.on('batch', this.#onBatch);
+    });
+    on('generation', (e) => {
+      const labels = { model: e.model, version: e.version };
+      if (e.ttftMs !== undefined) this.#ttft.observe(labels, e.ttftMs / 1000);
+      if (e.tpotMs !== undefined) this.#tpot.observe(labels, e.tpotMs / 1000);
+      if (e.promptTokens) this.#tokens.inc({ ...labels, kind: 'prompt' }, e.promptTokens);
+      if (e.completionTokens) this.#tokens.inc({ ...labels, kind: 'completion' }, e.completionTokens);
+    });
+    on('upstream', (e) => {
+      const labels = { model: e.model, upstream: e.upstream };
+      if (e.removed) this.#upstreamHealthy.remove(labels);
+      else this.#upstreamHealthy.set(labels, e.healthy ? 1 : 0);
+    });
   }
 
   routes(app: FastifyInstance): void {
@@ -96,10 +119,11 @@ export class PrometheusExporter implements Exporter {
   }
 
   async shutdown(): Promise<void> {
-    if (this.#events && this.#onRequest && this.#onBatch) {
-      this.#events.off('request', this.#onRequest);
-      this.#events.off('batch', this.#onBatch);
+    const events = this.#events;
+    if (events) {
+      for (const [name, listener] of Object.entries(this.#listeners)) events.off(name as keyof ServingEventMap, listener as never);
     }
+    this.#listeners = {};
     this.#events = undefined;
   }
 }
