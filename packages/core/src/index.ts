@@ -70,6 +70,8 @@ export { importPlugin, registerPlugins, resolvePluginUrl } from './plugins/loade
 export { decodeJsonData, encodeJsonData } from './http/json-codec.js';
 export { CORE_VERSION } from './internal/core-version.js';
 export type { ServingSnapshot } from './telemetry/prometheus-exporter.js';
-export { BATCH_SIZE_BUCKETS, LATENCY_BUCKETS, PrometheusExporter } from './telemetry/prometheus-exporter.js';
+export { BATCH_SIZE_BUCKETS, LATENCY_BUCKETS, PrometheusExporter, TOKEN_LATENCY_BUCKETS } from './telemetry/prometheus-exporter.js';
 export type { DynamicBatcherOptions, ResolvedDynamicBatcherOptions } from './batching/dynamic-batcher.js';
 export { DYNAMIC_BATCHER_DEFAULTS, DYNAMIC_BATCHER_OPTIONS_SCHEMA, DynamicBatcher, dynamicBatcherFactory, resolveDynamicBatcherOptions } from './batching/dynamic-batcher.js';
+export type { LoadWeights, ParsePrometheusTextOptions, PickOptions, PickStrategy, PoolLogger, ProbeResult, PrometheusSample, Replica, ReplicaLoad, ReplicaPoolOptions, ReplicaProbe, ReplicaSnapshot, ReplicaState } from './upstream/index.js';
+export { HashRing, ReplicaPool, fnv1a64, parsePrometheusText, ringHash, sampleValue } from './upstream/index.js';
