@@ -96,7 +96,7 @@ describe('POST /v1/chat/completions (streaming)', () => {
     const events = r.text.split('\n\n');
     expect(events.at(-1)).toBe('');
     expect(events.at(-2)).toBe('data: [DONE]');
-    const chunks = events.slice(0, -2).map((e) => JSON.parse(e.replace(/^data: /, '')) as { choices: { delta: Record<string, unknown> }[] });
+    const chunks = events.slice(0, -2).map((e) => JSON.parse(e.replace(/^data: /, '')) as { choices: { delta: { role?: string; content?: string } }[] });
     expect(chunks[0]!.choices[0]!.delta).toEqual({ role: 'assistant', content: '' });
     expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('Hello!');
     // the core asked the backend for usage; the client did not ask, so it sees no usage chunk

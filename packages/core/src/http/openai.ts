@@ -156,7 +156,7 @@ export function registerOpenAI(app: FastifyInstance, deps: OpenAIDeps): void {
   const { registry, events } = deps;
   let rotation = 0;
 
-  const handle = (kind: GenerateRequest['kind']) => async (request: FastifyRequest<{ Body: GenerateBody }>, reply: FastifyReply) => {
+  const handle = (kind: GenerateRequest['kind']) => async (request: FastifyRequest<{ Body: GenerateBody }>, reply: FastifyReply): Promise<FastifyReply> => {
     const ctx = request.tessera;
     ctx.protocol = 'openai';
     const started = ctx.started;
@@ -232,8 +232,8 @@ export function registerOpenAI(app: FastifyInstance, deps: OpenAIDeps): void {
 }
 
 /** Body parsing and schema errors on the OpenAI routes, in OpenAI's shape. */
-function openAIErrorHandler(this: FastifyInstance, err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  return sendOpenAIError(request, reply, toTesseraError(err));
+function openAIErrorHandler(this: FastifyInstance, err: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  void sendOpenAIError(request, reply, toTesseraError(err));
 }
 
 function pickGenerative(v: ModelVersion, turn: number): ModelInstance | undefined {
