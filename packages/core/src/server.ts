@@ -27,6 +27,7 @@ import { KNOWN_BACKEND_PACKAGES, ModelRegistry } from './registry/model-registry
 import { latestRouterFactory } from './routing/latest-router.js';
 import type { ServingSnapshot } from './telemetry/prometheus-exporter.js';
 import { PrometheusExporter } from './telemetry/prometheus-exporter.js';
+import { ATTR, endServerSpan, startServerSpan, tracingEnabled } from './telemetry/tracing.js';
 
 /** The server's lifecycle (DESIGN §7). */
 export type ServerState = 'created' | 'starting' | 'loading' | 'ready' | 'draining' | 'closed';
@@ -61,6 +62,8 @@ export class TesseraServer {
   #closing: Promise<void> | undefined;
   #inflight = 0;
   #idle: (() => void) | undefined;
+  /** Whether a tracing SDK is registered (checked once, after the plugins registered). */
+  #tracing = false;
 
   constructor(options: TesseraServerOptions) {
     this.#options = options;
@@ -116,6 +119,7 @@ export class TesseraServer {
     this.#state = 'starting';
     for (const warning of this.config.warnings ?? []) this.logger.warn(warning);
     await this.#loadPlugins();
+    this.#tracing = tracingEnabled();
     this.registry.configure(this.config.models);
     this.#exporters = ['prometheus', ...(this.#registrations?.exporters ?? [])].map((name) => this.container.get<Exporter>(EXPORTER, { name }));
     for (const e of this.#exporters) e.attach(this.events);
@@ -206,8 +210,16 @@ export class TesseraServer {
     const { app } = this;
     app.decorateRequest('tessera', null as unknown as RequestContext);
     app.addHook('onRequest', async (request, reply) => {
-      request.tessera = { protocol: 'http', started: performance.now() };
+      const ctx: RequestContext = { protocol: 'http', started: performance.now() };
+      request.tessera = ctx;
       this.#inflight++;
+      if (this.#tracing) {
+        const path = request.url.split('?')[0]!;
+        const { span, context } = startServerSpan(request.method, request.routeOptions.url ?? path, path, request.headers, ctx.started);
+        ctx.span = span;
+        ctx.trace = context;
+        void reply.header('x-trace-id', span.spanContext().traceId);
+      }
       // A response the client cut off (a stream it left) fires neither `finish` nor onResponse.
       const res = reply.raw;
       res.once('close', () => {
@@ -237,8 +249,25 @@ export class TesseraServer {
     this.#inflight--;
     if (this.#inflight === 0) this.#idle?.();
     this.events.emit('request', { model: ctx.model, version: ctx.version, protocol: ctx.protocol, status, ...(ctx.code ? { code: ctx.code } : {}), durationMs });
+    if (ctx.span) {
+      endServerSpan(
+        ctx.span,
+        status,
+        { [ATTR.protocol]: ctx.protocol, ...(ctx.model ? { [ATTR.model]: ctx.model } : {}), ...(ctx.version ? { [ATTR.version]: ctx.version } : {}), ...ctx.spanAttributes },
+        ctx.code,
+      );
+    }
     request.log.info(
-      { method: request.method, url: request.url, status, model: ctx.model, version: ctx.version, code: ctx.code, ms: Math.round(durationMs * 100) / 100 },
+      {
+        method: request.method,
+        url: request.url,
+        status,
+        model: ctx.model,
+        version: ctx.version,
+        code: ctx.code,
+        ms: Math.round(durationMs * 100) / 100,
+        ...(ctx.span ? { traceId: ctx.span.spanContext().traceId } : {}),
+      },
       'request',
     );
   }

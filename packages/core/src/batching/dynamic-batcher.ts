@@ -56,6 +56,7 @@ import { DURATION_FORMAT, durationSchema } from '../config/schema.js';
 import { parseDuration } from '../config/units.js';
 import { validateAgainstSchema } from '../config/validate.js';
 import { TesseraError } from '../errors.js';
+import { startBatchSpans, withContext } from '../telemetry/tracing.js';
 import { asInferenceError, requestBatchSize } from './passthrough-batcher.js';
 
 /** Below this share of holds that gained samples, the adaptive delay stops holding (but probes). */
@@ -797,10 +798,12 @@ export class DynamicBatcher implements Batcher {
     const { model, version, events } = this.#ctx;
     const started = batch.startedAt;
     let ok = false;
+    let failure: unknown;
+    const spans = startBatchSpans(model, version, entries.map((e) => ({ trace: e.request.trace, enqueuedAt: e.enqueuedAt })), batch.samples, started);
     try {
       const requests = entries.map((e) => e.request);
       const outputs = outputUnion(requests);
-      const results = await instance.execute!({ requests, ...(outputs ? { outputs } : {}) }, batch.controller.signal);
+      const results = await withContext(spans?.context, () => instance.execute!({ requests, ...(outputs ? { outputs } : {}) }, batch.controller.signal));
       if (!Array.isArray(results) || results.length !== entries.length) {
         throw new Error(`the backend returned ${Array.isArray(results) ? results.length : 'no'} output lists for a batch of ${entries.length} requests`);
       }
@@ -808,8 +811,10 @@ export class DynamicBatcher implements Batcher {
       entries.forEach((e, i) => this.#settle(e, { outputs: results[i]! }));
     } catch (err) {
       const error = asInferenceError(err, model, version);
+      failure = error;
       for (const e of entries) this.#settle(e, { error });
     } finally {
+      spans?.end(ok, failure);
       const executeMs = now() - started;
       if (ok) this.#latency.observe(batch.samples, executeMs);
       this.#running.delete(batch);

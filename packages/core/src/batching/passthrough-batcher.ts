@@ -2,6 +2,7 @@ import type { InferenceRequest, ModelInstance } from '../contracts/backend.js';
 import type { Batcher, BatcherContext, BatcherFactory, BatcherStats } from '../contracts/batcher.js';
 import type { Tensor } from '../contracts/tensor.js';
 import { TesseraError, errorMessage, isTesseraError } from '../errors.js';
+import { startBatchSpans, withContext } from '../telemetry/tracing.js';
 
 interface Waiter {
   request: InferenceRequest;
@@ -86,22 +87,27 @@ export class PassthroughBatcher implements Batcher {
     this.#executing++;
     const started = performance.now();
     let ok = false;
+    let failure: unknown;
+    const size = requestBatchSize(waiter.request, metadata.maxBatchSize > 0);
+    const spans = startBatchSpans(model, version, [{ trace: waiter.request.trace, enqueuedAt: waiter.enqueuedAt }], size, started);
     try {
-      const results = await instance.execute!({ requests: [waiter.request], ...(waiter.request.outputs ? { outputs: waiter.request.outputs } : {}) }, waiter.signal);
+      const results = await withContext(spans?.context, () => instance.execute!({ requests: [waiter.request], ...(waiter.request.outputs ? { outputs: waiter.request.outputs } : {}) }, waiter.signal));
       const outputs = results[0];
       if (!outputs) throw new Error('the backend returned no outputs for the request');
       ok = true;
       waiter.resolve(outputs);
     } catch (err) {
-      waiter.reject(asInferenceError(err, model, version));
+      failure = asInferenceError(err, model, version);
+      waiter.reject(failure as Error);
     } finally {
+      spans?.end(ok, failure);
       const finished = performance.now();
       this.#executing--;
       this.#idle.push(instance);
       events.emit('batch', {
         model,
         version,
-        size: requestBatchSize(waiter.request, metadata.maxBatchSize > 0),
+        size,
         requests: 1,
         queueMs: [started - waiter.enqueuedAt],
         executeMs: finished - started,

@@ -1,3 +1,4 @@
+import type { Context } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { ServingEvents } from './events.js';
 import type { Tensor, TensorSpec } from './tensor.js';
@@ -55,6 +56,8 @@ export interface InferenceRequest {
   outputs?: string[];
   /** Protocol-level parameters, passed through untouched. */
   parameters?: Record<string, unknown>;
+  /** The request's trace context, set only while tracing is on (batchers link batch spans to it). */
+  trace?: Context;
 }
 
 /** What `execute` receives: one or more requests to run as one execution (Triton's contract). */
@@ -83,6 +86,11 @@ export interface GenerateRequest {
    * `x-request-id`, `traceparent`, `tracestate`.
    */
   headers: Readonly<Record<string, string>>;
+  /**
+   * The request's trace context, set only while tracing is on: a remote backend starts its client
+   * span under it and injects `traceparent` (see `startClientSpan`).
+   */
+  trace?: Context;
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { Context, Span } from '@opentelemetry/api';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 /** Per-request facts the serving path records for the access log and the telemetry events. */
@@ -12,6 +13,11 @@ export interface RequestContext {
   code?: string;
   /** Aborted when the client goes away before the answer is sent. */
   signal?: AbortSignal;
+  /** The server span and its context, while tracing is on. */
+  span?: Span;
+  trace?: Context;
+  /** Attributes for the server span, set by the handler (e.g. token counts). */
+  spanAttributes?: Record<string, string | number | boolean>;
 }
 
 declare module 'fastify' {

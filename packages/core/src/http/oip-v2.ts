@@ -19,6 +19,7 @@ import {
 } from './binary-codec.js';
 import type { BinaryInferRequestHeader } from './binary-codec.js';
 import { clientGoneSignal } from './context.js';
+import { traceRoute } from '../telemetry/tracing.js';
 import { sendError, toTesseraError } from './errors.js';
 import { checkInputAgainstSpec, decodeJsonData, encodeJsonData } from './json-codec.js';
 
@@ -430,6 +431,7 @@ export function registerOipV2(app: FastifyInstance, deps: OipDeps): void {
         entry.candidates(),
       );
       observe = (status) => entry.router.observe(target, { status, durationMs: performance.now() - started });
+      traceRoute(ctx.trace, entry.name, target.version, target.shadow);
       const v = registry.requireVersion(entry, target.version);
       ctx.version = v.version;
       const md = v.metadata;
@@ -445,6 +447,7 @@ export function registerOipV2(app: FastifyInstance, deps: OipDeps): void {
         inferRequest = decodeInferRequest(body, md, splitBinaryInputs(body, binaryBody?.tail ?? EMPTY, binaryBody !== undefined));
         binary = binaryOutputChoice(body);
       }
+      if (ctx.trace) inferRequest.trace = ctx.trace;
       const outputs = await v.batcher.submit(inferRequest, clientGoneSignal(request, reply));
       const parts = encodeInferResponseParts(entry.name, v.version, inferRequest.id, selectOutputs(outputs, inferRequest.outputs), binary);
       observe(200);

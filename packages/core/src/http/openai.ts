@@ -6,6 +6,7 @@ import type { ServingEvents } from '../contracts/events.js';
 import type { OpenAIErrorFields } from '../errors.js';
 import { TesseraError, errorMessage } from '../errors.js';
 import type { ModelEntry, ModelRegistry, ModelVersion } from '../registry/model-registry.js';
+import { ATTR, traceRoute } from '../telemetry/tracing.js';
 import { clientGoneSignal } from './context.js';
 import { toTesseraError } from './errors.js';
 
@@ -170,7 +171,15 @@ export function registerOpenAI(app: FastifyInstance, deps: OpenAIDeps): void {
       if (!done) return;
       done();
       done = undefined;
-      if (observer && v && req) observer.emit(events, v, req, ok);
+      if (observer && v && req) {
+        observer.emit(events, v, req, ok);
+        if (ctx.span) {
+          ctx.spanAttributes = {
+            ...(observer.promptTokens !== undefined ? { [ATTR.inputTokens]: observer.promptTokens } : {}),
+            ...(observer.completionTokens !== undefined ? { [ATTR.outputTokens]: observer.completionTokens } : {}),
+          };
+        }
+      }
       if (entry && target) entry.router.observe(target, { status, durationMs: performance.now() - started });
     };
     try {
@@ -179,6 +188,7 @@ export function registerOpenAI(app: FastifyInstance, deps: OpenAIDeps): void {
       entry = registry.require(body.model);
       ctx.model = entry.name;
       target = entry.router.select({ model: entry.name, headers: request.headers }, entry.candidates());
+      traceRoute(ctx.trace, entry.name, target.version, target.shadow);
       v = registry.requireVersion(entry, target.version);
       ctx.version = v.version;
       if (!v.ready) throw new TesseraError('TESSERA_E_MODEL_NOT_READY', `model '${entry.name}' version ${v.version} is ${v.state}`, { headers: { 'retry-after': '1' } });
@@ -188,7 +198,7 @@ export function registerOpenAI(app: FastifyInstance, deps: OpenAIDeps): void {
       const wantsUsage = body.stream_options?.include_usage === true;
       // ask for usage on every stream so tokens are counted; the client sees it only if it asked
       const upstreamBody = stream && !wantsUsage ? { ...body, stream_options: { ...body.stream_options, include_usage: true } } : body;
-      req = { kind, body: upstreamBody, stream, headers: pickHeaders(request) };
+      req = { kind, body: upstreamBody, stream, headers: pickHeaders(request), ...(ctx.trace ? { trace: ctx.trace } : {}) };
       observer = new GenerationObserver(started);
       done = v.beginGeneration();
       const signal = clientGoneSignal(request, reply);

@@ -5,6 +5,7 @@ import { halfToNumber } from '../contracts/tensor.js';
 import { TesseraError } from '../errors.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
 import { clientGoneSignal } from './context.js';
+import { traceRoute } from '../telemetry/tracing.js';
 import { sendError, toTesseraError } from './errors.js';
 import { checkInputAgainstSpec, decodeJsonData } from './json-codec.js';
 
@@ -106,6 +107,7 @@ export function registerPredict(app: FastifyInstance, deps: { registry: ModelReg
       ctx.model = entry.name;
       const target = entry.router.select({ model: entry.name, ...(body.version !== undefined ? { version: body.version } : {}), headers: request.headers }, entry.candidates());
       observe = (status) => entry.router.observe(target, { status, durationMs: performance.now() - started });
+      traceRoute(ctx.trace, entry.name, target.version, target.shadow);
       const v = registry.requireVersion(entry, target.version);
       ctx.version = v.version;
       const md = v.metadata;
@@ -129,7 +131,7 @@ export function registerPredict(app: FastifyInstance, deps: { registry: ModelReg
       for (const s of md.inputs) {
         if (!(s.name in body.inputs)) throw new TesseraError('TESSERA_E_INPUT_MISSING', `missing input '${s.name}' (${s.datatype} [${s.shape.join(', ')}])`);
       }
-      const req: InferenceRequest = { inputs };
+      const req: InferenceRequest = { inputs, ...(ctx.trace ? { trace: ctx.trace } : {}) };
       if (body.outputs) {
         const names = new Set(md.outputs.map((s) => s.name));
         for (const o of body.outputs) {

@@ -1,0 +1,149 @@
+import type { Attributes, Context, Link, Span, Tracer } from '@opentelemetry/api';
+import { INVALID_TRACEID, ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
+import { errorMessage, isTesseraError } from '../errors.js';
+import { CORE_VERSION } from '../internal/core-version.js';
+
+/**
+ * The core's spans, through `@opentelemetry/api` only. Without an SDK (the `@tessera/tracing`
+ * plugin, or one the embedding app registers) the API is a no-op, and the server does not even call
+ * it: `tracingEnabled()` is checked once at start and requests then carry no trace context, so
+ * every helper here returns at its first line.
+ *
+ * Span tree of one tensor request:
+ *   `POST /v2/models/{model}/infer` (server) ─┬─ `tessera.route`
+ *                                              └─ `tessera.queue` (from enqueue to batch start)
+ *   `tessera.batch` (one per executed batch, a root span **linked** to each request it carries)
+ *     └─ `tessera.inference`
+ * and of a generation: server span ─┬─ `tessera.route` └─ `POST /v1/chat/completions` (client, to
+ * the replica, `traceparent` injected).
+ */
+
+/** The core's tracer (a proxy: it follows whichever provider is registered globally). */
+export function coreTracer(): Tracer {
+  return trace.getTracer('@tessera/core', CORE_VERSION);
+}
+
+/**
+ * Whether a tracing SDK is registered: a no-op provider gives root spans the invalid trace id; any
+ * real provider gives a valid one, sampled or not.
+ */
+export function tracingEnabled(): boolean {
+  const span = coreTracer().startSpan('tessera.probe', {}, ROOT_CONTEXT);
+  const enabled = span.spanContext().traceId !== INVALID_TRACEID;
+  // never exported: a probe span is ended only to release it; an unsampled or no-op span drops itself
+  if (enabled && span.isRecording()) span.setAttribute('tessera.probe', true);
+  span.end();
+  return enabled;
+}
+
+/** Attribute names (OpenTelemetry semantic conventions where they exist). */
+export const ATTR = {
+  model: 'tessera.model',
+  version: 'tessera.version',
+  protocol: 'tessera.protocol',
+  batchSize: 'tessera.batch.size',
+  batchRequests: 'tessera.batch.requests',
+  errorCode: 'tessera.error.code',
+  upstream: 'tessera.upstream',
+  inputTokens: 'gen_ai.usage.input_tokens',
+  outputTokens: 'gen_ai.usage.output_tokens',
+} as const;
+
+/** The server span of one request, parented on the caller's `traceparent`/`tracestate`. */
+export function startServerSpan(method: string, route: string, path: string, headers: Record<string, string | string[] | undefined>, startTime: number): { span: Span; context: Context } {
+  const parent = propagation.extract(ROOT_CONTEXT, headers);
+  const span = coreTracer().startSpan(
+    `${method} ${route}`,
+    { kind: SpanKind.SERVER, startTime, attributes: { 'http.request.method': method, 'http.route': route, 'url.path': path } },
+    parent,
+  );
+  return { span, context: trace.setSpan(parent, span) };
+}
+
+/** Ends the server span with the response status (5xx = error). */
+export function endServerSpan(span: Span, status: number, attributes: Attributes, code?: string): void {
+  span.setAttributes(attributes);
+  span.setAttribute('http.response.status_code', status);
+  if (code) span.setAttribute(ATTR.errorCode, code);
+  if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, ...(code ? { message: code } : {}) });
+  span.end();
+}
+
+/** Records a failure on a span: the exception event and the error status. */
+export function recordError(span: Span, err: unknown): void {
+  span.recordException(err instanceof Error ? err : new Error(errorMessage(err)));
+  span.setStatus({ code: SpanStatusCode.ERROR, message: isTesseraError(err) ? err.code : errorMessage(err) });
+  if (isTesseraError(err)) span.setAttribute(ATTR.errorCode, err.code);
+}
+
+/** A zero-work span for the router's choice, under the request's span. */
+export function traceRoute(parent: Context | undefined, model: string, version: string, shadow?: readonly string[]): void {
+  if (!parent) return;
+  const span = coreTracer().startSpan('tessera.route', { attributes: { [ATTR.model]: model, [ATTR.version]: version, ...(shadow?.length ? { 'tessera.route.shadow': shadow.join(',') } : {}) } }, parent);
+  span.end();
+}
+
+/** One request of a batch, as the batch tracer sees it. */
+export interface TracedEntry {
+  /** The request's trace context (absent when tracing is off). */
+  trace?: Context | undefined;
+  /** performance.now() when it was queued. */
+  enqueuedAt: number;
+}
+
+/** The spans of one executed batch; `end` once, after execution. */
+export interface BatchSpans {
+  /** The context to run the backend in (the inference span is active in it). */
+  context: Context;
+  end(ok: boolean, error?: unknown): void;
+}
+
+/**
+ * At the start of a batch: a `tessera.queue` span per traced request (enqueue → now, under the
+ * request's span), and the `tessera.batch` span — a root span linked to every request span, since a
+ * batch belongs to many traces — with its `tessera.inference` child. Undefined when no request of
+ * the batch is traced.
+ */
+export function startBatchSpans(model: string, version: string, entries: readonly TracedEntry[], size: number, startedAt: number): BatchSpans | undefined {
+  let links: Link[] | undefined;
+  const tracer = coreTracer();
+  for (const e of entries) {
+    if (!e.trace) continue;
+    const parent = trace.getSpanContext(e.trace);
+    if (!parent) continue;
+    (links ??= []).push({ context: parent });
+    tracer.startSpan('tessera.queue', { startTime: e.enqueuedAt, attributes: { [ATTR.model]: model, [ATTR.version]: version } }, e.trace).end(startedAt);
+  }
+  if (!links) return undefined;
+  const attributes = { [ATTR.model]: model, [ATTR.version]: version, [ATTR.batchSize]: size, [ATTR.batchRequests]: entries.length };
+  const batch = tracer.startSpan('tessera.batch', { root: true, startTime: startedAt, links, attributes }, ROOT_CONTEXT);
+  const batchContext = trace.setSpan(ROOT_CONTEXT, batch);
+  const inference = tracer.startSpan('tessera.inference', { attributes }, batchContext);
+  return {
+    context: trace.setSpan(batchContext, inference),
+    end(ok, error) {
+      if (!ok) {
+        recordError(inference, error);
+        recordError(batch, error);
+      }
+      inference.end();
+      batch.end();
+    },
+  };
+}
+
+/** Runs `fn` with `ctx` active (when tracing is on), so backends' own spans nest under it. */
+export function withContext<T>(ctx: Context | undefined, fn: () => T): T {
+  return ctx ? context.with(ctx, fn) : fn();
+}
+
+/**
+ * A client span for a call to an upstream replica, with `traceparent`/`tracestate` injected into
+ * `headers`. For remote backends (vLLM now); returns undefined when the request is not traced.
+ */
+export function startClientSpan(parent: Context | undefined, name: string, attributes: Attributes, headers: Record<string, string>): Span | undefined {
+  if (!parent) return undefined;
+  const span = coreTracer().startSpan(name, { kind: SpanKind.CLIENT, attributes }, parent);
+  propagation.inject(trace.setSpan(parent, span), headers);
+  return span;
+}
