@@ -98,7 +98,7 @@ export class PassthroughBatcher implements Batcher {
       waiter.resolve(outputs);
     } catch (err) {
       failure = asInferenceError(err, model, version);
-      waiter.reject(failure as Error);
+      waiter.reject(failure);
     } finally {
       spans?.end(ok, failure);
       const finished = performance.now();
