@@ -40,6 +40,20 @@ export interface TesseraServerOptions {
   logger?: Logger;
 }
 
+/** Secrets that must never reach a log line, wherever a logged object carries them. */
+export const LOG_REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'headers.authorization',
+  'headers.cookie',
+  '*.headers.authorization',
+  'apiKey',
+  '*.apiKey',
+  '*.*.apiKey',
+  'password',
+  '*.password',
+];
+
 /** Root keys the core itself owns. */
 const CORE_KEYS = ['server', 'plugins', 'models'];
 
@@ -70,7 +84,7 @@ export class TesseraServer {
     this.config = options.config;
     const { server } = options.config;
     this.app = Fastify({
-      ...(options.logger ? { loggerInstance: options.logger } : { logger: { level: server.logLevel } }),
+      ...(options.logger ? { loggerInstance: options.logger } : { logger: { level: server.logLevel, redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' } } }),
       bodyLimit: server.bodyLimit,
       // one access-log line per request is written in onResponse, with the model and version
       logController: new LogController({ disableRequestLogging: true }),
@@ -260,7 +274,8 @@ export class TesseraServer {
     request.log.info(
       {
         method: request.method,
-        url: request.url,
+        // the path only: query strings can carry tokens
+        url: request.url.split('?')[0],
         status,
         model: ctx.model,
         version: ctx.version,

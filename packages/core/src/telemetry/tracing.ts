@@ -1,5 +1,5 @@
 import type { Attributes, Context, Link, Span, Tracer } from '@opentelemetry/api';
-import { INVALID_TRACEID, ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
+import { ProxyTracerProvider, ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
 import { errorMessage, isTesseraError } from '../errors.js';
 import { CORE_VERSION } from '../internal/core-version.js';
 
@@ -24,16 +24,13 @@ export function coreTracer(): Tracer {
 }
 
 /**
- * Whether a tracing SDK is registered: a no-op provider gives root spans the invalid trace id; any
- * real provider gives a valid one, sampled or not.
+ * Whether a tracing SDK is registered globally. Creates no span: the API's proxy provider has a
+ * delegate only once an SDK registered one.
  */
 export function tracingEnabled(): boolean {
-  const span = coreTracer().startSpan('tessera.probe', {}, ROOT_CONTEXT);
-  const enabled = span.spanContext().traceId !== INVALID_TRACEID;
-  // never exported: a probe span is ended only to release it; an unsampled or no-op span drops itself
-  if (enabled && span.isRecording()) span.setAttribute('tessera.probe', true);
-  span.end();
-  return enabled;
+  const provider = trace.getTracerProvider();
+  if (!(provider instanceof ProxyTracerProvider)) return true;
+  return provider.getDelegateTracer('@tessera/core') !== undefined;
 }
 
 /** Attribute names (OpenTelemetry semantic conventions where they exist). */
