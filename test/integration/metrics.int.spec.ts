@@ -24,7 +24,7 @@ beforeAll(async () => {
   const dir = await tempDir();
   const models = await writeTestModels(dir);
   const config = await writeConfig(dir, {
-    server: { host: '127.0.0.1', port: 0 },
+    server: { host: '127.0.0.1', port: 0, metricsPort: 0 },
     models: { affine: { versions: { '1': { path: models.affine.path }, '2': { path: models.affineV2.path } } } },
   });
   server = await startTessera({ args: ['serve', '-c', config] });
@@ -56,5 +56,22 @@ describe('GET /metrics', () => {
     expect(m.has('tessera_inflight_requests')).toBe(true);
     expect(m.has('process_cpu_user_seconds_total')).toBe(true);
     expect(res.text).not.toContain('no-such-model');
+  });
+
+  it('should show the route weights of the default router: all traffic to the newest ready version', async () => {
+    const m = parseMetrics((await http(`${server.url}/metrics`)).text);
+    expect(m.get('tessera_route_weight{model="affine",version="2"}')).toBe(1);
+    expect(m.get('tessera_route_weight{model="affine",version="1"}')).toBe(0);
+  });
+
+  it('should serve /metrics and /health on server.metricsPort as well', async () => {
+    expect(server.metricsUrl).toBeDefined();
+    expect(server.metricsUrl).not.toBe(server.url);
+    const res = await http(`${server.metricsUrl!}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.text).toContain('tessera_requests_total{model="affine"');
+    expect((await http(`${server.metricsUrl!}/health`)).status).toBe(200);
+    // only metrics and health there: no inference on the scrape port
+    expect((await http(`${server.metricsUrl!}/v2/models/affine/infer`, { json: { inputs: [] } })).status).toBe(404);
   });
 });

@@ -11,6 +11,7 @@ import { BATCHER_FACTORY } from './contracts/batcher.js';
 import { ServingEvents } from './contracts/events.js';
 import type { Exporter } from './contracts/exporter.js';
 import { EXPORTER } from './contracts/exporter.js';
+import type { RouteCandidate, Router } from './contracts/router.js';
 import { ROUTER_FACTORY } from './contracts/router.js';
 import { TesseraError, errorMessage } from './errors.js';
 import type { RequestContext } from './http/context.js';
@@ -78,6 +79,10 @@ export class TesseraServer {
   #idle: (() => void) | undefined;
   /** Whether a tracing SDK is registered (checked once, after the plugins registered). */
   #tracing = false;
+  /** The `server.metricsPort` listener, when configured. */
+  #metricsApp: FastifyInstance | undefined;
+  /** Its URL once listening. */
+  metricsUrl: string | undefined;
 
   constructor(options: TesseraServerOptions) {
     this.#options = options;
@@ -109,7 +114,11 @@ export class TesseraServer {
         return { model: m.name, version: v.version, ready: v.ready, queued: stats?.queued ?? 0, executing: stats?.executing ?? 0 };
       }),
     );
-    return { inflight: this.#inflight, versions };
+    const routes = this.registry.models().map((m) => {
+      const candidates = m.candidates();
+      return { model: m.name, weights: m.router.weights?.(candidates) ?? fallbackWeights(m.router, m.name, candidates) };
+    });
+    return { inflight: this.#inflight, versions, routes };
   }
 
   get state(): ServerState {
@@ -161,8 +170,19 @@ export class TesseraServer {
     const address = this.app.server.address();
     const actualPort = typeof address === 'object' && address ? address.port : port;
     const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-    const url = `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${actualPort}`;
-    this.logger.info({ url }, 'listening; loading models');
+    const hostPart = shownHost.includes(':') ? `[${shownHost}]` : shownHost;
+    const url = `http://${hostPart}:${actualPort}`;
+    if (this.config.server.metricsPort !== undefined) {
+      // a bare listener for scrapes: /metrics and /health only, no access log
+      const metricsApp = Fastify({ logger: false }) as unknown as FastifyInstance;
+      this.#metricsApp = metricsApp;
+      for (const e of this.#exporters) await e.routes?.(metricsApp);
+      metricsApp.get('/health', async (_req, reply) => reply.send({ status: 'ok' }));
+      await metricsApp.listen({ host, port: this.config.server.metricsPort });
+      const a = metricsApp.server.address();
+      this.metricsUrl = `http://${hostPart}:${typeof a === 'object' && a ? a.port : this.config.server.metricsPort}`;
+    }
+    this.logger.info({ url, ...(this.metricsUrl ? { metricsUrl: this.metricsUrl } : {}) }, 'listening; loading models');
 
     this.#state = 'loading';
     const failed = await this.registry.loadAll();
@@ -175,7 +195,7 @@ export class TesseraServer {
     }
     if (this.#state === 'loading') this.#state = 'ready';
     const models = this.registry.models().map((m) => `${m.name} (v${[...m.versions.keys()].join(', v')})`);
-    this.logger.info({ url, models }, `server ready at ${url}`);
+    this.logger.info({ url, ...(this.metricsUrl ? { metricsUrl: this.metricsUrl } : {}), models }, `server ready at ${url}`);
     return { url, port: actualPort, host };
   }
 
@@ -320,10 +340,23 @@ export class TesseraServer {
     for (const hook of [...(this.#registrations?.closeHooks ?? [])].reverse()) {
       await hook().catch((err: unknown) => log.warn({ err }, `a plugin close hook failed: ${errorMessage(err)}`));
     }
+    // the metrics listener goes last: a final scrape during the drain still works
+    await this.#metricsApp?.close().catch((err: unknown) => log.warn({ err }, `closing the metrics listener failed: ${errorMessage(err)}`));
     for (const e of this.#exporters) await e.shutdown().catch((err: unknown) => log.warn({ err }, `an exporter failed to shut down: ${errorMessage(err)}`));
     this.#state = 'closed';
     log.info('closed');
   }
+}
+
+/** Weights of a router that declares none: 1 for the version a request without a version gets. */
+function fallbackWeights(router: Router, model: string, candidates: RouteCandidate[]): Record<string, number> {
+  const out: Record<string, number> = Object.fromEntries(candidates.map((c) => [c.version, 0]));
+  try {
+    out[router.select({ model, headers: {} }, candidates).version] = 1;
+  } catch {
+    // no version is ready: every weight is 0
+  }
+  return out;
 }
 
 /** Creates a server from a resolved config (see `loadConfig`). Call `start()` to serve. */

@@ -64,6 +64,14 @@ const serverSchema: JSONSchema = {
       '30s',
       ['10s'],
     ),
+    metricsPort: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 65535,
+      description:
+        'Also serve `GET /metrics` (and `GET /health`) on this port, on the same `host`, e.g. to keep scrapes off the public port or expose them only to the cluster. `/metrics` stays on the main port too. `0` picks a free port.',
+      examples: [9464],
+    },
     exitOnModelError: {
       type: 'boolean',
       default: true,

@@ -30,6 +30,8 @@ export interface ServerConfig {
   shutdownGracePeriodMs: number;
   /** Whether a model that fails to load stops the server (true) or is reported as failed (false). */
   exitOnModelError: boolean;
+  /** A second port that serves only `/metrics` and `/health`. */
+  metricsPort?: number;
 }
 
 export interface ModelConfig {
@@ -89,6 +91,7 @@ export interface ServerConfigInput {
   logLevel?: ServerConfig['logLevel'];
   shutdownGracePeriod?: DurationInput;
   exitOnModelError?: boolean | string;
+  metricsPort?: number | string;
 }
 
 /** One entry of a model's `versions` as written: a path and backend-specific overrides. */

@@ -38,6 +38,11 @@ export interface Router {
   observe(target: RouteTarget, outcome: RouteOutcome): void;
   /** Status for the admin/metrics surface (weights, stage); JSON-serialisable. */
   status(): unknown;
+  /**
+   * The share of new requests each version gets now, 0..1 by version label (`tessera_route_weight`).
+   * Absent: the exporter shows 1 for the version a request without a version would get.
+   */
+  weights?(candidates: readonly RouteCandidate[]): Readonly<Record<string, number>>;
   /** Stops timers. Idempotent. */
   close?(): Promise<void>;
 }

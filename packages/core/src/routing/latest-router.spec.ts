@@ -41,4 +41,9 @@ describe('LatestRouter', () => {
   it('should answer 503 when no version is ready', () => {
     expect(() => router.select({ model: 'm', headers }, [{ version: '1', ready: false }])).toThrow(/no ready version/);
   });
+
+  it('should weigh the newest ready version 1 and every other 0', () => {
+    expect(router.weights([{ version: '1', ready: true }, { version: '2', ready: true }, { version: '10', ready: false }])).toEqual({ '1': 0, '2': 1, '10': 0 });
+    expect(router.weights([{ version: '1', ready: false }])).toEqual({ '1': 0 });
+  });
 });

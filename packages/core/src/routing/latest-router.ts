@@ -42,6 +42,18 @@ export class LatestRouter implements Router {
   status(): unknown {
     return { strategy: 'latest' };
   }
+
+  /** All new traffic goes to the newest ready version. */
+  weights(candidates: readonly RouteCandidate[]): Record<string, number> {
+    const out: Record<string, number> = {};
+    let best: RouteCandidate | undefined;
+    for (const c of candidates) {
+      out[c.version] = 0;
+      if (c.ready && (!best || compareVersions(c.version, best.version) > 0)) best = c;
+    }
+    if (best) out[best.version] = 1;
+    return out;
+  }
 }
 
 /** The built-in `latest` routing strategy. */

@@ -14,6 +14,8 @@ export const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 export interface ServingSnapshot {
   inflight: number;
   versions: { model: string; version: string; ready: boolean; queued: number; executing: number }[];
+  /** Each model's route weights by version (0..1). */
+  routes: { model: string; weights: Readonly<Record<string, number>> }[];
 }
 
 /**
@@ -65,6 +67,16 @@ export class PrometheusExporter implements Exporter {
       collect() {
         this.reset();
         for (const v of snap().versions) this.set({ model: v.model, version: v.version }, v.queued);
+      },
+    });
+    new Gauge({
+      name: 'tessera_route_weight',
+      help: "The share of new requests the model's router sends to each version (0..1): canary and A/B progress.",
+      labelNames: ['model', 'version'],
+      registers,
+      collect() {
+        this.reset();
+        for (const r of snap().routes) for (const [version, weight] of Object.entries(r.weights)) this.set({ model: r.model, version }, weight);
       },
     });
     new Gauge({

@@ -8,6 +8,8 @@ import { createInterface } from 'node:readline';
 export interface TesseraProcess {
   /** Base URL, e.g. `http://127.0.0.1:41234`. */
   url: string;
+  /** Base URL of the `server.metricsPort` listener, when the config has one. */
+  metricsUrl?: string;
   port: number;
   child: ChildProcess;
   /** Every stdout line so far (pino JSON lines). */
@@ -88,9 +90,9 @@ export function startTessera(options: RunTesseraOptions): Promise<TesseraProcess
       stdout.push(line);
       if (!line.includes('server ready')) return;
       try {
-        const { url } = JSON.parse(line) as { url: string };
+        const { url, metricsUrl } = JSON.parse(line) as { url: string; metricsUrl?: string };
         clearTimeout(timer);
-        resolve({ url, port: Number(new URL(url).port), child, stdout, stderr, stop, exited });
+        resolve({ url, ...(metricsUrl ? { metricsUrl } : {}), port: Number(new URL(url).port), child, stdout, stderr, stop, exited });
       } catch {
         // not the JSON ready line
       }
