@@ -799,7 +799,8 @@ export class DynamicBatcher implements Batcher {
     const started = batch.startedAt;
     let ok = false;
     let failure: unknown;
-    const spans = startBatchSpans(model, version, entries.map((e) => ({ trace: e.request.trace, enqueuedAt: e.enqueuedAt })), batch.samples, started);
+    // entries carry a trace context only while tracing is on: otherwise no tracing code runs
+    const spans = entries[0]!.request.trace ? startBatchSpans(model, version, entries.map((e) => ({ trace: e.request.trace, enqueuedAt: e.enqueuedAt })), batch.samples, started) : undefined;
     try {
       const requests = entries.map((e) => e.request);
       const outputs = outputUnion(requests);

@@ -89,7 +89,7 @@ export class PassthroughBatcher implements Batcher {
     let ok = false;
     let failure: unknown;
     const size = requestBatchSize(waiter.request, metadata.maxBatchSize > 0);
-    const spans = startBatchSpans(model, version, [{ trace: waiter.request.trace, enqueuedAt: waiter.enqueuedAt }], size, started);
+    const spans = waiter.request.trace ? startBatchSpans(model, version, [{ trace: waiter.request.trace, enqueuedAt: waiter.enqueuedAt }], size, started) : undefined;
     try {
       const results = await withContext(spans?.context, () => instance.execute!({ requests: [waiter.request], ...(waiter.request.outputs ? { outputs: waiter.request.outputs } : {}) }, waiter.signal));
       const outputs = results[0];
