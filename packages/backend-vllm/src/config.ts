@@ -88,7 +88,11 @@ export const VLLM_MODEL_CONFIG_SCHEMA: JSONSchema = {
       },
     },
     connectTimeout: duration('Connecting to a replica takes at most this long; then the next replica is tried.', '2s', ['500ms']),
-    headersTimeout: duration("A replica must answer with its response headers within this time (vLLM sends them once the request is admitted).", '60s', ['30s']),
+    headersTimeout: duration(
+      'A replica must answer with its response headers within this time. vLLM sends them at once for streams, but only after the whole generation for requests without `stream`, so this bounds a non-streamed generation.',
+      '10m',
+      ['2m'],
+    ),
     idleTimeout: duration('The longest silence allowed between two pieces of a response body (streamed tokens) before the stream is declared broken.', '5m', ['60s']),
     maxAttempts: {
       type: 'integer',
