@@ -23,6 +23,10 @@ export type ReplicaRoutingStrategy = (typeof ROUTING_STRATEGIES)[number];
 export const VLLM_MODEL_CONFIG_SCHEMA: JSONSchema = {
   type: 'object',
   additionalProperties: false,
+  not: {
+    description: "a vllm model needs `upstreams` (the replicas' URLs) or `launch` (replicas Tessera starts)",
+    not: { anyOf: [{ required: ['upstreams'], properties: { upstreams: { minItems: 1 } } }, { required: ['launch'] }] },
+  },
   properties: {
     upstreams: {
       type: 'array',
@@ -35,7 +39,8 @@ export const VLLM_MODEL_CONFIG_SCHEMA: JSONSchema = {
     servedModelName: {
       type: 'string',
       minLength: 1,
-      description: "The model id the replicas serve (vLLM's `--served-model-name`, or the model path). Default: the Tessera model's name.",
+      description:
+        "The model id the replicas serve (vLLM's `--served-model-name`, or the model path): the gateway asks them for this name. Default: `launch.servedModelName` or `launch.model` for managed replicas, else the Tessera model's name.",
       examples: ['meta-llama/Llama-3.1-8B-Instruct'],
     },
     apiKey: {

@@ -101,6 +101,10 @@ describe('the OpenAI API through the gateway', () => {
 
     const models = await client.models.list();
     expect(models.data.map((m) => m.id)).toEqual(['chat']);
+    // an endpoint the gateway does not serve answers in OpenAI's shape too
+    const missing = (await client.embeddings.create({ model: 'chat', input: 'x' }).catch((e: unknown) => e)) as InstanceType<typeof OpenAI.APIError>;
+    expect(missing.status).toBe(404);
+    expect(missing.error).toMatchObject({ code: 'TESSERA_E_ROUTE_NOT_FOUND', type: 'not_found_error' });
   });
 
   it('should pass unknown fields through untouched, with the upstream model name', async () => {
@@ -214,9 +218,11 @@ describe('faults', () => {
     await expect.poll(async () => metrics(url), { timeout: 5000 }).toContain(`tessera_upstream_healthy{model="chat",upstream="${rs[0]!.url}"} 1`);
   });
 
-  it('should answer 503 with Retry-After when no replica is healthy', async () => {
+  it('should answer 503 with Retry-After, and turn unready, when no replica is healthy', async () => {
     const rs = await replicas(1);
-    const { client } = await gateway(rs);
+    const gw = await gateway(rs);
+    const { client } = gw;
+    expect((await fetch(`${gw.url}/v2/health/ready`)).status).toBe(200);
     await rs[0]!.close();
     const errors: InstanceType<typeof OpenAI.APIError>[] = [];
     for (let i = 0; i < 4; i++) errors.push((await client.chat.completions.create({ model: 'chat', messages }).catch((e: unknown) => e)) as InstanceType<typeof OpenAI.APIError>);
@@ -228,6 +234,13 @@ describe('faults', () => {
     const e = (await client.chat.completions.create({ model: 'chat', messages }).catch((x: unknown) => x)) as InstanceType<typeof OpenAI.APIError>;
     expect(e.error).toMatchObject({ code: 'TESSERA_E_UPSTREAM_UNAVAILABLE', type: 'server_error' });
     expect(Number(e.headers?.get('retry-after'))).toBeGreaterThan(0);
+    // readiness follows the replicas: a load balancer stops sending traffic here
+    const { url } = gw;
+    expect((await fetch(`${url}/v2/health/ready`)).status).toBe(503);
+    const model = await fetch(`${url}/v2/models/chat/versions/1/ready`);
+    expect(model.status).toBe(503);
+    expect(await model.json()).toMatchObject({ ready: false, state: 'ready', reason: expect.stringContaining('no healthy upstream') });
+    expect((await fetch(`${url}/v2/health/live`)).status).toBe(200);
   });
 });
 

@@ -47,7 +47,8 @@ export class VllmModelInstance implements ModelInstance {
   constructor(opts: InstanceOptions) {
     this.#opts = opts;
     const { config, model } = opts;
-    this.#servedModel = config.servedModelName ?? model;
+    // the replicas serve `servedModelName`; managed ones serve what they were launched with
+    this.#servedModel = config.servedModelName ?? config.launch?.servedModelName ?? config.launch?.model ?? model;
     this.#headers = { 'content-type': 'application/json', ...(config.apiKey ? { authorization: `Bearer ${config.apiKey}` } : {}) };
     this.pool = new ReplicaPool({
       name: model,

@@ -17,7 +17,7 @@ import { TesseraError, errorMessage } from './errors.js';
 import type { RequestContext } from './http/context.js';
 import { sendError, toTesseraError } from './http/errors.js';
 import { registerOipV2 } from './http/oip-v2.js';
-import { registerOpenAI } from './http/openai.js';
+import { registerOpenAI, sendOpenAIError } from './http/openai.js';
 import { registerPredict } from './http/predict.js';
 import { registerRepository } from './http/repository.js';
 import { CORE_VERSION } from './internal/core-version.js';
@@ -270,9 +270,12 @@ export class TesseraServer {
       this.#finish(request, 499, performance.now() - request.tessera.started);
     });
     app.setErrorHandler((err, request, reply) => sendError(request, reply, toTesseraError(err, this.config.server.bodyLimit)));
-    app.setNotFoundHandler((request, reply) =>
-      sendError(request, reply, new TesseraError('TESSERA_E_ROUTE_NOT_FOUND', `no endpoint ${request.method} ${request.url.split('?')[0]}`)),
-    );
+    app.setNotFoundHandler((request, reply) => {
+      const path = request.url.split('?')[0]!;
+      const err = new TesseraError('TESSERA_E_ROUTE_NOT_FOUND', `no endpoint ${request.method} ${path}`);
+      // OpenAI clients parse errors under /v1 in OpenAI's shape
+      return path.startsWith('/v1/') && path !== '/v1/predict' ? sendOpenAIError(request, reply, err) : sendError(request, reply, err);
+    });
   }
 
   /** Ends a request exactly once: in-flight count, the `request` event, the access-log line. */

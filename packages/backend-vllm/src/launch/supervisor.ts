@@ -76,6 +76,24 @@ function installExitHook(): void {
 }
 
 /** Signals a process group, ignoring one that is gone. */
+/** Flags whose value is a secret: their values are never logged. */
+const SECRET_FLAGS = new Set(['--api-key', '--hf-token', '--token']);
+
+/** `argv` for logs and messages: the values of secret flags replaced. */
+export function redactArgs(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const eq = a.indexOf('=');
+    if (eq > 0 && SECRET_FLAGS.has(a.slice(0, eq))) out.push(`${a.slice(0, eq)}=[redacted]`);
+    else if (SECRET_FLAGS.has(a) && i + 1 < argv.length) {
+      out.push(a, '[redacted]');
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 function signalGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   if (pid === undefined) return;
   try {
@@ -184,7 +202,7 @@ export class ReplicaSupervisor {
           if (failure !== undefined) throw new TesseraError('TESSERA_E_LAUNCH_FAILED', this.#failureMessage(r, failure));
           r.state = 'up';
           r.upSince = Date.now();
-          this.#logger.info({ replica: r.index, url: r.url, pid: r.child?.pid }, `${this.modelName}: vLLM replica ${r.index} is up at ${r.url}`);
+          this.#logger.info({ replica: r.index, url: r.url, replicaPid: r.child?.pid }, `${this.modelName}: vLLM replica ${r.index} is up at ${r.url}`);
         }),
       );
     } catch (err) {
@@ -198,7 +216,7 @@ export class ReplicaSupervisor {
   #failureMessage(r: Replica, failure: string): string {
     const argv = [...this.config.args, ...vllmServeArgs(this.config, r.index, r.port)];
     const output = r.lines.length ? `; last output:\n${r.lines.map((l) => `  ${l}`).join('\n')}` : '; it printed nothing';
-    return `models.${this.modelName}.launch: replica ${r.index} (CUDA_VISIBLE_DEVICES=${r.gpus.join(',')}, \`${[this.config.command, ...argv].join(' ')}\`) ${failure}${output}`;
+    return `models.${this.modelName}.launch: replica ${r.index} (CUDA_VISIBLE_DEVICES=${r.gpus.join(',')}, \`${[this.config.command, ...redactArgs(argv)].join(' ')}\`) ${failure}${output}`;
   }
 
   /** Starts the replica's process (its own process group; output piped to the logger). */
@@ -222,7 +240,7 @@ export class ReplicaSupervisor {
       return;
     }
     r.child = child;
-    this.#logger.info({ replica: r.index, pid: child.pid, command: c.command, args: argv, gpus: r.gpus }, `${this.modelName}: starting vLLM replica ${r.index} on port ${r.port}`);
+    this.#logger.info({ replica: r.index, replicaPid: child.pid, command: c.command, args: redactArgs(argv), gpus: r.gpus }, `${this.modelName}: starting vLLM replica ${r.index} on port ${r.port}`);
     for (const [stream, name] of [
       [child.stdout, 'stdout'],
       [child.stderr, 'stderr'],
@@ -260,7 +278,7 @@ export class ReplicaSupervisor {
       r.lines.push(line);
       if (r.lines.length > KEPT_LINES) r.lines.shift();
     }
-    this.#logger.debug({ replica: r.index, pid: child.pid, stream }, line);
+    this.#logger.debug({ replica: r.index, replicaPid: child.pid, stream }, line);
   }
 
   /**
@@ -305,7 +323,7 @@ export class ReplicaSupervisor {
     signalGroup(child.pid, 'SIGKILL');
     if (r.child !== child) return;
     const level = this.#stopping ? 'info' : 'warn';
-    this.#logger[level]({ replica: r.index, pid: child.pid, lastOutput: r.lines.slice(-5) }, `${this.modelName}: vLLM replica ${r.index} ${info}`);
+    this.#logger[level]({ replica: r.index, replicaPid: child.pid, lastOutput: r.lines.slice(-5) }, `${this.modelName}: vLLM replica ${r.index} ${info}`);
     if (this.#stopping) {
       r.state = 'stopped';
       return;
@@ -347,7 +365,7 @@ export class ReplicaSupervisor {
     if (failure === undefined) {
       r.state = 'up';
       r.upSince = Date.now();
-      this.#logger.info({ replica: r.index, url: r.url, pid: r.child?.pid, restarts: r.restarts }, `${this.modelName}: vLLM replica ${r.index} is up again at ${r.url}`);
+      this.#logger.info({ replica: r.index, url: r.url, replicaPid: r.child?.pid, restarts: r.restarts }, `${this.modelName}: vLLM replica ${r.index} is up again at ${r.url}`);
       try {
         this.#onUp?.(r.url, r.index);
       } catch (err) {
@@ -368,7 +386,7 @@ export class ReplicaSupervisor {
     if (!child || r.exitInfo !== undefined) return;
     signalGroup(child.pid, 'SIGTERM');
     const kill = setTimeout(() => {
-      this.#logger.warn({ replica: r.index, pid: child.pid }, `${this.modelName}: vLLM replica ${r.index} did not exit within ${this.config.stopTimeoutMs} ms of SIGTERM; sending SIGKILL`);
+      this.#logger.warn({ replica: r.index, replicaPid: child.pid }, `${this.modelName}: vLLM replica ${r.index} did not exit within ${this.config.stopTimeoutMs} ms of SIGTERM; sending SIGKILL`);
       signalGroup(child.pid, 'SIGKILL');
     }, this.config.stopTimeoutMs);
     await r.exited;

@@ -372,7 +372,7 @@ export function registerOipV2(app: FastifyInstance, deps: OipDeps): void {
   app.get('/v2/health/live', async (_req, reply) => reply.send({ live: true }));
 
   app.get('/v2/health/ready', async (_req, reply) => {
-    const ready = deps.accepting() && registry.ready;
+    const ready = deps.accepting() && (await registry.serving());
     return reply.code(ready ? 200 : 503).send({ ready });
   });
 
@@ -399,11 +399,15 @@ export function registerOipV2(app: FastifyInstance, deps: OipDeps): void {
       const entry = registry.require(request.params.model);
       if (request.params.version !== undefined) {
         const v = registry.requireVersion(entry, request.params.version);
-        const body = { name: entry.name, version: v.version, ready: v.ready, state: v.state, ...(v.reason ? { reason: v.reason } : {}) };
-        return reply.code(v.ready ? 200 : 503).send(body);
+        const serving = await v.serving();
+        const reason = v.reason ?? (v.ready && !serving ? 'loaded, but its instances cannot serve now (e.g. no healthy upstream replica)' : undefined);
+        const body = { name: entry.name, version: v.version, ready: serving, state: v.state, ...(reason ? { reason } : {}) };
+        return reply.code(serving ? 200 : 503).send(body);
       }
-      const states = Object.fromEntries([...entry.versions.values()].map((v) => [v.version, v.state]));
-      return reply.code(entry.ready ? 200 : 503).send({ name: entry.name, ready: entry.ready, versions: states });
+      const versions = [...entry.versions.values()];
+      const serving = (await Promise.all(versions.map((v) => v.serving()))).every(Boolean) && versions.length > 0;
+      const states = Object.fromEntries(versions.map((v) => [v.version, v.state]));
+      return reply.code(serving ? 200 : 503).send({ name: entry.name, ready: serving, versions: states });
     } catch (err) {
       return sendError(request, reply, toTesseraError(err));
     }

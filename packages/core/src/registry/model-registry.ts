@@ -44,6 +44,16 @@ export class ModelVersion {
     return this.state === 'ready';
   }
 
+  /**
+   * Ready and able to serve now: the lifecycle state, and every instance's own `ready()` (remote
+   * backends answer false while none of their replicas is healthy).
+   */
+  async serving(): Promise<boolean> {
+    if (!this.ready) return false;
+    const answers = await Promise.all(this.instances.map((i) => (i.ready ? i.ready().catch(() => false) : Promise.resolve(true))));
+    return answers.every(Boolean);
+  }
+
   /** Counts a generation in; call the returned function once when it ends. */
   beginGeneration(): () => void {
     this.#generations++;
@@ -293,6 +303,14 @@ export class ModelRegistry {
 
   models(): ModelEntry[] {
     return [...this.#models.values()];
+  }
+
+  /** Like `ready`, and every instance can serve now (its own `ready()`). */
+  async serving(): Promise<boolean> {
+    if (!this.ready) return false;
+    const versions = [...this.#models.values()].filter((m) => !m.unloaded).flatMap((m) => [...m.versions.values()]);
+    const answers = await Promise.all(versions.map((v) => v.serving()));
+    return answers.every(Boolean);
   }
 
   /** True when every version of every model is ready (models an operator unloaded excepted). */
