@@ -1,5 +1,5 @@
 import type { GenerateChunk, GenerateRequest, ModelInstance, ModelMetadata, ServingEvents } from '@tessera/core';
-import { ReplicaPool, TRACE_ATTRIBUTES, TesseraError, errorMessage, parsePrometheusText, recordError, sampleValue, startClientSpan } from '@tessera/core';
+import { ReplicaPool, TRACE_ATTRIBUTES, TesseraError, errorMessage, parsePrometheusText, recordError, sampleValue, spanTime, startClientSpan } from '@tessera/core';
 import type { ProbeResult, Replica } from '@tessera/core';
 import type { Logger } from 'pino';
 import { Pool, errors as undiciErrors } from 'undici';
@@ -246,7 +246,7 @@ export class VllmModelInstance implements ModelInstance {
         release();
         if (span) {
           if (spanError) recordError(span, spanError);
-          span.end();
+          span.end(spanTime());
         }
       }
     }

@@ -76,4 +76,4 @@ export { DYNAMIC_BATCHER_DEFAULTS, DYNAMIC_BATCHER_OPTIONS_SCHEMA, DynamicBatche
 export type { LoadWeights, ParsePrometheusTextOptions, PickOptions, PickStrategy, PoolLogger, ProbeResult, PrometheusSample, Replica, ReplicaLoad, ReplicaPoolOptions, ReplicaProbe, ReplicaSnapshot, ReplicaState } from './upstream/index.js';
 export { HashRing, ReplicaPool, fnv1a64, parsePrometheusText, ringHash, sampleValue } from './upstream/index.js';
 export type { BatchSpans, TracedEntry } from './telemetry/tracing.js';
-export { ATTR as TRACE_ATTRIBUTES, coreTracer, recordError, startBatchSpans, startClientSpan, tracingEnabled, withContext } from './telemetry/tracing.js';
+export { ATTR as TRACE_ATTRIBUTES, coreTracer, recordError, spanTime, startBatchSpans, startClientSpan, tracingEnabled, withContext } from './telemetry/tracing.js';

@@ -249,7 +249,7 @@ export class TesseraServer {
       this.#inflight++;
       if (this.#tracing) {
         const path = request.url.split('?')[0]!;
-        const { span, context } = startServerSpan(request.method, request.routeOptions.url ?? path, path, request.headers, ctx.started);
+        const { span, context } = startServerSpan(request.method, request.routeOptions.url, path, request.headers, ctx.started);
         ctx.span = span;
         ctx.trace = context;
         void reply.header('x-trace-id', span.spanContext().traceId);
@@ -334,17 +334,20 @@ export class TesseraServer {
       clearTimeout(timer);
     }
     // past the grace period: cut what is still open (long streams); their upstream work is aborted
-    if (this.#inflight > 0) {
-      log.warn({ inflight: this.#inflight }, 'grace period over; closing the connections still in flight');
-      this.app.server.closeAllConnections();
-    }
-    await this.app.close().catch((err: unknown) => log.warn({ err }, `closing the HTTP server failed: ${errorMessage(err)}`));
+    if (this.#inflight > 0) log.warn({ inflight: this.#inflight }, 'grace period over; closing the connections still in flight');
+    // Drained (or out of time): close every connection, also keep-alive ones a client holds without a
+    // request on them, which `close()` would otherwise wait for indefinitely.
+    const closing = this.app.close();
+    this.app.server.closeAllConnections();
+    await closing.catch((err: unknown) => log.warn({ err }, `closing the HTTP server failed: ${errorMessage(err)}`));
     await this.registry.close();
     for (const hook of [...(this.#registrations?.closeHooks ?? [])].reverse()) {
       await hook().catch((err: unknown) => log.warn({ err }, `a plugin close hook failed: ${errorMessage(err)}`));
     }
     // the metrics listener goes last: a final scrape during the drain still works
-    await this.#metricsApp?.close().catch((err: unknown) => log.warn({ err }, `closing the metrics listener failed: ${errorMessage(err)}`));
+    const metricsClosing = this.#metricsApp?.close();
+    this.#metricsApp?.server.closeAllConnections();
+    await metricsClosing?.catch((err: unknown) => log.warn({ err }, `closing the metrics listener failed: ${errorMessage(err)}`));
     for (const e of this.#exporters) await e.shutdown().catch((err: unknown) => log.warn({ err }, `an exporter failed to shut down: ${errorMessage(err)}`));
     this.#state = 'closed';
     log.info('closed');

@@ -5,7 +5,8 @@
  * TraceContext + Baggage propagators. `shutdown()` undoes all of it, so that tracing can be started
  * again in the same process (tests).
  */
-import { context, propagation, trace } from '@opentelemetry/api';
+import { TraceFlags, context, propagation, trace } from '@opentelemetry/api';
+import type { Attributes, Context, Link, SpanKind } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { CompositePropagator, ExportResultCode, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { ExportResult } from '@opentelemetry/core';
@@ -21,8 +22,9 @@ import {
   ParentBasedSampler,
   SimpleSpanProcessor,
   TraceIdRatioBasedSampler,
+  SamplingDecision,
 } from '@opentelemetry/sdk-trace-base';
-import type { ReadableSpan, Sampler, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan, Sampler, SamplingResult, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import type { Env, ResolvedTracingConfig, SamplerSpec, TracingConfig } from './config.js';
 import { describeSampler, redactUrl, resolveTracingConfig } from './config.js';
@@ -79,6 +81,31 @@ const noopLogger: TracingLogger = { info: () => undefined, warn: () => undefined
 
 /** The sampler for a spec. */
 export function createSampler(spec: SamplerSpec): Sampler {
+  return new LinkedSampler(baseSampler(spec));
+}
+
+/**
+ * Follows the links of a new root span: a span linked to a sampled span is sampled too. Tessera's
+ * `tessera.batch` spans are roots (a batch belongs to many traces) linked to the requests they
+ * carry, so a batch is recorded exactly when one of its requests is, whatever the ratio.
+ */
+export class LinkedSampler implements Sampler {
+  constructor(private readonly inner: Sampler) {}
+
+  shouldSample(context: Context, traceId: string, name: string, kind: SpanKind, attributes: Attributes, links: Link[]): SamplingResult {
+    if (links.length > 0 && !trace.getSpanContext(context)) {
+      const sampled = links.some((l) => (l.context.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED);
+      return { decision: sampled ? SamplingDecision.RECORD_AND_SAMPLED : SamplingDecision.NOT_RECORD };
+    }
+    return this.inner.shouldSample(context, traceId, name, kind, attributes, links);
+  }
+
+  toString(): string {
+    return `LinkedSampler{${this.inner.toString()}}`;
+  }
+}
+
+function baseSampler(spec: SamplerSpec): Sampler {
   const ratio = (): Sampler => new TraceIdRatioBasedSampler(spec.ratio ?? 1);
   switch (spec.name) {
     case 'always_on':

@@ -98,6 +98,8 @@ export class PrometheusExporter implements Exporter {
       events.on(name, listener);
     };
     on('request', (e) => {
+      // probes, scrapes and unknown routes are not serving traffic
+      if (e.protocol === 'http') return;
       // requests for unknown models carry no model label: they must not create series
       const labels = { model: e.model ?? '', version: e.version ?? '', protocol: e.protocol };
       this.#requests.inc({ ...labels, code: String(e.status) });

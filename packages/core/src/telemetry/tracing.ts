@@ -1,5 +1,5 @@
 import type { Attributes, Context, Link, Span, Tracer } from '@opentelemetry/api';
-import { ProxyTracerProvider, ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
+import { ProxyTracerProvider, ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, context, propagation, trace } from '@opentelemetry/api';
 import { errorMessage, isTesseraError } from '../errors.js';
 import { CORE_VERSION } from '../internal/core-version.js';
 
@@ -33,6 +33,15 @@ export function tracingEnabled(): boolean {
   return provider.getDelegateTracer('@tessera/core') !== undefined;
 }
 
+/**
+ * Span times as epoch milliseconds from the monotonic clock. The SDK converts `performance.now()`
+ * values, and takes end times, through `Date.now()` per span, which puts sibling spans up to a
+ * millisecond apart; giving every start and end from one clock keeps the tree consistent.
+ */
+export function spanTime(perfNow: number = performance.now()): number {
+  return performance.timeOrigin + perfNow;
+}
+
 /** Attribute names (OpenTelemetry semantic conventions where they exist). */
 export const ATTR = {
   model: 'tessera.model',
@@ -47,11 +56,12 @@ export const ATTR = {
 } as const;
 
 /** The server span of one request, parented on the caller's `traceparent`/`tracestate`. */
-export function startServerSpan(method: string, route: string, path: string, headers: Record<string, string | string[] | undefined>, startTime: number): { span: Span; context: Context } {
+export function startServerSpan(method: string, route: string | undefined, path: string, headers: Record<string, string | string[] | undefined>, startTime: number): { span: Span; context: Context } {
   const parent = propagation.extract(ROOT_CONTEXT, headers);
+  // no route matched: the method alone, so probed URLs do not create span names
   const span = coreTracer().startSpan(
-    `${method} ${route}`,
-    { kind: SpanKind.SERVER, startTime, attributes: { 'http.request.method': method, 'http.route': route, 'url.path': path } },
+    route ? `${method} ${route}` : method,
+    { kind: SpanKind.SERVER, startTime: spanTime(startTime), attributes: { 'http.request.method': method, 'url.path': path, ...(route ? { 'http.route': route } : {}) } },
     parent,
   );
   return { span, context: trace.setSpan(parent, span) };
@@ -63,7 +73,7 @@ export function endServerSpan(span: Span, status: number, attributes: Attributes
   span.setAttribute('http.response.status_code', status);
   if (code) span.setAttribute(ATTR.errorCode, code);
   if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, ...(code ? { message: code } : {}) });
-  span.end();
+  span.end(spanTime());
 }
 
 /** Records a failure on a span: the exception event and the error status. */
@@ -76,8 +86,9 @@ export function recordError(span: Span, err: unknown): void {
 /** A zero-work span for the router's choice, under the request's span. */
 export function traceRoute(parent: Context | undefined, model: string, version: string, shadow?: readonly string[]): void {
   if (!parent) return;
-  const span = coreTracer().startSpan('tessera.route', { attributes: { [ATTR.model]: model, [ATTR.version]: version, ...(shadow?.length ? { 'tessera.route.shadow': shadow.join(',') } : {}) } }, parent);
-  span.end();
+  const now = spanTime();
+  const span = coreTracer().startSpan('tessera.route', { startTime: now, attributes: { [ATTR.model]: model, [ATTR.version]: version, ...(shadow?.length ? { 'tessera.route.shadow': shadow.join(',') } : {}) } }, parent);
+  span.end(now);
 }
 
 /** One request of a batch, as the batch tracer sees it. */
@@ -104,18 +115,20 @@ export interface BatchSpans {
 export function startBatchSpans(model: string, version: string, entries: readonly TracedEntry[], size: number, startedAt: number): BatchSpans | undefined {
   let links: Link[] | undefined;
   const tracer = coreTracer();
+  const start = spanTime(startedAt);
   for (const e of entries) {
     if (!e.trace) continue;
     const parent = trace.getSpanContext(e.trace);
-    if (!parent) continue;
+    // only sampled requests: a batch span linked to spans nobody records would dangle
+    if (!parent || (parent.traceFlags & TraceFlags.SAMPLED) === 0) continue;
     (links ??= []).push({ context: parent });
-    tracer.startSpan('tessera.queue', { startTime: e.enqueuedAt, attributes: { [ATTR.model]: model, [ATTR.version]: version } }, e.trace).end(startedAt);
+    tracer.startSpan('tessera.queue', { startTime: spanTime(e.enqueuedAt), attributes: { [ATTR.model]: model, [ATTR.version]: version } }, e.trace).end(start);
   }
   if (!links) return undefined;
   const attributes = { [ATTR.model]: model, [ATTR.version]: version, [ATTR.batchSize]: size, [ATTR.batchRequests]: entries.length };
-  const batch = tracer.startSpan('tessera.batch', { root: true, startTime: startedAt, links, attributes }, ROOT_CONTEXT);
+  const batch = tracer.startSpan('tessera.batch', { root: true, startTime: start, links, attributes }, ROOT_CONTEXT);
   const batchContext = trace.setSpan(ROOT_CONTEXT, batch);
-  const inference = tracer.startSpan('tessera.inference', { attributes }, batchContext);
+  const inference = tracer.startSpan('tessera.inference', { startTime: start, attributes }, batchContext);
   return {
     context: trace.setSpan(batchContext, inference),
     end(ok, error) {
@@ -123,8 +136,9 @@ export function startBatchSpans(model: string, version: string, entries: readonl
         recordError(inference, error);
         recordError(batch, error);
       }
-      inference.end();
-      batch.end();
+      const end = spanTime();
+      inference.end(end);
+      batch.end(end);
     },
   };
 }
@@ -140,7 +154,7 @@ export function withContext<T>(ctx: Context | undefined, fn: () => T): T {
  */
 export function startClientSpan(parent: Context | undefined, name: string, attributes: Attributes, headers: Record<string, string>): Span | undefined {
   if (!parent) return undefined;
-  const span = coreTracer().startSpan(name, { kind: SpanKind.CLIENT, attributes }, parent);
+  const span = coreTracer().startSpan(name, { kind: SpanKind.CLIENT, startTime: spanTime(), attributes }, parent);
   propagation.inject(trace.setSpan(parent, span), headers);
   return span;
 }
