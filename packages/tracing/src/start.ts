@@ -94,7 +94,7 @@ export class LinkedSampler implements Sampler {
 
   shouldSample(context: Context, traceId: string, name: string, kind: SpanKind, attributes: Attributes, links: Link[]): SamplingResult {
     if (links.length > 0 && !trace.getSpanContext(context)) {
-      const sampled = links.some((l) => (l.context.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED);
+      const sampled = links.some((l) => (l.context.traceFlags & TraceFlags.SAMPLED) !== 0);
       return { decision: sampled ? SamplingDecision.RECORD_AND_SAMPLED : SamplingDecision.NOT_RECORD };
     }
     return this.inner.shouldSample(context, traceId, name, kind, attributes, links);
