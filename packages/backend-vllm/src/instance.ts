@@ -211,15 +211,21 @@ export class VllmModelInstance implements ModelInstance {
         }
         let finished = false;
         try {
+          // chunks are forwarded as the replica wrote them, unparsed; only errors are read
           for await (const data of readSseData(res.body)) {
+            if (finished) continue; // nothing follows [DONE]; read to the end so the connection is reused
             if (data === '[DONE]') {
               finished = true;
-              break;
+              continue;
             }
-            const chunk = parseJsonObject(data, replica.url);
-            if (chunk.error) throw upstreamStreamError(replica.url, chunk.error);
+            if (data.charCodeAt(0) !== 123 /* { */) throw new TesseraError('TESSERA_E_UPSTREAM_FAILED', `replica ${replica.url} sent an event that is not a JSON object: ${data.slice(0, 200)}`);
+            // an error event (current vLLM: {"error": {...}}; older: {"object": "error", ...}); chunks start with {"id"
+            if (data.startsWith('{"error"') || data.startsWith('{"object"')) {
+              const chunk = parseJsonObject(data, replica.url);
+              if (chunk.error !== undefined || chunk.object === 'error') throw upstreamStreamError(replica.url, chunk.error ?? chunk);
+            }
             sent = true;
-            yield { data: chunk, json: data };
+            yield { json: data };
           }
         } catch (err) {
           if (signal.aborted) throw cancelled();

@@ -254,10 +254,11 @@ export class TesseraServer {
         ctx.trace = context;
         void reply.header('x-trace-id', span.spanContext().traceId);
       }
-      // A response the client cut off (a stream it left) fires neither `finish` nor onResponse.
+      // A response the client cut off (a stream it left) fires neither `finish` nor onResponse, and
+      // a hijacked one (server-sent events) no onResponse: `close` always comes, once.
       const res = reply.raw;
       res.once('close', () => {
-        if (!res.writableFinished) this.#finish(request, 499, performance.now() - request.tessera.started);
+        this.#finish(request, res.writableFinished ? res.statusCode : 499, performance.now() - request.tessera.started);
       });
     });
     app.addHook('onResponse', async (request, reply) => {

@@ -99,10 +99,13 @@ export interface GenerateRequest {
  * not streaming, the backend yields exactly one chunk: the whole response object.
  */
 export interface GenerateChunk {
-  data: Readonly<Record<string, unknown>>;
+  /** The chunk as an object. May be left out when `json` is given. */
+  data?: Readonly<Record<string, unknown>>;
   /**
-   * `data` already serialised (e.g. the bytes an upstream sent), written as is so the core does not
-   * stringify it again. Must be `JSON.stringify(data)`-equivalent.
+   * The chunk already serialised (e.g. the bytes an upstream sent), written as is so the core
+   * neither parses nor stringifies it: a gateway forwarding a stream gives only this, and the core
+   * reads what it needs (generated text present, `usage`) from the string, parsing only the chunks
+   * that carry usage. Must be one JSON object.
    */
   json?: string;
 }

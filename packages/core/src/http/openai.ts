@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GenerateChunk, GenerateRequest, ModelInstance } from '../contracts/backend.js';
 import type { RouteTarget } from '../contracts/router.js';
@@ -100,18 +100,37 @@ class GenerationObserver {
   constructor(readonly started: number) {}
 
   see(chunk: GenerateChunk): void {
-    const data = chunk.data as { choices?: unknown; usage?: { prompt_tokens?: unknown; completion_tokens?: unknown } | null };
-    const usage = data.usage;
+    if (chunk.data) this.#seeData(chunk.data);
+    else if (chunk.json !== undefined) this.#seeJson(chunk.json);
+  }
+
+  #seeData(data: Readonly<Record<string, unknown>>): void {
+    const { choices, usage } = data as { choices?: unknown; usage?: { prompt_tokens?: unknown; completion_tokens?: unknown } | null };
     if (usage && typeof usage === 'object') {
       if (typeof usage.prompt_tokens === 'number') this.promptTokens = usage.prompt_tokens;
       if (typeof usage.completion_tokens === 'number') this.completionTokens = usage.completion_tokens;
     }
-    if (Array.isArray(data.choices) && hasText(data.choices)) {
-      const now = performance.now();
-      this.firstTokenAt ??= now;
-      this.lastTokenAt = now;
-      this.textChunks++;
+    if (Array.isArray(choices) && hasText(choices)) this.#text();
+  }
+
+  /** A forwarded chunk: parsed only when it carries usage; text is found in the string. */
+  #seeJson(json: string): void {
+    if (json.includes('"usage":{')) {
+      try {
+        this.#seeData(JSON.parse(json) as Record<string, unknown>);
+      } catch {
+        // not ours to judge: the client gets the bytes as the backend sent them
+      }
+      return;
     }
+    if (TEXT_IN_JSON.test(json)) this.#text();
+  }
+
+  #text(): void {
+    const now = performance.now();
+    this.firstTokenAt ??= now;
+    this.lastTokenAt = now;
+    this.textChunks++;
   }
 
   emit(events: ServingEvents, v: ModelVersion, req: GenerateRequest, ok: boolean): void {
@@ -132,6 +151,32 @@ class GenerationObserver {
       durationMs: performance.now() - this.started,
     });
   }
+}
+
+/** Generated text (or a tool call) in a serialised chunk: a non-empty content, text or reasoning string. */
+const TEXT_IN_JSON = /"(?:content|text|reasoning_content)":"(?!")|"tool_calls":\[\{/;
+
+/** The usage-only chunk the core asked for on the client's behalf (`choices: []` with usage). */
+function isUsageOnly(chunk: GenerateChunk): boolean {
+  if (chunk.data) {
+    const { choices, usage } = chunk.data as { choices?: unknown; usage?: unknown };
+    return Array.isArray(choices) && choices.length === 0 && !!usage;
+  }
+  const json = chunk.json ?? '';
+  return json.includes('"choices":[]') && json.includes('"usage":{');
+}
+
+/** Resolves when `res` can take more data, or when it closed. */
+function writable(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
 }
 
 function hasText(choices: unknown[]): boolean {
@@ -213,15 +258,13 @@ export function registerOpenAI(app: FastifyInstance, deps: OpenAIDeps): void {
         finish(true, 200);
         return reply.type('application/json').send(first.value.json ?? JSON.stringify(first.value.data));
       }
-      const obs = observer;
-      const sse = Readable.from(sseEvents(first, iterator, obs, wantsUsage, (ok, err) => {
-        if (err && !signal.aborted) request.log.warn({ err: err.cause ?? err, code: err.code }, `stream interrupted: ${err.message}`);
-        if (err) ctx.code = err.code;
-        finish(ok, ok ? 200 : signal.aborted ? 499 : err?.status ?? 500);
-      }), { objectMode: false, highWaterMark: 16 * 1024 });
-      // the client left before the stream ended: stop pulling chunks (the backend aborts upstream)
-      signal.addEventListener('abort', () => sse.destroy(), { once: true });
-      return reply.code(200).headers(SSE_HEADERS).send(sse);
+      return await streamEvents(reply, first, iterator, observer, wantsUsage, signal, (ok, status, err) => {
+        if (err) {
+          ctx.code = err.code;
+          if (!signal.aborted) request.log.warn({ err: err.cause ?? err, code: err.code }, `stream interrupted: ${err.message}`);
+        }
+        finish(ok, status);
+      });
     } catch (err) {
       const e = toTesseraError(err);
       finish(false, e.status);
@@ -266,46 +309,49 @@ function pickHeaders(request: FastifyRequest): Record<string, string> {
 }
 
 /**
- * The SSE body: `data: {chunk}\n\n` per chunk, `data: [DONE]\n\n` at the end. A failure after the
- * first byte ends the stream with an error event (OpenAI's error object, as vLLM sends it) and
- * `[DONE]`, never a silent hang. `end` is called once with the outcome.
+ * Writes the server-sent events: `data: {chunk}\n\n` per chunk (the backend's bytes when it gave
+ * them), `data: [DONE]\n\n` at the end, straight to the socket; a full socket buffer pauses the
+ * pulls from the backend (backpressure). A failure after the first byte ends the stream with an
+ * error event (OpenAI's error object, as vLLM sends it) and `[DONE]`, never a silent hang. A client
+ * that leaves closes the backend's iterator, which aborts the upstream request. `end` is called
+ * once with the outcome.
  */
-async function* sseEvents(
+async function streamEvents(
+  reply: FastifyReply,
   first: IteratorResult<GenerateChunk>,
   iterator: AsyncIterator<GenerateChunk>,
   observer: GenerationObserver,
   wantsUsage: boolean,
-  end: (ok: boolean, err?: TesseraError) => void,
-): AsyncGenerator<string> {
-  let ended = false;
+  signal: AbortSignal,
+  end: (ok: boolean, status: number, err?: TesseraError) => void,
+): Promise<FastifyReply> {
+  const headers = { ...reply.getHeaders(), ...SSE_HEADERS };
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, headers as Record<string, string>);
+  let ok = false;
+  let failure: TesseraError | undefined;
   try {
-    let next = first;
-    while (!next.done) {
+    for (let next = first; !next.done; next = await iterator.next()) {
       const chunk = next.value;
       observer.see(chunk);
-      const data = chunk.data as { choices?: unknown[]; usage?: unknown };
-      // the usage-only chunk the core asked for on the client's behalf
-      if (wantsUsage || !(Array.isArray(data.choices) && data.choices.length === 0 && data.usage)) {
-        yield `data: ${chunk.json ?? JSON.stringify(chunk.data)}\n\n`;
-      }
-      next = await iterator.next();
+      if (!wantsUsage && isUsageOnly(chunk)) continue;
+      if (!res.write(`data: ${chunk.json ?? JSON.stringify(chunk.data)}\n\n`)) await writable(res);
+      if (res.destroyed) break;
     }
-    yield 'data: [DONE]\n\n';
-    ended = true;
-    end(true);
+    if (!res.destroyed) {
+      res.end('data: [DONE]\n\n');
+      ok = true;
+    }
   } catch (err) {
-    const e = isInterrupted(err);
-    ended = true;
-    end(false, e);
-    yield `data: ${JSON.stringify(openAIError(e))}\n\n`;
-    yield 'data: [DONE]\n\n';
+    failure = isInterrupted(err);
+    if (!res.destroyed) res.end(`data: ${JSON.stringify(openAIError(failure))}\n\ndata: [DONE]\n\n`);
   } finally {
-    // destroyed by the client leaving: the backend's iterator is closed, which aborts upstream
-    if (!ended) {
-      end(false, new TesseraError('TESSERA_E_REQUEST_CANCELLED', 'the client closed the stream'));
-      await iterator.return?.().catch(() => undefined);
-    }
+    if (!ok) await iterator.return?.().catch(() => undefined);
+    const gone = signal.aborted || (!ok && !failure);
+    end(ok, ok ? 200 : gone ? 499 : (failure?.status ?? 500), failure ?? (gone ? new TesseraError('TESSERA_E_REQUEST_CANCELLED', 'the client closed the stream') : undefined));
   }
+  return reply;
 }
 
 function isInterrupted(err: unknown): TesseraError {
