@@ -168,6 +168,7 @@ function isUsageOnly(chunk: GenerateChunk): boolean {
 
 /** Resolves when `res` can take more data, or when it closed. */
 function writable(res: ServerResponse): Promise<void> {
+  if (res.destroyed || res.writableEnded) return Promise.resolve();
   return new Promise((resolve) => {
     const done = (): void => {
       res.off('drain', done);
@@ -332,14 +333,15 @@ async function streamEvents(
   let ok = false;
   let failure: TesseraError | undefined;
   try {
-    for (let next = first; !next.done; next = await iterator.next()) {
+    // a client that leaves aborts `signal`: the backend's pending step ends (its upstream request is
+    // aborted) and the loop stops at the closed response
+    for (let next = first; !next.done && !res.destroyed && !signal.aborted; next = await iterator.next()) {
       const chunk = next.value;
       observer.see(chunk);
       if (!wantsUsage && isUsageOnly(chunk)) continue;
       if (!res.write(`data: ${chunk.json ?? JSON.stringify(chunk.data)}\n\n`)) await writable(res);
-      if (res.destroyed) break;
     }
-    if (!res.destroyed) {
+    if (!res.destroyed && !signal.aborted) {
       res.end('data: [DONE]\n\n');
       ok = true;
     }
@@ -347,7 +349,9 @@ async function streamEvents(
     failure = isInterrupted(err);
     if (!res.destroyed) res.end(`data: ${JSON.stringify(openAIError(failure))}\n\ndata: [DONE]\n\n`);
   } finally {
-    if (!ok) await iterator.return?.().catch(() => undefined);
+    // closes the backend's generator (it aborts its upstream request); not awaited: a generator
+    // still inside a step finishes that step first
+    if (!ok) void iterator.return?.().catch(() => undefined);
     const gone = signal.aborted || (!ok && !failure);
     end(ok, ok ? 200 : gone ? 499 : (failure?.status ?? 500), failure ?? (gone ? new TesseraError('TESSERA_E_REQUEST_CANCELLED', 'the client closed the stream') : undefined));
   }
