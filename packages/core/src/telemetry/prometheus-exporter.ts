@@ -35,6 +35,17 @@ export class PrometheusExporter implements Exporter {
   readonly #tokens: Counter<'model' | 'version' | 'kind'>;
   readonly #upstreamHealthy: Gauge<'model' | 'upstream'>;
   #events: ServingEvents | undefined;
+  /** Labelled children by label values (bounded: configured names, protocols, status codes). */
+  readonly #children = new Map<string, { inc(v?: number): void; observe(v: number): void }>();
+
+  #child(key: string, create: () => unknown): { inc(v?: number): void; observe(v: number): void } {
+    let child = this.#children.get(key);
+    if (!child) {
+      child = create() as { inc(v?: number): void; observe(v: number): void };
+      this.#children.set(key, child);
+    }
+    return child;
+  }
   #listeners: { [K in keyof ServingEventMap]?: (...a: ServingEventMap[K]) => void } = {};
 
   constructor(snapshot: () => ServingSnapshot) {
@@ -101,9 +112,11 @@ export class PrometheusExporter implements Exporter {
       // probes, scrapes and unknown routes are not serving traffic
       if (e.protocol === 'http') return;
       // requests for unknown models carry no model label: they must not create series
-      const labels = { model: e.model ?? '', version: e.version ?? '', protocol: e.protocol };
-      this.#requests.inc({ ...labels, code: String(e.status) });
-      this.#requestDuration.observe(labels, e.durationMs / 1000);
+      const model = e.model ?? '';
+      const version = e.version ?? '';
+      // labelled children are cached: prom-client hashes a label object on every call otherwise
+      this.#child(`r\0${model}\0${version}\0${e.protocol}\0${e.status}`, () => this.#requests.labels(model, version, e.protocol, String(e.status))).inc();
+      this.#child(`d\0${model}\0${version}\0${e.protocol}`, () => this.#requestDuration.labels(model, version, e.protocol)).observe(e.durationMs / 1000);
     });
     on('batch', (e) => {
       const labels = { model: e.model, version: e.version };
@@ -112,11 +125,12 @@ export class PrometheusExporter implements Exporter {
       for (const q of e.queueMs) this.#queueDuration.observe(labels, q / 1000);
     });
     on('generation', (e) => {
-      const labels = { model: e.model, version: e.version };
-      if (e.ttftMs !== undefined) this.#ttft.observe(labels, e.ttftMs / 1000);
-      if (e.tpotMs !== undefined) this.#tpot.observe(labels, e.tpotMs / 1000);
-      if (e.promptTokens) this.#tokens.inc({ ...labels, kind: 'prompt' }, e.promptTokens);
-      if (e.completionTokens) this.#tokens.inc({ ...labels, kind: 'completion' }, e.completionTokens);
+      const { model, version } = e;
+      const key = `\0${model}\0${version}`;
+      if (e.ttftMs !== undefined) this.#child(`t${key}`, () => this.#ttft.labels(model, version)).observe(e.ttftMs / 1000);
+      if (e.tpotMs !== undefined) this.#child(`o${key}`, () => this.#tpot.labels(model, version)).observe(e.tpotMs / 1000);
+      if (e.promptTokens) this.#child(`p${key}`, () => this.#tokens.labels(model, version, 'prompt')).inc(e.promptTokens);
+      if (e.completionTokens) this.#child(`c${key}`, () => this.#tokens.labels(model, version, 'completion')).inc(e.completionTokens);
     });
     on('upstream', (e) => {
       const labels = { model: e.model, upstream: e.upstream };
