@@ -37,7 +37,7 @@ import { mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { BENCH_DIR, ROOT, freePort, installCleanup, machineInfo, packageVersion, spawnNode, summarize } from './lib/common.mjs';
+import { BENCH_DIR, freePort, installCleanup, machineInfo, machineSlug, packageVersion, ROOT, spawnNode, summarize } from './lib/common.mjs';
 import { allProcessCpu, otherProcessCpu, runLoad, startService, waitQuiet } from './lib/llm-procs.mjs';
 import { summarizeCpuProfile } from './lib/llm-profile.mjs';
 import { LLM_MARKER_END, LLM_MARKER_START, evaluateLlmTargets, renderLlmMarkdown } from './lib/llm-report.mjs';
@@ -523,7 +523,7 @@ async function profileGateway(plugin, standIn) {
   const summary = summarizeCpuProfile(path.join(dir, file), { top: 30, windowMs: marks.start && marks.end ? [marks.start, marks.end] : null });
   summary.ttftMs = load.ttftMs;
   summary.tokensPerSec = load.tokensPerSec;
-  const keep = path.join(RESULTS_DIR, `${results.date.slice(0, 10)}-${machineSlug()}${quick ? '-quick' : ''}-llm-gateway.cpuprofile`);
+  const keep = path.join(RESULTS_DIR, `${results.date.slice(0, 10)}-${machineSlug(results.machine)}${quick ? '-quick' : ''}-llm-gateway.cpuprofile`);
   if (env.BENCH_KEEP_PROFILE === '1') await writeFile(keep, await readFile(path.join(dir, file)));
   return { concurrency, durationS: settings.durationS, ...summary, file: env.BENCH_KEEP_PROFILE === '1' ? path.relative(ROOT, keep) : null };
 }
@@ -531,20 +531,9 @@ async function profileGateway(plugin, standIn) {
 // ---------------------------------------------------------------------------------------------
 // Output
 
-function machineSlug() {
-  if (env.BENCH_MACHINE) return env.BENCH_MACHINE.replace(/[^\w.-]+/g, '-');
-  const cpu = results.machine.cpu
-    .toLowerCase()
-    .replace(/\(r\)|\(tm\)|cpu|processor|@.*$|\d+-core/g, ' ')
-    .trim()
-    .replace(/[^a-z0-9]+/g, '-')
-    .replace(/^-|-$/g, '');
-  return `${cpu || 'cpu'}-${results.machine.cores}c`;
-}
-
 async function writeOutputs() {
   const tag = env.BENCH_LLM_TAG ? `-${env.BENCH_LLM_TAG.replace(/[^\w.-]+/g, '-')}` : '';
-  const name = `${results.date.slice(0, 10)}-${machineSlug()}${quick ? '-quick' : ''}-llm${tag}.json`;
+  const name = `${results.date.slice(0, 10)}-${machineSlug(results.machine)}${quick ? '-quick' : ''}-llm${tag}.json`;
   results.file = `bench/results/${name}`;
   const file = path.join(RESULTS_DIR, name);
   await writeFile(`${file}.tmp`, `${JSON.stringify(results, null, 2)}\n`);

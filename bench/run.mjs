@@ -27,13 +27,14 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
   BENCH_DIR,
-  ROOT,
   benchModels,
   freePort,
   installCleanup,
   machineInfo,
+  machineSlug,
   makeSample,
   packageVersion,
+  ROOT,
   runNodeJson,
   sessionOptionsFromEnv,
   spawnNode,
@@ -412,19 +413,8 @@ function addRatios() {
   }
 }
 
-function machineSlug() {
-  if (env.BENCH_MACHINE) return env.BENCH_MACHINE.replace(/[^\w.-]+/g, '-');
-  const cpu = results.machine.cpu
-    .toLowerCase()
-    .replace(/\(r\)|\(tm\)|cpu|processor|@.*$|\d+-core/g, ' ')
-    .trim()
-    .replace(/[^a-z0-9]+/g, '-')
-    .replace(/^-|-$/g, '');
-  return `${cpu || 'cpu'}-${results.machine.cores}c`;
-}
-
 async function writeOutputs() {
-  const name = `${results.date.slice(0, 10)}-${machineSlug()}${quick ? '-quick' : ''}.json`;
+  const name = `${results.date.slice(0, 10)}-${machineSlug(results.machine)}${quick ? '-quick' : ''}.json`;
   results.file = `bench/results/${name}`;
   const file = path.join(RESULTS_DIR, name);
   await writeFile(`${file}.tmp`, `${JSON.stringify(results, null, 2)}\n`);

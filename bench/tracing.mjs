@@ -46,7 +46,7 @@ import { mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { BENCH_DIR, ROOT, benchModels, freePort, installCleanup, machineInfo, makeSample, packageVersion, sessionOptionsFromEnv, spawnNode } from './lib/common.mjs';
+import { BENCH_DIR, benchModels, freePort, installCleanup, machineInfo, machineSlug, makeSample, packageVersion, ROOT, sessionOptionsFromEnv, spawnNode } from './lib/common.mjs';
 import { allProcessCpu, otherProcessCpu, startService, waitQuiet } from './lib/llm-procs.mjs';
 import { binaryInferBody, decodeInferResponse, maxAbsDiff } from './lib/oip.mjs';
 import { histogramMeans, processCpuSeconds, scrapeMetrics, systemBusySeconds, waitIdle } from './lib/probe.mjs';
@@ -507,20 +507,9 @@ async function measure(point, contender, round) {
 // ---------------------------------------------------------------------------------------------
 // Output
 
-function machineSlug() {
-  if (env.BENCH_MACHINE) return env.BENCH_MACHINE.replace(/[^\w.-]+/g, '-');
-  const cpu = results.machine.cpu
-    .toLowerCase()
-    .replace(/\(r\)|\(tm\)|cpu|processor|@.*$|\d+-core/g, ' ')
-    .trim()
-    .replace(/[^a-z0-9]+/g, '-')
-    .replace(/^-|-$/g, '');
-  return `${cpu || 'cpu'}-${results.machine.cores}c`;
-}
-
 async function writeOutputs() {
   const tag = env.BENCH_TRACING_TAG ? `-${env.BENCH_TRACING_TAG.replace(/[^\w.-]+/g, '-')}` : '';
-  const name = `${results.date.slice(0, 10)}-${machineSlug()}${quick ? '-quick' : ''}-tracing${tag}.json`;
+  const name = `${results.date.slice(0, 10)}-${machineSlug(results.machine)}${quick ? '-quick' : ''}-tracing${tag}.json`;
   results.file = `bench/results/${name}`;
   const file = path.join(RESULTS_DIR, name);
   await writeFile(`${file}.tmp`, `${JSON.stringify(results, null, 2)}\n`);

@@ -267,6 +267,18 @@ export async function startServer(script, args, { logFile, timeoutMs = 120_000, 
   }
 }
 
+/** `<cpu>-<cores>c` for results file names (or `BENCH_MACHINE`), from `machineInfo()`. */
+export function machineSlug(machine, env = process.env) {
+  if (env.BENCH_MACHINE) return env.BENCH_MACHINE.replace(/[^\w.-]+/g, '-');
+  const cpu = machine.cpu
+    .toLowerCase()
+    .replace(/\(r\)|\(tm\)|cpu|processor|@.*$|\d+-core/g, ' ')
+    .trim()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '');
+  return `${cpu || 'cpu'}-${machine.cores}c`;
+}
+
 /** A free TCP port on 127.0.0.1 (for a server that will not log the port it got from `--port 0`). */
 export function freePort() {
   return new Promise((resolve, reject) => {
