@@ -1,16 +1,10 @@
 import type { JSONSchema } from '@tessera/core';
-import { DURATION_FORMAT, parseDuration } from '@tessera/core';
+import { durationSchema, parseDuration } from '@tessera/core';
 import type { LaunchConfig } from './launch/config.js';
 import { LAUNCH_CONFIG_SCHEMA } from './launch/config.js';
 
-const duration = (description: string, defaultValue: number | string, examples: unknown[]): JSONSchema => ({
-  type: ['number', 'string'],
-  minimum: 0,
-  format: DURATION_FORMAT,
-  default: defaultValue,
-  description,
-  examples,
-});
+/** A duration key (ms or `500ms`/`1s`), as the core's own keys declare them. */
+const duration = durationSchema;
 
 /** Routing strategies across a model's replicas. */
 export const ROUTING_STRATEGIES = ['least-loaded', 'round-robin', 'prefix-affinity'] as const;

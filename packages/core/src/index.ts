@@ -51,6 +51,7 @@ export {
   SIZE_FORMAT,
   coerceToSchema,
   configSchema,
+  durationSchema,
   defineConfig,
   loadConfig,
   parseDuration,

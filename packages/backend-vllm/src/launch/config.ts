@@ -3,7 +3,7 @@
  * processes, one per GPU set), its JSON Schema, and the `vllm serve` command line it builds.
  */
 import type { JSONSchema } from '@tessera/core';
-import { DURATION_FORMAT, parseDuration, validateAgainstSchema } from '@tessera/core';
+import { durationSchema, parseDuration, validateAgainstSchema } from '@tessera/core';
 
 /** A duration as the config may give it: milliseconds, or a string such as `10s`, `5m`. */
 export type LaunchDuration = number | string;
@@ -91,14 +91,8 @@ export const LAUNCH_DEFAULTS = {
   stopTimeoutMs: 30_000,
 } as const;
 
-const duration = (description: string, defaultValue: number | string, examples: unknown[]): JSONSchema => ({
-  type: ['number', 'string'],
-  minimum: 0,
-  format: DURATION_FORMAT,
-  default: defaultValue,
-  description,
-  examples,
-});
+/** A duration key (ms or `500ms`/`1s`), as the core's own keys declare them. */
+const duration = durationSchema;
 
 /**
  * JSON Schema (draft-07) of the `launch:` key. Durations are milliseconds or strings with a unit

@@ -4,7 +4,7 @@ export { resolveConfig } from './resolve.js';
 export type { ResolveConfigOptions } from './resolve.js';
 export { validateAgainstSchema, coerceToSchema } from './validate.js';
 export type { ValidateOptions } from './validate.js';
-export { configSchema, DURATION_FORMAT, SIZE_FORMAT } from './schema.js';
+export { configSchema, durationSchema, DURATION_FORMAT, SIZE_FORMAT } from './schema.js';
 export { parseDuration, parseSize } from './units.js';
 export { substituteEnv } from './env.js';
 export type { EnvRecord } from './env.js';
