@@ -314,6 +314,13 @@ export function renderTracingMarkdown(results) {
       'In production the collector runs elsewhere; here the sink\'s CPU (column above) is taken from the same two cores, so on-1.0\'s cost includes a little of the collector\'s.',
   );
   out.push('- The tiny model makes inference nearly free, so per-request costs (HTTP, JSON, spans) dominate it: its ratio is the upper bound of the tracing cost; the OCR classifier, where inference dominates, is what a real model sees.');
+  const aa = results.comparisons.filter((c) => c.id === 'a-a-control');
+  if (aa.length > 0) {
+    out.push(
+      `- A/A control: absent-2 is a second process exactly like absent. absent-2 ÷ absent came out ${aa.map((c) => `${f(c.ratio, 3)} (${c.point})`).join(', ')}, per round ${f(Math.min(...aa.flatMap((c) => c.perRound).filter(isNum)), 3)} … ${f(Math.max(...aa.flatMap((c) => c.perRound).filter(isNum)), 3)}: ` +
+        'differences of this size arise here between two identical servers, so a smaller difference between two contenders is not evidence of anything.',
+    );
+  }
   out.push('- Samples/s counts 2xx answers inside the measured window; latency percentiles are over every answer of a round (load.mjs), shown as the mean of the rounds.');
   if (results.disturbedPoints > 0) out.push(`- ${results.disturbedPoints} point(s) ran while other processes used > ${results.noisyOtherCpuPct}% of a core (⚠): other engineers' builds and tests share this machine.`);
   for (const sk of results.skipped) out.push(`- Skipped ${sk.id}: ${sk.reason}`);
