@@ -200,6 +200,22 @@ describe('batching and export errors', () => {
     expect(exported).toEqual(['a', 'b']);
   });
 
+  it('should report spans dropped by a full queue in the log', async () => {
+    const logger = recordingLogger();
+    const exporter = new InMemorySpanExporter();
+    handle = startTracing({ exporter, env: {}, logger, detectResources: false, batch: { maxQueueSize: 2, maxExportBatchSize: 2, scheduledDelay: '1h' } });
+    const tracer = trace.getTracer('x');
+    for (let i = 0; i < 10; i++) tracer.startSpan(`s${i}`).end();
+    await handle.forceFlush();
+    // the SDK reports the count when the queue takes a span again
+    tracer.startSpan('after').end();
+    const drops = logger.calls.filter((c) => c.level === 'warn' && /dropped/i.test(c.msg ?? ''));
+    expect(drops.length).toBeGreaterThan(0);
+    expect(drops[0]!.msg).toMatch(/maxQueueSize/);
+    expect(drops[0]!.msg).toMatch(/Dropped \d+ spans/);
+    expect(exporter.getFinishedSpans().length).toBeLessThan(10);
+  });
+
   it('should log a failing exporter once per outage and never throw into the caller', async () => {
     const logger = recordingLogger();
     let fail = true;

@@ -5,7 +5,7 @@
  * TraceContext + Baggage propagators. `shutdown()` undoes all of it, so that tracing can be started
  * again in the same process (tests).
  */
-import { TraceFlags, context, propagation, trace } from '@opentelemetry/api';
+import { DiagLogLevel, TraceFlags, context, diag, propagation, trace } from '@opentelemetry/api';
 import type { Attributes, Context, Link, SpanKind } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { CompositePropagator, ExportResultCode, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
@@ -260,6 +260,13 @@ export function startResolvedTracing(
       throw new TracingAlreadyRegisteredError();
     }
     ownsTrace = true;
+    // The SDK reports spans it had to drop (a full queue) only through `diag`: pass those on. Export
+    // failures are reported by the exporter wrapper, once per outage, so they are not forwarded.
+    const forwardDrops = (message: string): void => {
+      if (/dropped/i.test(message)) logger.warn({}, `tracing: ${message} (raise tracing.batch.maxQueueSize or lower the sampling)`);
+    };
+    const ignore = (): void => undefined;
+    diag.setLogger({ error: forwardDrops, warn: forwardDrops, info: ignore, debug: ignore, verbose: ignore }, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true });
     const manager = new AsyncLocalStorageContextManager().enable();
     if (context.setGlobalContextManager(manager)) {
       contextManager = manager;
@@ -291,7 +298,10 @@ export function startResolvedTracing(
       shutdownPromise ??= (async () => {
         // Unregister first: new `trace.getTracer()` calls become no-ops and tracing can be started
         // again while the last spans are flushed.
-        if (ownsTrace) trace.disable();
+        if (ownsTrace) {
+          trace.disable();
+          diag.disable();
+        }
         if (contextManager) {
           context.disable(); // also disables the manager
           contextManager = undefined;
