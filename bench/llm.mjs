@@ -37,7 +37,7 @@ import { mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { BENCH_DIR, freePort, installCleanup, machineInfo, machineSlug, packageVersion, ROOT, spawnNode, summarize } from './lib/common.mjs';
+import { BENCH_DIR, freePort, installCleanup, machineInfo, machineSlug, packageVersion, ROOT, skipUnlessSuite, spawnNode, summarize } from './lib/common.mjs';
 import { allProcessCpu, otherProcessCpu, runLoad, startService, waitQuiet } from './lib/llm-procs.mjs';
 import { summarizeCpuProfile } from './lib/llm-profile.mjs';
 import { LLM_MARKER_END, LLM_MARKER_START, evaluateLlmTargets, renderLlmMarkdown } from './lib/llm-report.mjs';
@@ -46,14 +46,7 @@ import { processCpuSeconds, systemBusySeconds, waitIdle } from './lib/probe.mjs'
 const env = process.env;
 const log = (line) => process.stderr.write(`${line}\n`);
 
-const suites = (env.BENCH_SUITES ?? 'ocr,llm')
-  .split(',')
-  .map((s) => s.trim())
-  .filter(Boolean);
-if (!suites.includes('llm')) {
-  log(`bench/llm.mjs: skipped (BENCH_SUITES=${env.BENCH_SUITES})`);
-  process.exit(0);
-}
+skipUnlessSuite('llm', 'bench/llm.mjs');
 
 const CLI = path.join(ROOT, 'packages', 'core', 'dist', 'cli.js');
 const STAND_IN = path.join(ROOT, 'packages', 'backend-vllm', 'bin', 'vllm-stand-in.js');

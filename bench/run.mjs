@@ -37,6 +37,7 @@ import {
   ROOT,
   runNodeJson,
   sessionOptionsFromEnv,
+  skipUnlessSuite,
   spawnNode,
   startServer,
   tileSample,
@@ -45,12 +46,8 @@ import { binaryInferBody, decodeInferResponse, jsonInferBody, maxAbsDiff } from 
 import { histogramMeans, processCpuSeconds, scrapeMetrics, systemBusySeconds, waitIdle } from './lib/probe.mjs';
 import { MARKER_END, MARKER_START, evaluateTargets, markDisturbed, renderMarkdown } from './lib/report.mjs';
 
-// BENCH_SUITES=ocr,llm (default both): `npm run bench` runs this suite, then bench/llm.mjs
-const benchSuites = (process.env.BENCH_SUITES ?? 'ocr,llm').split(',').map((s) => s.trim());
-if (!benchSuites.includes('ocr')) {
-  process.stderr.write(`bench/run.mjs: skipped (BENCH_SUITES=${process.env.BENCH_SUITES})\n`);
-  process.exit(0);
-}
+// BENCH_SUITES=ocr,llm,tracing (default all): `npm run bench` runs this suite, then bench/llm.mjs and bench/tracing.mjs
+skipUnlessSuite('ocr', 'bench/run.mjs');
 
 const env = process.env;
 const CLI = path.join(ROOT, 'packages', 'core', 'dist', 'cli.js');

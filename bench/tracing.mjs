@@ -46,7 +46,7 @@ import { mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { BENCH_DIR, benchModels, freePort, installCleanup, machineInfo, machineSlug, makeSample, packageVersion, ROOT, sessionOptionsFromEnv, spawnNode } from './lib/common.mjs';
+import { BENCH_DIR, benchModels, freePort, installCleanup, machineInfo, machineSlug, makeSample, packageVersion, ROOT, sessionOptionsFromEnv, skipUnlessSuite, spawnNode } from './lib/common.mjs';
 import { allProcessCpu, otherProcessCpu, startService, waitQuiet } from './lib/llm-procs.mjs';
 import { binaryInferBody, decodeInferResponse, maxAbsDiff } from './lib/oip.mjs';
 import { histogramMeans, processCpuSeconds, scrapeMetrics, systemBusySeconds, waitIdle } from './lib/probe.mjs';
@@ -56,14 +56,7 @@ import { TRACING_MARKER_END, TRACING_MARKER_START, evaluateTracing, renderTracin
 const env = process.env;
 const log = (line) => process.stderr.write(`${line}\n`);
 
-const suites = (env.BENCH_SUITES ?? 'ocr,llm,tracing')
-  .split(',')
-  .map((s) => s.trim())
-  .filter(Boolean);
-if (!suites.includes('tracing')) {
-  log(`bench/tracing.mjs: skipped (BENCH_SUITES=${env.BENCH_SUITES})`);
-  process.exit(0);
-}
+skipUnlessSuite('tracing', 'bench/tracing.mjs');
 
 const CLI = path.join(ROOT, 'packages', 'core', 'dist', 'cli.js');
 const PLUGIN_DIST = path.join(ROOT, 'packages', 'tracing', 'dist', 'index.js');

@@ -132,6 +132,7 @@ export function summarize(values) {
 
 const children = new Set();
 let cleanupInstalled = false;
+let exitHookInstalled = false;
 
 function killAll() {
   for (const child of children) {
@@ -146,10 +147,45 @@ function killAll() {
   children.clear();
 }
 
+/**
+ * Tracks a child process spawned elsewhere: it gets SIGKILL when the benchmark exits, however it
+ * exits. Resolves with its exit code (or signal).
+ */
+export function trackChild(child) {
+  children.add(child);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', killAll);
+  }
+  return new Promise((resolve) => {
+    child.once('exit', (code, signal) => {
+      children.delete(child);
+      resolve(code ?? signal);
+    });
+  });
+}
+
+/** The suites of `npm run bench`, in order; `BENCH_SUITES` picks some. */
+export const BENCH_SUITES = ['ocr', 'llm', 'tracing'];
+
+/** Exits the process (0) with a note when `BENCH_SUITES` does not include `suite`. */
+export function skipUnlessSuite(suite, script, env = process.env) {
+  const picked = (env.BENCH_SUITES ?? BENCH_SUITES.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (picked.includes(suite)) return;
+  process.stderr.write(`${script}: skipped (BENCH_SUITES=${env.BENCH_SUITES})\n`);
+  process.exit(0);
+}
+
 export function installCleanup() {
   if (cleanupInstalled) return;
   cleanupInstalled = true;
-  process.on('exit', killAll);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', killAll);
+  }
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.once(signal, () => {
       process.stderr.write(`\nbench: ${signal}: stopping child processes\n`);

@@ -7,34 +7,8 @@ import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-import { ROOT } from './common.mjs';
+import { ROOT, trackChild } from './common.mjs';
 import { processCpuSeconds } from './probe.mjs';
-
-const children = new Set();
-
-process.on('exit', () => {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) {
-      try {
-        child.kill('SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
-  children.clear();
-});
-
-function track(child) {
-  children.add(child);
-  const exited = new Promise((resolve) => {
-    child.once('exit', (code, signal) => {
-      children.delete(child);
-      resolve(code ?? signal);
-    });
-  });
-  return exited;
-}
 
 /** True once `GET url` answers 200. */
 async function answers200(url) {
@@ -58,7 +32,7 @@ export async function startService(name, script, args, { logFile, readyUrl, env 
   const spawnedAt = performance.now();
   const child = spawn(process.execPath, [...nodeArgs, script, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
   closeSync(fd);
-  const exited = track(child);
+  const exited = trackChild(child);
   const tail = (n = 20) => readFileSync(logFile, 'utf8').split('\n').slice(-n).join('\n');
   const stop = async (graceMs = 10_000) => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -88,7 +62,7 @@ export async function startService(name, script, args, { logFile, readyUrl, env 
  */
 export async function runLoad(script, spec, { onMark = () => {}, timeoutMs }) {
   const child = spawn(process.execPath, [script, JSON.stringify(spec)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = track(child);
+  const exited = trackChild(child);
   const out = [];
   const err = [];
   createInterface({ input: child.stdout }).on('line', (line) => out.push(line));
