@@ -3,15 +3,11 @@
  * config errors as the user sees them (exit code, one line naming the key), `tessera validate`,
  * the API key kept out of every log line, and docs/backend-vllm.md kept in step with the schemas.
  */
-import type { ChildProcess } from 'node:child_process';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JSONSchema } from '@tessera/core';
@@ -19,13 +15,15 @@ import type { TesseraProcess } from '@tessera/core/testing';
 import { runTesseraCli, startTessera } from '@tessera/core/testing';
 import { LAUNCH_CONFIG_SCHEMA, VLLM_MODEL_CONFIG_SCHEMA } from '@tessera/backend-vllm';
 import { ROOT, tempDir, writeConfig } from './helpers.js';
+import type { StandInProcess } from './otlp-receiver.js';
+import { standInBin, startStandInProcess } from './otlp-receiver.js';
 
-const STAND_IN_BIN = path.join(path.dirname(createRequire(import.meta.url).resolve('@tessera/backend-vllm/package.json')), 'bin', 'vllm-stand-in.js');
+const STAND_IN_BIN = standInBin();
 const NODE_WARNING = /^\(node:\d+\) |^\(Use `node --trace-warnings/;
 
 let dir: string;
 const gateways: TesseraProcess[] = [];
-const standIns: ChildProcess[] = [];
+const standIns: StandInProcess[] = [];
 
 beforeAll(async () => {
   dir = await tempDir('tessera-vllm-cli-');
@@ -33,14 +31,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(gateways.map((g) => g.stop()));
-  await Promise.all(
-    standIns.map(async (child) => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
-    }),
-  );
+  await Promise.all(standIns.map((s) => s.stop()));
 });
 
 async function serve(file: string, env: Record<string, string | undefined> = {}): Promise<TesseraProcess> {
@@ -50,29 +41,10 @@ async function serve(file: string, env: Record<string, string | undefined> = {})
 }
 
 /** `vllm-stand-in serve stand-in/llm --host 127.0.0.1 --port 0 …`; resolves with its URL once it listens. */
-function startStandIn(extraArgs: string[] = [], env: Record<string, string> = {}): Promise<string> {
-  const child = spawn(process.execPath, [STAND_IN_BIN, 'serve', 'stand-in/llm', '--host', '127.0.0.1', '--port', '0', ...extraArgs], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
-  });
-  standIns.push(child);
-  const output: string[] = [];
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the stand-in did not listen within 15 s:\n${output.join('\n')}`)), 15_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the stand-in exited with ${code}:\n${output.join('\n')}`));
-    });
-    createInterface({ input: child.stderr }).on('line', (line) => output.push(line));
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      output.push(line);
-      const m = /Uvicorn running on (http:\/\/\S+)/.exec(line);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    });
-  });
+async function startStandIn(extraArgs: string[] = [], env: Record<string, string> = {}): Promise<string> {
+  const standIn = await startStandInProcess('stand-in/llm', { args: extraArgs, env });
+  standIns.push(standIn);
+  return standIn.url;
 }
 
 /** A TCP port that was free a moment ago: a replica that is down. */
