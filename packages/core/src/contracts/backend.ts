@@ -25,8 +25,13 @@ export interface ModelVersionSpec {
   /** Absolute path of the model artifact, when the model has one. */
   path?: string;
   /**
-   * The model's config section with the version's overrides applied: every key, including the
-   * backend-specific ones the backend's `modelConfigSchema` declared (already validated).
+   * The model's config section as the backend sees it: the backend-specific keys (those the core
+   * does not own), with the version's overrides applied and validated against the backend's
+   * `modelConfigSchema` (its defaults filled in), plus `batching` — the resolved batching section
+   * (`batcher`, `maxBatchSize` when set, and the batcher's options), so that a backend can honour
+   * `batching.maxBatchSize` in the metadata it reports. The keys the core consumes itself
+   * (`backend`, `path`, `versions`, `instances`, `routing`, `warmup`, `preprocess`, `postprocess`)
+   * are not here: `path` arrives as `spec.path`, `instances` as `instanceIndex`/`instanceCount`.
    */
   config: Readonly<Record<string, unknown>>;
   /** Which of `instances` this is (0-based); a backend may use it to pin threads or devices. */
@@ -47,18 +52,42 @@ export interface LoadContext {
   events: ServingEvents;
 }
 
-/** One request inside a batch: its input tensors and the outputs it wants. */
+/**
+ * One request inside a batch: its input tensors and the outputs it wants.
+ *
+ * **What a backend may rely on.** The serving pipeline validates every request once, against the
+ * metadata the instance reported, before any batcher or backend sees it. So `inputs` holds exactly
+ * the model's inputs, each once and **in `metadata.inputs` order**, each with the declared datatype,
+ * rank and fixed dims, data whose length matches the shape (typed arrays for numeric types, strings
+ * for BYTES), and — when `maxBatchSize > 0` — one dim 0 shared by all inputs and at most
+ * `maxBatchSize`. `outputs`, when present, names only declared outputs, each once. A backend need
+ * not (and should not) check any of that again.
+ */
 export interface InferenceRequest {
   /** The client's request id, when it sent one. */
   id?: string;
+  /** The model's inputs, in `metadata.inputs` order, validated (see above). */
   inputs: Tensor[];
-  /** Output names this request asked for; absent means every output. */
+  /** Output names this request asked for (declared ones, no repeats); absent means every output. */
   outputs?: string[];
   /** Protocol-level parameters, passed through untouched. */
   parameters?: Record<string, unknown>;
   /** The request's trace context, set only while tracing is on (batchers link batch spans to it). */
   trace?: Context;
+  /**
+   * The request headers the instance declared in `requestHeaders` (lower-cased), when the client
+   * sent them; absent when the instance declares none.
+   */
+  headers?: Readonly<Record<string, string>>;
 }
+
+/**
+ * What `execute` returns for one request of a batch: its output tensors, or an `Error` that fails
+ * this request alone (the others of the batch still get their outputs) — Triton's per-request
+ * error. A `TesseraError` keeps its code and status (e.g. `TESSERA_E_INPUT_DATA`, 400, for a value
+ * the model cannot take); any other `Error` becomes `TESSERA_E_INFERENCE_FAILED` (500).
+ */
+export type RequestResult = Tensor[] | Error;
 
 /** What `execute` receives: one or more requests to run as one execution (Triton's contract). */
 export interface InferenceBatch {
@@ -82,8 +111,10 @@ export interface GenerateRequest {
   /** `body.stream === true`. */
   stream: boolean;
   /**
-   * Request headers a backend may use or forward, lower-cased: `x-session-id` (prefix affinity),
-   * `x-request-id`, `traceparent`, `tracestate`.
+   * Request headers a backend may use or forward, lower-cased: always `x-request-id` (the client's,
+   * or the id the server gave the request), `traceparent` and `tracestate` when sent, plus every
+   * header the instance declared in `ModelInstance.requestHeaders` (e.g. a session header for
+   * prefix affinity).
    */
   headers: Readonly<Record<string, string>>;
   /**
@@ -117,16 +148,29 @@ export interface GenerateChunk {
 export interface ModelInstance {
   readonly metadata: ModelMetadata;
   /**
-   * Executes a whole batch and returns, for each request in order, its output tensors. Inputs of
-   * requests in one batch share their non-batch dims. Rejects on failure; the batch fails as a whole.
+   * Executes a whole batch and returns, for each request in order, its result: its output tensors
+   * (at least the outputs it asked for; extra ones are dropped by the core), or an `Error` that
+   * fails that request alone. Inputs of requests in one batch share their non-batch dims and are
+   * validated (see `InferenceRequest`). Rejecting fails the whole batch. `signal` aborts when every
+   * client of the batch went away.
    */
-  execute?(batch: InferenceBatch, signal: AbortSignal): Promise<Tensor[][]>;
+  execute?(batch: InferenceBatch, signal: AbortSignal): Promise<RequestResult[]>;
   /** Streams a generation; the engine batches internally. */
   generate?(request: GenerateRequest, signal: AbortSignal): AsyncIterable<GenerateChunk>;
-  /** Runs representative work so that the first real request is not slow. */
+  /**
+   * Runs representative work so that the first real request is not slow (called when the model's
+   * `warmup` is true, the default). A tensor instance without it is warmed by the core with one
+   * `execute` of zeros shaped from its metadata (dynamic dims as 1).
+   */
   warmup?(): Promise<void>;
   /** Whether the instance can serve now (for remote replicas); absent means always. */
   ready?(): Promise<boolean>;
+  /**
+   * Request headers (lower-case names) this instance needs from each request: the core copies
+   * them, when the client sent them, into `GenerateRequest.headers` / `InferenceRequest.headers`.
+   * Read once, after `load`. E.g. a gateway's session-affinity header.
+   */
+  readonly requestHeaders?: readonly string[];
   /** Frees the instance; called once. */
   unload(): Promise<void>;
 }
