@@ -36,6 +36,8 @@ interface InstanceOptions {
  */
 export class VllmModelInstance implements ModelInstance {
   readonly metadata: ModelMetadata = { platform: VLLM_PLATFORM, inputs: [], outputs: [], maxBatchSize: 0 };
+  /** The session-affinity header (`balance.sessionHeader`) reaches `generate` only because it is declared here. */
+  readonly requestHeaders: readonly string[];
   readonly pool: ReplicaPool;
   readonly #opts: InstanceOptions;
   readonly #servedModel: string;
@@ -47,6 +49,7 @@ export class VllmModelInstance implements ModelInstance {
   constructor(opts: InstanceOptions) {
     this.#opts = opts;
     const { config, model } = opts;
+    this.requestHeaders = [config.balance.sessionHeader.toLowerCase()];
     // the replicas serve `servedModelName`; managed ones serve what they were launched with
     this.#servedModel = config.servedModelName ?? config.launch?.servedModelName ?? config.launch?.model ?? model;
     this.#headers = { 'content-type': 'application/json', ...(config.apiKey ? { authorization: `Bearer ${config.apiKey}` } : {}) };

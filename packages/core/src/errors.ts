@@ -65,9 +65,68 @@ export const ERROR_CODES = {
   TESSERA_E_UPSTREAM_REJECTED: { status: 400, description: "The upstream engine refused the request as invalid (its 4xx answer, e.g. an unsupported parameter or a prompt over the context length); the engine's message, type and param are passed through with its status." },
   TESSERA_E_STREAM_INTERRUPTED: { status: 502, description: 'A streamed generation broke after its first bytes reached the client (the replica died or dropped the stream); the stream ends with an error event and `data: [DONE]`. Retry the request.' },
   TESSERA_E_LAUNCH_FAILED: { status: 500, description: 'A managed replica (`launch:`) could not be started or did not become healthy within `launch.startupTimeout`; the message gives the exit code and the last lines it printed.' },
+  // pipeline extension points (added with the serving pipeline)
+  TESSERA_E_PROCESSOR_FAILED: { status: 500, description: 'A pre- or post-processing step of the model failed, or produced tensors that do not fit the model; the message names the step. (A step refusing the input itself answers with a 4xx code.)' },
+  TESSERA_E_ROUTER_FAILED: { status: 500, description: "The model's router threw something other than a TesseraError while choosing a version; the message names the strategy." },
+  TESSERA_E_HOOK_FAILED: { status: 500, description: 'A request hook threw something other than a TesseraError; the message names the hook. (A hook refusing a request answers with its own code, e.g. 401 or 429.)' },
+  TESSERA_E_STATE_STORE: { status: 500, description: 'The state store (`server.stateDir`) could not be read or written; the message gives the file and the cause.' },
+  // command line
+  TESSERA_E_CLI_USAGE: { status: 500, description: 'The `tessera` command line is wrong: an unknown command or option, or an option value out of range; see `tessera --help`.' },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
+/** A code of the core's catalogue. */
 export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** A core code or one a plugin declared with `defineErrorCodes`. */
+export type AnyErrorCode = ErrorCode | (string & {});
+
+/** `OWNER_E_AREA_WHAT`: an upper-case namespace, `_E_`, an area and what went wrong. */
+export const ERROR_CODE_PATTERN = /^[A-Z][A-Z0-9]*_E_[A-Z0-9]+_[A-Z0-9_]+$/;
+
+/** Codes declared by plugins, shared by every copy of the core loaded in the process. */
+const PLUGIN_CODES: Map<string, ErrorCodeInfo> = ((globalThis as Record<symbol, unknown>)[Symbol.for('@tessera/core/plugin-error-codes')] ??= new Map()) as Map<string, ErrorCodeInfo>;
+
+/** The catalogue entry of a core or plugin code. */
+export function errorCodeInfo(code: string): ErrorCodeInfo | undefined {
+  return (ERROR_CODES as Record<string, ErrorCodeInfo>)[code] ?? PLUGIN_CODES.get(code);
+}
+
+/** Makes a TesseraError of one code; its status comes from the code's declaration. */
+export type ErrorFactory = (message: string, options?: { cause?: unknown; headers?: Record<string, string>; openai?: OpenAIErrorFields }) => TesseraError;
+
+/** What `defineErrorCodes` returns: one factory per code, and the declarations (for `definePlugin({ errorCodes })` and docs tests). */
+export type DeclaredErrorCodes<T extends Record<string, ErrorCodeInfo>> = { readonly [K in keyof T]: ErrorFactory } & { readonly codes: Readonly<T> };
+
+/**
+ * Declares a plugin's error codes (fastify's `createError`, one factory per code): each code
+ * `OWNER_E_AREA_WHAT` (e.g. `ACME_E_QUOTA_EXCEEDED`) with its HTTP status and a one-line
+ * description for the docs. Pass the result to `definePlugin({ errorCodes })`, and keep the
+ * plugin's README table equal to it with `checkErrorCodeDocs` from `@tessera/core/testing`.
+ *
+ * ```ts
+ * export const errors = defineErrorCodes({
+ *   ACME_E_QUOTA_EXCEEDED: { status: 429, description: 'The key used up its daily quota; retry tomorrow.' },
+ * });
+ * throw errors.ACME_E_QUOTA_EXCEEDED(`key ${keyId} used its ${quota} requests`, { headers: { 'retry-after': '3600' } });
+ * ```
+ * Throws when a code does not follow the pattern, is a core code, or was declared before with
+ * another status or description.
+ */
+export function defineErrorCodes<const T extends Record<string, ErrorCodeInfo>>(codes: T): DeclaredErrorCodes<T> {
+  const out: Record<string, unknown> = { codes: Object.freeze({ ...codes }) };
+  for (const [code, info] of Object.entries(codes)) {
+    if (!ERROR_CODE_PATTERN.test(code)) throw new Error(`error code '${code}' must look like OWNER_E_AREA_WHAT (upper case, e.g. ACME_E_QUOTA_EXCEEDED)`);
+    if (code in ERROR_CODES) throw new Error(`error code '${code}' is one of the core's; declare a code of your own namespace`);
+    if (!Number.isInteger(info.status) || info.status < 400 || info.status > 599) throw new Error(`error code '${code}': status must be an HTTP error status (400-599), got ${info.status}`);
+    const known = PLUGIN_CODES.get(code);
+    if (known && (known.status !== info.status || known.description !== info.description)) {
+      throw new Error(`error code '${code}' is declared twice with different statuses or descriptions (${known.status} and ${info.status})`);
+    }
+    PLUGIN_CODES.set(code, { status: info.status, description: info.description });
+    out[code] = ((message, options = {}) => new TesseraError(code, message, options)) satisfies ErrorFactory;
+  }
+  return Object.freeze(out) as DeclaredErrorCodes<T>;
+}
 
 /** The fields of an OpenAI error object besides `message`. */
 export interface OpenAIErrorFields {
@@ -76,10 +135,10 @@ export interface OpenAIErrorFields {
   code?: string | number | null;
 }
 
-/** The one error class of the core. `code` is stable; `status` is the HTTP status. */
+/** The one error class of the core (and of plugins). `code` is stable; `status` is the HTTP status. */
 export class TesseraError extends Error {
   override readonly name = 'TesseraError';
-  readonly code: ErrorCode;
+  readonly code: AnyErrorCode;
   readonly status: number;
   /** Extra response headers (e.g. `Retry-After`). */
   readonly headers: Record<string, string> | undefined;
@@ -89,10 +148,14 @@ export class TesseraError extends Error {
    */
   readonly openai: OpenAIErrorFields | undefined;
 
-  constructor(code: ErrorCode, message: string, options: { cause?: unknown; status?: number; headers?: Record<string, string>; openai?: OpenAIErrorFields } = {}) {
+  /**
+   * `status` overrides the catalogue's only where the status is data, not a choice: an upstream
+   * engine's own 4xx passed through. Plugin codes take the status they were declared with.
+   */
+  constructor(code: AnyErrorCode, message: string, options: { cause?: unknown; status?: number; headers?: Record<string, string>; openai?: OpenAIErrorFields } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
-    this.status = options.status ?? ERROR_CODES[code].status;
+    this.status = options.status ?? errorCodeInfo(code)?.status ?? 500;
     this.headers = options.headers;
     this.openai = options.openai;
   }

@@ -11,18 +11,31 @@ export type {
   ModelInstance,
   ModelMetadata,
   ModelVersionSpec,
+  RequestResult,
 } from './contracts/backend.js';
 export { BACKEND } from './contracts/backend.js';
 export type { Batcher, BatcherContext, BatcherFactory, BatcherStats } from './contracts/batcher.js';
 export { BATCHER_FACTORY } from './contracts/batcher.js';
-export type { RouteCandidate, RouteOutcome, RouteRequest, RouteTarget, Router, RouterContext, RouterFactory } from './contracts/router.js';
+export type { RouteCandidate, RouteOutcome, RouteRequest, RouteTarget, Router, RouterContext, RouterFactory, RoutingStatus } from './contracts/router.js';
 export { ROUTER_FACTORY } from './contracts/router.js';
-export type { Exporter } from './contracts/exporter.js';
+export type { ProcessContext, Processor, ProcessorContext, ProcessorFactory, ProcessorStage } from './contracts/processor.js';
+export { PROCESSOR_FACTORY } from './contracts/processor.js';
+export type { EndpointKind, HookRequest, HookResponse, InferHookContext, RequestHook, RequestHookContext, RequestHookFactory } from './contracts/hook.js';
+export { REQUEST_HOOK_FACTORY } from './contracts/hook.js';
+export type { Exporter, ExporterContext, ExporterFactory } from './contracts/exporter.js';
 export { EXPORTER } from './contracts/exporter.js';
-export type { GenerationEvent, ModelState, ServingEventMap, UpstreamEvent } from './contracts/events.js';
+export type { Clock, ClockTimer } from './contracts/clock.js';
+export { systemClock } from './contracts/clock.js';
+export type { CounterMetric, GaugeMetric, HistogramMetric, MetricLabels, MetricOptions, MetricRegistrar } from './contracts/metrics.js';
+export type { StateStore } from './contracts/state-store.js';
+export type { GenerationEvent, ModelState, RequestEvent, ServingEventMap, UpstreamEvent } from './contracts/events.js';
 export { ServingEvents } from './contracts/events.js';
-export type { ErrorCode, ErrorCodeInfo, OpenAIErrorFields } from './errors.js';
-export { ERROR_CODES, TesseraError, errorMessage, isTesseraError } from './errors.js';
+export type { AnyErrorCode, DeclaredErrorCodes, ErrorCode, ErrorCodeInfo, ErrorFactory, OpenAIErrorFields } from './errors.js';
+export { ERROR_CODES, ERROR_CODE_PATTERN, TesseraError, defineErrorCodes, errorCodeInfo, errorMessage, isTesseraError } from './errors.js';
+export type { DecodedInferRequest, DecodedInput, GenerateCall, Signature, TensorCall, TensorResult } from './pipeline/types.js';
+export type { ServingPipeline } from './pipeline/serving-pipeline.js';
+export type { ServingRequest } from './pipeline/serving-request.js';
+export type { Generation } from './pipeline/generation.js';
 export type { PluginContext, PluginDefinition, TesseraPlugin } from './plugins/define-plugin.js';
 export { PLUGIN_BRAND, definePlugin, isTesseraPlugin } from './plugins/define-plugin.js';
 export type {
@@ -36,6 +49,7 @@ export type {
   ModelConfigInput,
   ModelVersionConfig,
   ModelVersionConfigInput,
+  NamedEntryConfig,
   ResolveConfigOptions,
   RoutingConfig,
   ServerConfig,
@@ -62,8 +76,7 @@ export {
 } from './config/index.js';
 export type { ServerState, TesseraServerOptions } from './server.js';
 export { TesseraServer, createServer } from './server.js';
-export type { ModelRegistryOptions } from './registry/model-registry.js';
-export { KNOWN_BACKEND_PACKAGES, ModelEntry, ModelRegistry, ModelVersion } from './registry/model-registry.js';
+export { KNOWN_BACKEND_PACKAGES } from './registry/model-registry.js';
 export { PassthroughBatcher, passthroughBatcherFactory } from './batching/passthrough-batcher.js';
 export { LatestRouter, compareVersions, latestRouterFactory } from './routing/latest-router.js';
 export type { LoadedPlugin, PluginRegistrations } from './plugins/loader.js';

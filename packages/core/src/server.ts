@@ -1,34 +1,40 @@
 import 'reflect-metadata';
 import Fastify, { LogController } from 'fastify';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { Container } from 'inversify';
 import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
 import { dynamicBatcherFactory } from './batching/dynamic-batcher.js';
 import { passthroughBatcherFactory } from './batching/passthrough-batcher.js';
 import type { TesseraConfig } from './config/types.js';
-import { closestMatch } from './config/suggest.js';
-import { BATCHER_FACTORY } from './contracts/batcher.js';
+import type { Clock } from './contracts/clock.js';
+import { systemClock } from './contracts/clock.js';
 import { ServingEvents } from './contracts/events.js';
 import type { Exporter } from './contracts/exporter.js';
-import { EXPORTER } from './contracts/exporter.js';
-import type { RouteCandidate, Router } from './contracts/router.js';
-import { ROUTER_FACTORY } from './contracts/router.js';
+import type { MetricRegistrar } from './contracts/metrics.js';
+import type { StateStore } from './contracts/state-store.js';
 import { TesseraError, errorMessage } from './errors.js';
-import type { RequestContext } from './http/context.js';
-import { sendError, toTesseraError } from './http/errors.js';
+import { installEdge } from './http/edge.js';
 import { registerOipV2 } from './http/oip-v2.js';
-import { registerOpenAI, sendOpenAIError } from './http/openai.js';
+import { registerOpenAI } from './http/openai.js';
 import { registerPredict } from './http/predict.js';
 import { registerRepository } from './http/repository.js';
+import { registerRoutingApi, routeWeights } from './http/routing-api.js';
 import { CORE_VERSION } from './internal/core-version.js';
+import { HookChain } from './pipeline/hooks.js';
+import { ServingPipeline } from './pipeline/serving-pipeline.js';
+import { Catalog } from './plugins/catalog.js';
 import type { TesseraPlugin } from './plugins/define-plugin.js';
-import type { LoadedPlugin, PluginRegistrations } from './plugins/loader.js';
-import { importPlugin, registerPlugins } from './plugins/loader.js';
-import { KNOWN_BACKEND_PACKAGES, ModelRegistry } from './registry/model-registry.js';
+import type { PluginRegistrations } from './plugins/loader.js';
+import { ModelRegistry } from './registry/model-registry.js';
 import { latestRouterFactory } from './routing/latest-router.js';
+import { createExporters, createHooks } from './server/configured.js';
+import { loadPlugins } from './server/load-plugins.js';
+import { FileStateStore } from './state/file-state-store.js';
+import { PromMetricRegistrar } from './telemetry/metric-registrar.js';
 import type { ServingSnapshot } from './telemetry/prometheus-exporter.js';
 import { PrometheusExporter } from './telemetry/prometheus-exporter.js';
-import { ATTR, endServerSpan, startServerSpan, tracingEnabled } from './telemetry/tracing.js';
+import { tracingEnabled } from './telemetry/tracing.js';
 
 /** The server's lifecycle (DESIGN §7). */
 export type ServerState = 'created' | 'starting' | 'loading' | 'ready' | 'draining' | 'closed';
@@ -39,6 +45,10 @@ export interface TesseraServerOptions {
   plugins?: TesseraPlugin[];
   /** Where logs go; default: pino JSON on stdout at `server.logLevel`. */
   logger?: Logger;
+  /** Time and timers for routers and hooks (default: the system clock; a `FakeClock` in tests). */
+  clock?: Clock;
+  /** The state store of a namespace (default: files under `server.stateDir`; `MemoryStateStore` in tests). */
+  stateStore?: (namespace: string) => StateStore;
 }
 
 /** Secrets that must never reach a log line, wherever a logged object carries them. */
@@ -55,13 +65,10 @@ export const LOG_REDACT_PATHS = [
   '*.password',
 ];
 
-/** Root keys the core itself owns. */
-const CORE_KEYS = ['server', 'plugins', 'models'];
-
 /**
- * A Tessera server: plugins, models and HTTP wired together. `start()` resolves when every model is
- * ready (or rejects with the first model that failed, when `server.exitOnModelError`); `close()`
- * drains and releases everything, once.
+ * A Tessera server: plugins, models, the serving pipeline and HTTP wired together. `start()`
+ * resolves when every model is ready (or rejects with the first model that failed, when
+ * `server.exitOnModelError`); `close()` drains and releases everything, once, in reverse order.
  */
 export class TesseraServer {
   readonly config: TesseraConfig;
@@ -69,16 +76,21 @@ export class TesseraServer {
   readonly events = new ServingEvents();
   readonly app: FastifyInstance;
   readonly registry: ModelRegistry;
+  /** The registry `/metrics` serves: the core's series and those plugins register through `metrics`. */
+  readonly metricsRegistry = new Registry();
+  /** Where plugins register their own metric series. */
+  readonly metrics: MetricRegistrar;
+  readonly #catalog: Catalog;
   readonly #options: TesseraServerOptions;
   readonly #shutdown = new AbortController();
   #state: ServerState = 'created';
   #registrations: PluginRegistrations | undefined;
-  #exporters: Exporter[] = [];
+  #exporters: { name: string; exporter: Exporter }[] = [];
+  #hooks: HookChain | undefined;
+  #pipeline: ServingPipeline | undefined;
   #closing: Promise<void> | undefined;
   #inflight = 0;
   #idle: (() => void) | undefined;
-  /** Whether a tracing SDK is registered (checked once, after the plugins registered). */
-  #tracing = false;
   /** The `server.metricsPort` listener, when configured. */
   #metricsApp: FastifyInstance | undefined;
   /** Its URL once listening. */
@@ -91,19 +103,32 @@ export class TesseraServer {
     this.app = Fastify({
       ...(options.logger ? { loggerInstance: options.logger } : { logger: { level: server.logLevel, redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' } } }),
       bodyLimit: server.bodyLimit,
-      // one access-log line per request is written in onResponse, with the model and version
+      // one access-log line per request is written by the edge, with the model and version
       logController: new LogController({ disableRequestLogging: true }),
       requestIdHeader: 'x-request-id',
       return503OnClosing: false,
       forceCloseConnections: 'idle',
       ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     }) as unknown as FastifyInstance;
-    this.registry = new ModelRegistry({ container: this.container, events: this.events, logger: this.logger, signal: this.#shutdown.signal, ...(options.config.configFile ? { configFile: options.config.configFile } : {}) });
+    this.metrics = new PromMetricRegistrar(this.metricsRegistry);
+    this.#catalog = new Catalog(this.container);
+    const stateDir = server.stateDir;
+    this.registry = new ModelRegistry({
+      catalog: this.#catalog,
+      events: this.events,
+      logger: this.logger,
+      signal: this.#shutdown.signal,
+      clock: options.clock ?? systemClock,
+      metrics: this.metrics,
+      stateStore: options.stateStore ?? ((namespace) => new FileStateStore(stateDir, namespace)),
+      ...(options.config.configFile ? { configFile: options.config.configFile } : {}),
+    });
     this.events.onListenerError = (err) => this.app.log.error({ err }, 'a telemetry listener threw; further listener errors are not logged');
-    this.container.bind(BATCHER_FACTORY).toConstantValue(passthroughBatcherFactory).whenNamed('passthrough');
-    this.container.bind(BATCHER_FACTORY).toConstantValue(dynamicBatcherFactory).whenNamed('dynamic');
-    this.container.bind(ROUTER_FACTORY).toConstantValue(latestRouterFactory).whenNamed('latest');
-    this.container.bind(EXPORTER).toConstantValue(new PrometheusExporter(() => this.#snapshot())).whenNamed('prometheus');
+    const core = 'the core';
+    this.#catalog.bind('batcher', 'passthrough', passthroughBatcherFactory, core);
+    this.#catalog.bind('batcher', 'dynamic', dynamicBatcherFactory, core);
+    this.#catalog.bind('router', 'latest', latestRouterFactory, core);
+    this.#catalog.bind('exporter', 'prometheus', new PrometheusExporter(() => this.#snapshot(), this.metricsRegistry), core);
   }
 
   /** What the Prometheus gauges read at scrape time. */
@@ -114,10 +139,7 @@ export class TesseraServer {
         return { model: m.name, version: v.version, ready: v.ready, queued: stats?.queued ?? 0, executing: stats?.executing ?? 0 };
       }),
     );
-    const routes = this.registry.models().map((m) => {
-      const candidates = m.candidates();
-      return { model: m.name, weights: m.router.weights?.(candidates) ?? fallbackWeights(m.router, m.name, candidates) };
-    });
+    const routes = this.registry.models().map((m) => ({ model: m.name, weights: routeWeights(m) }));
     return { inflight: this.#inflight, versions, routes };
   }
 
@@ -129,38 +151,67 @@ export class TesseraServer {
     return this.app.log as unknown as Logger;
   }
 
+  /** The serving pipeline (after `check()`), for protocol adapters added by plugins. */
+  get pipeline(): ServingPipeline {
+    if (!this.#pipeline) throw new Error('the pipeline exists once check() or start() ran');
+    return this.#pipeline;
+  }
+
   /**
-   * Loads plugins, checks every model's backend and options, listens, then loads and warms the
-   * models. Resolves with the address once every model is ready.
-   */
-  /**
-   * Loads plugins and checks every model's backend, batcher, router and options without loading
-   * any model or listening (`tessera validate`). `start()` calls it.
+   * Loads plugins and checks every model's backend, batcher, router, processors and options, the
+   * hooks and the exporters, and installs the HTTP routes, without loading any model or listening
+   * (`tessera validate`). `start()` calls it.
    */
   async check(): Promise<void> {
     if (this.#state !== 'created') throw new Error('TesseraServer.start()/check() may be called once');
     this.#state = 'starting';
-    for (const warning of this.config.warnings ?? []) this.logger.warn(warning);
-    await this.#loadPlugins();
-    this.#tracing = tracingEnabled();
-    this.registry.configure(this.config.models);
-    this.#exporters = ['prometheus', ...(this.#registrations?.exporters ?? [])].map((name) => this.container.get<Exporter>(EXPORTER, { name }));
-    for (const e of this.#exporters) e.attach(this.events);
-    this.#installHttp();
+    const { config, logger } = this;
+    for (const warning of config.warnings ?? []) logger.warn(warning);
+    this.#registrations = await loadPlugins(config, this.#options.plugins ?? [], this.container, this.#catalog, logger);
+    const tracing = tracingEnabled();
+    await this.registry.configure(config.models);
+    const shared = { catalog: this.#catalog, config, logger, metrics: this.metrics, clock: this.#options.clock ?? systemClock };
+    this.#exporters = await createExporters(shared);
+    for (const { exporter } of this.#exporters) exporter.attach(this.events);
+    this.#hooks = new HookChain(await createHooks(shared), logger);
+    const pipeline = new ServingPipeline({ registry: this.registry, events: this.events, hooks: this.#hooks, logger, admitting: () => this.#state !== 'draining' && this.#state !== 'closed' });
+    this.#pipeline = pipeline;
+    installEdge(this.app, {
+      pipeline,
+      tracing,
+      bodyLimit: config.server.bodyLimit,
+      arrived: () => void this.#inflight++,
+      answered: () => {
+        if (--this.#inflight === 0) this.#idle?.();
+      },
+    });
     registerOipV2(this.app, {
       registry: this.registry,
+      pipeline,
       serverName: 'tessera',
       serverVersion: CORE_VERSION,
       extensions: ['binary_tensor_data', 'model_repository'],
       accepting: () => this.#state === 'ready',
-      draining: () => this.#state === 'draining' || this.#state === 'closed',
     });
     registerRepository(this.app, { registry: this.registry });
-    registerPredict(this.app, { registry: this.registry, draining: () => this.#state === 'draining' || this.#state === 'closed' });
-    registerOpenAI(this.app, { registry: this.registry, events: this.events, draining: () => this.#state === 'draining' || this.#state === 'closed' });
-    this.app.get('/health', async (_req, reply) => reply.send({ status: 'ok' }));
-    for (const e of this.#exporters) await e.routes?.(this.app);
-    for (const routes of this.#registrations?.routes ?? []) await routes(this.app);
+    registerPredict(this.app, { pipeline });
+    registerOpenAI(this.app, { registry: this.registry, pipeline });
+    registerRoutingApi(this.app, { registry: this.registry });
+    this.app.get('/health', { config: { endpoint: 'health' } }, async (_req, reply) => reply.send({ status: 'ok' }));
+    await this.#exporterRoutes(this.app);
+    for (const routes of this.#registrations.routes) await routes(this.app);
+  }
+
+  /** Exporters' routes, with the endpoint kind `metrics` unless they say otherwise. */
+  async #exporterRoutes(app: FastifyInstance): Promise<void> {
+    const exporters = this.#exporters.filter((e) => e.exporter.routes);
+    if (exporters.length === 0) return;
+    await app.register(async (scope) => {
+      scope.addHook('onRoute', (route) => {
+        route.config = { endpoint: 'metrics', ...(route.config as object) };
+      });
+      for (const { exporter } of exporters) await exporter.routes!(scope);
+    });
   }
 
   async start(): Promise<{ url: string; port: number; host: string }> {
@@ -173,10 +224,10 @@ export class TesseraServer {
     const hostPart = shownHost.includes(':') ? `[${shownHost}]` : shownHost;
     const url = `http://${hostPart}:${actualPort}`;
     if (this.config.server.metricsPort !== undefined) {
-      // a bare listener for scrapes: /metrics and /health only, no access log
+      // a bare listener for scrapes: /metrics and /health only, no access log, no hooks
       const metricsApp = Fastify({ logger: false }) as unknown as FastifyInstance;
       this.#metricsApp = metricsApp;
-      for (const e of this.#exporters) await e.routes?.(metricsApp);
+      await this.#exporterRoutes(metricsApp);
       metricsApp.get('/health', async (_req, reply) => reply.send({ status: 'ok' }));
       await metricsApp.listen({ host, port: this.config.server.metricsPort });
       const a = metricsApp.server.address();
@@ -199,122 +250,18 @@ export class TesseraServer {
     return { url, port: actualPort, host };
   }
 
-  async #loadPlugins(): Promise<void> {
-    const { config } = this;
-    const loaded: LoadedPlugin[] = (this.#options.plugins ?? []).map((plugin) => ({ plugin, source: plugin.name }));
-    for (const spec of config.plugins) loaded.push({ plugin: await importPlugin(spec, config.configDir), source: spec });
-    // A model on a well-known backend (onnxruntime, vllm, …) loads its package when it is installed,
-    // without listing it under `plugins:`.
-    const named = new Set(loaded.map((l) => l.plugin.name));
-    for (const model of Object.values(config.models)) {
-      const pkg = KNOWN_BACKEND_PACKAGES[model.backend];
-      if (pkg && !named.has(pkg)) {
-        try {
-          loaded.push({ plugin: await importPlugin(pkg, config.configDir), source: pkg });
-          named.add(pkg);
-        } catch (err) {
-          if (!(err instanceof TesseraError && err.code === 'TESSERA_E_PLUGIN_NOT_FOUND')) throw err;
-          // reported by the registry as an unknown backend, with the install hint
-        }
-      }
+  /** Flushes every exporter (`forceFlush`): what is buffered is written out now. */
+  async flush(): Promise<void> {
+    for (const { name, exporter } of this.#exporters) {
+      await exporter.forceFlush?.().catch((err: unknown) => this.logger.warn({ err }, `exporter '${name}' failed to flush: ${errorMessage(err)}`));
     }
-    this.#registrations = await registerPlugins(loaded, {
-      container: this.container,
-      logger: this.logger,
-      coreVersion: CORE_VERSION,
-      configDir: config.configDir,
-      ...(config.configFile ? { configFile: config.configFile } : {}),
-      sections: config.sections,
-    });
-    const claimed = this.#registrations.configKeys;
-    for (const key of Object.keys(config.sections)) {
-      if (!claimed.has(key)) {
-        const allowed = [...CORE_KEYS, ...claimed];
-        const guess = closestMatch(key, allowed);
-        const file = config.configFile ? `${config.configFile}: ` : '';
-        throw new TesseraError(
-          'TESSERA_E_CONFIG_INVALID',
-          `${file}${key}: unknown key at the root of the config (allowed: ${allowed.join(', ')})${guess ? ` — did you mean "${guess}"?` : '; a plugin section needs its plugin under `plugins:`'}`,
-        );
-      }
-    }
-  }
-
-  #installHttp(): void {
-    const { app } = this;
-    app.decorateRequest('tessera', null as unknown as RequestContext);
-    app.addHook('onRequest', async (request, reply) => {
-      const ctx: RequestContext = { protocol: 'http', started: performance.now() };
-      request.tessera = ctx;
-      this.#inflight++;
-      if (this.#tracing) {
-        const path = request.url.split('?')[0]!;
-        const { span, context } = startServerSpan(request.method, request.routeOptions.url, path, request.headers, ctx.started);
-        ctx.span = span;
-        ctx.trace = context;
-        void reply.header('x-trace-id', span.spanContext().traceId);
-      }
-      // A response the client cut off (a stream it left) fires neither `finish` nor onResponse, and
-      // a hijacked one (server-sent events) no onResponse: `close` always comes, once.
-      const res = reply.raw;
-      res.once('close', () => {
-        this.#finish(request, res.writableFinished ? res.statusCode : 499, performance.now() - request.tessera.started);
-      });
-    });
-    app.addHook('onResponse', async (request, reply) => {
-      const ctx = request.tessera;
-      this.#finish(request, ctx.signal?.aborted ? 499 : reply.statusCode, reply.elapsedTime);
-    });
-    // A client that goes away while its body is still arriving gets no onResponse: count it here
-    // (499), or drain would wait for it until the grace period ends.
-    app.addHook('onRequestAbort', async (request) => {
-      this.#finish(request, 499, performance.now() - request.tessera.started);
-    });
-    app.setErrorHandler((err, request, reply) => sendError(request, reply, toTesseraError(err, this.config.server.bodyLimit)));
-    app.setNotFoundHandler((request, reply) => {
-      const path = request.url.split('?')[0]!;
-      const err = new TesseraError('TESSERA_E_ROUTE_NOT_FOUND', `no endpoint ${request.method} ${path}`);
-      // OpenAI clients parse errors under /v1 in OpenAI's shape
-      return path.startsWith('/v1/') && path !== '/v1/predict' ? sendOpenAIError(request, reply, err) : sendError(request, reply, err);
-    });
-  }
-
-  /** Ends a request exactly once: in-flight count, the `request` event, the access-log line. */
-  #finish(request: FastifyRequest, status: number, durationMs: number): void {
-    const ctx = request.tessera;
-    if (ctx.finished) return;
-    ctx.finished = true;
-    this.#inflight--;
-    if (this.#inflight === 0) this.#idle?.();
-    this.events.emit('request', { model: ctx.model, version: ctx.version, protocol: ctx.protocol, status, ...(ctx.code ? { code: ctx.code } : {}), durationMs });
-    if (ctx.span) {
-      endServerSpan(
-        ctx.span,
-        status,
-        { [ATTR.protocol]: ctx.protocol, ...(ctx.model ? { [ATTR.model]: ctx.model } : {}), ...(ctx.version ? { [ATTR.version]: ctx.version } : {}), ...ctx.spanAttributes },
-        ctx.code,
-      );
-    }
-    request.log.info(
-      {
-        method: request.method,
-        // the path only: query strings can carry tokens
-        url: request.url.split('?')[0],
-        status,
-        model: ctx.model,
-        version: ctx.version,
-        code: ctx.code,
-        ms: Math.round(durationMs * 100) / 100,
-        ...(ctx.span ? { traceId: ctx.span.spanContext().traceId } : {}),
-      },
-      'request',
-    );
   }
 
   /**
-   * Drains and stops: readiness turns 503, new inference requests get 503, in-flight requests finish
-   * (bounded by `server.shutdownGracePeriod`), the listener closes, models unload in reverse order,
-   * plugins' close hooks and exporters run. Idempotent.
+   * Drains and stops: readiness turns 503, new serving requests get 503, in-flight requests and
+   * shadow copies finish (bounded by `server.shutdownGracePeriod`), the listener closes, models
+   * unload in reverse order, routers close, hooks close, plugins' close hooks run, exporters flush
+   * and shut down. Idempotent.
    */
   close(): Promise<void> {
     this.#closing ??= this.#close();
@@ -326,12 +273,10 @@ export class TesseraServer {
     this.#state = 'draining';
     log.info({ inflight: this.#inflight }, 'draining');
     this.#shutdown.abort();
+    const grace = this.config.server.shutdownGracePeriodMs;
     if (this.#inflight > 0) {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        new Promise<void>((resolve) => (this.#idle = resolve)),
-        new Promise<void>((resolve) => (timer = setTimeout(resolve, this.config.server.shutdownGracePeriodMs))),
-      ]);
+      await Promise.race([new Promise<void>((resolve) => (this.#idle = resolve)), new Promise<void>((resolve) => (timer = setTimeout(resolve, grace)))]);
       clearTimeout(timer);
     }
     // past the grace period: cut what is still open (long streams); their upstream work is aborted
@@ -341,7 +286,9 @@ export class TesseraServer {
     const closing = this.app.close();
     this.app.server.closeAllConnections();
     await closing.catch((err: unknown) => log.warn({ err }, `closing the HTTP server failed: ${errorMessage(err)}`));
+    await this.#pipeline?.drainShadows();
     await this.registry.close();
+    await this.#hooks?.close();
     for (const hook of [...(this.#registrations?.closeHooks ?? [])].reverse()) {
       await hook().catch((err: unknown) => log.warn({ err }, `a plugin close hook failed: ${errorMessage(err)}`));
     }
@@ -349,21 +296,13 @@ export class TesseraServer {
     const metricsClosing = this.#metricsApp?.close();
     this.#metricsApp?.server.closeAllConnections();
     await metricsClosing?.catch((err: unknown) => log.warn({ err }, `closing the metrics listener failed: ${errorMessage(err)}`));
-    for (const e of this.#exporters) await e.shutdown().catch((err: unknown) => log.warn({ err }, `an exporter failed to shut down: ${errorMessage(err)}`));
+    await this.flush();
+    for (const { name, exporter } of [...this.#exporters].reverse()) {
+      await exporter.shutdown().catch((err: unknown) => log.warn({ err }, `exporter '${name}' failed to shut down: ${errorMessage(err)}`));
+    }
     this.#state = 'closed';
     log.info('closed');
   }
-}
-
-/** Weights of a router that declares none: 1 for the version a request without a version gets. */
-function fallbackWeights(router: Router, model: string, candidates: RouteCandidate[]): Record<string, number> {
-  const out: Record<string, number> = Object.fromEntries(candidates.map((c) => [c.version, 0]));
-  try {
-    out[router.select({ model, headers: {} }, candidates).version] = 1;
-  } catch {
-    // no version is ready: every weight is 0
-  }
-  return out;
 }
 
 /** Creates a server from a resolved config (see `loadConfig`). Call `start()` to serve. */

@@ -809,7 +809,7 @@ export class DynamicBatcher implements Batcher {
         throw new Error(`the backend returned ${Array.isArray(results) ? results.length : 'no'} output lists for a batch of ${entries.length} requests`);
       }
       ok = true;
-      entries.forEach((e, i) => this.#settle(e, { outputs: results[i]! }));
+      entries.forEach((e, i) => this.#settle(e, { outputs: results[i] as Tensor[] }));
     } catch (err) {
       const error = asInferenceError(err, model, version);
       failure = error;

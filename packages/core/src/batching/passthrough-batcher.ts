@@ -95,7 +95,7 @@ export class PassthroughBatcher implements Batcher {
       const outputs = results[0];
       if (!outputs) throw new Error('the backend returned no outputs for the request');
       ok = true;
-      waiter.resolve(outputs);
+      waiter.resolve(outputs as Tensor[]);
     } catch (err) {
       failure = asInferenceError(err, model, version);
       waiter.reject(failure);

@@ -18,6 +18,7 @@ export type {
   ModelConfigInput,
   ModelVersionConfig,
   ModelVersionConfigInput,
+  NamedEntryConfig,
   RoutingConfig,
   ServerConfig,
   ServerConfigInput,

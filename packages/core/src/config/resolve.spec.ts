@@ -10,9 +10,11 @@ describe(resolveConfig, () => {
   describe('having an empty config', () => {
     it('should give every default', () => {
       expect(resolveConfig({}, { configDir: dir, env: {} })).toEqual({
-        server: { host: '0.0.0.0', port: 8000, bodyLimit: 64 * 1024 * 1024, logLevel: 'info', shutdownGracePeriodMs: 30_000, exitOnModelError: true },
+        server: { host: '0.0.0.0', port: 8000, bodyLimit: 64 * 1024 * 1024, logLevel: 'info', shutdownGracePeriodMs: 30_000, exitOnModelError: true, stateDir: path.join(dir, '.tessera/state') },
         plugins: [],
         models: {},
+        exporters: [{ name: 'prometheus', options: {} }],
+        hooks: [],
         configFile: '',
         configDir: dir,
         sections: {},
@@ -36,6 +38,8 @@ describe(resolveConfig, () => {
         instances: 1,
         routing: { strategy: 'latest', options: {} },
         warmup: true,
+        preprocess: [],
+        postprocess: [],
         options: {},
       });
       expect(config.warnings).toEqual([]);
@@ -71,8 +75,48 @@ describe(resolveConfig, () => {
         instances: 2,
         routing: { strategy: 'canary', options: { baseline: '1', canary: '2', steps: [5, 50, 100], interval: '30s' } },
         warmup: false,
+        preprocess: [],
+        postprocess: [],
         options: { sessionOptions: { intraOpNumThreads: 4 }, warmupShapes: { x: [1, 3, 48, 192] } },
       });
+    });
+  });
+
+  describe('having batching keys without a batcher', () => {
+    it('should choose the dynamic batcher (Triton\'s habit: maxQueueDelayMs alone)', () => {
+      const config = resolveConfig({ models: { cls: { path: 'm.onnx', batching: { maxBatchSize: 32, maxQueueDelayMs: 2 } } } }, { configDir: dir, env: {} });
+      expect(config.models['cls']!.batching).toEqual({ batcher: 'dynamic', maxBatchSize: 32, options: { maxQueueDelayMs: 2 } });
+    });
+
+    it('should keep passthrough when only maxBatchSize is set, and an explicit batcher always', () => {
+      const only = resolveConfig({ models: { cls: { path: 'm.onnx', batching: { maxBatchSize: 8 } } } }, { configDir: dir, env: {} });
+      expect(only.models['cls']!.batching.batcher).toBe('passthrough');
+      const explicit = resolveConfig({ models: { cls: { path: 'm.onnx', batching: { batcher: 'passthrough', maxQueueDelayMs: 2 } } } }, { configDir: dir, env: {} });
+      expect(explicit.models['cls']!.batching.batcher).toBe('passthrough');
+    });
+  });
+
+  describe('having processors, hooks and exporters', () => {
+    it('should take names or objects with options, in order', () => {
+      const config = resolveConfig(
+        {
+          models: { cls: { path: 'm.onnx', preprocess: ['decode', { processor: 'scale', factor: 2 }], postprocess: [{ processor: 'top-k', k: 3 }] } },
+          hooks: [{ hook: 'auth', keys: ['k'] }, 'audit'],
+          exporters: ['prometheus', { exporter: 'jsonl', file: 'a.jsonl' }],
+          server: { stateDir: '/var/lib/tessera' },
+        },
+        { configDir: dir, env: {} },
+      );
+      expect(config.models['cls']!.preprocess).toEqual([{ name: 'decode', options: {} }, { name: 'scale', options: { factor: 2 } }]);
+      expect(config.models['cls']!.postprocess).toEqual([{ name: 'top-k', options: { k: 3 } }]);
+      expect(config.hooks).toEqual([{ name: 'auth', options: { keys: ['k'] } }, { name: 'audit', options: {} }]);
+      expect(config.exporters).toEqual([{ name: 'prometheus', options: {} }, { name: 'jsonl', options: { file: 'a.jsonl' } }]);
+      expect(config.server.stateDir).toBe(path.resolve('/var/lib/tessera'));
+      expect(config.sections).toEqual({});
+    });
+
+    it('should refuse an entry without its name key', () => {
+      expect(() => resolveConfig({ hooks: [{ keys: [] }] }, { configDir: dir, env: {} })).toThrow(/hooks\[0\]/);
     });
   });
 
@@ -145,7 +189,7 @@ describe(resolveConfig, () => {
 
     it('should substitute them and convert strings where the schema wants numbers, booleans or lists', () => {
       const config = resolveConfig(raw, { configDir: dir, env: { PORT: '9000', STRICT: 'false', PLUGINS: '@tessera/tracing, ./p.js', UPSTREAMS: 'http://a,http://b' } });
-      expect(config.server).toEqual({ host: '127.0.0.1', port: 9000, logLevel: 'info', exitOnModelError: false, shutdownGracePeriodMs: 5000, bodyLimit: 64 * 1024 * 1024 });
+      expect(config.server).toEqual({ host: '127.0.0.1', port: 9000, logLevel: 'info', exitOnModelError: false, shutdownGracePeriodMs: 5000, bodyLimit: 64 * 1024 * 1024, stateDir: path.join(dir, '.tessera/state') });
       expect(config.plugins).toEqual(['@tessera/tracing', path.join(dir, 'p.js')]);
       // Backend keys are converted when the backend's schema is applied (validateAgainstSchema).
       expect(config.models['chat']!.options).toEqual({ upstreams: 'http://a,http://b', apiKey: '' });

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { TesseraError } from '../errors.js';
 import { type EnvRecord, substituteEnvCollect } from './env.js';
 import { type ConfigIssue, formatIssues } from './path.js';
-import type { ModelConfig, ModelVersionConfig, ServerConfig, TesseraConfig } from './types.js';
+import type { ModelConfig, ModelVersionConfig, NamedEntryConfig, ServerConfig, TesseraConfig } from './types.js';
 import { parseDuration, parseSize } from './units.js';
 import { validateConfigTree } from './validate.js';
 
@@ -44,14 +44,20 @@ interface ValidConfig {
   server: Omit<ServerConfig, 'bodyLimit' | 'shutdownGracePeriodMs'> & { bodyLimit: number | string; shutdownGracePeriod: number | string };
   plugins: string[];
   models: Record<string, ValidModel>;
+  exporters: NamedEntryInput[];
+  hooks: NamedEntryInput[];
   [section: string]: unknown;
 }
+
+type NamedEntryInput = string | Record<string, unknown>;
 
 interface ValidModel {
   backend: string;
   path?: string;
   versions?: Record<string, { path?: string; [option: string]: unknown }>;
-  batching: { batcher: string; maxBatchSize?: number; [option: string]: unknown };
+  batching: { batcher?: string; maxBatchSize?: number; [option: string]: unknown };
+  preprocess: NamedEntryInput[];
+  postprocess: NamedEntryInput[];
   instances: number;
   routing: { strategy: string; [option: string]: unknown };
   warmup: boolean;
@@ -59,7 +65,7 @@ interface ValidModel {
 }
 
 function normalise(config: ValidConfig, configFile: string, configDir: string): TesseraConfig {
-  const { server, plugins, models, $schema: _editorSchema, ...sections } = config;
+  const { server, plugins, models, exporters, hooks, $schema: _editorSchema, ...sections } = config;
   const { bodyLimit, shutdownGracePeriod, ...serverRest } = server;
   const warnings: string[] = [];
   if (Object.keys(models).length === 0) warnings.push('models: no models are configured; the server will start and serve none');
@@ -68,9 +74,12 @@ function normalise(config: ValidConfig, configFile: string, configDir: string): 
       ...serverRest,
       bodyLimit: parseSize(bodyLimit, 'server.bodyLimit'),
       shutdownGracePeriodMs: parseDuration(shutdownGracePeriod, 'server.shutdownGracePeriod'),
+      stateDir: path.resolve(configDir, serverRest.stateDir),
     },
     plugins: plugins.map((spec) => (spec.startsWith('.') ? path.resolve(configDir, spec) : spec)),
     models: Object.fromEntries(Object.entries(models).map(([name, model]) => [name, normaliseModel(model, configDir)])),
+    exporters: exporters.map((e) => namedEntry(e, 'exporter')),
+    hooks: hooks.map((e) => namedEntry(e, 'hook')),
     configFile,
     configDir,
     sections,
@@ -79,8 +88,10 @@ function normalise(config: ValidConfig, configFile: string, configDir: string): 
 }
 
 function normaliseModel(model: ValidModel, configDir: string): ModelConfig {
-  const { backend, path: single, versions, batching, instances, routing, warmup, ...options } = model;
-  const { batcher, maxBatchSize, ...batchingOptions } = batching;
+  const { backend, path: single, versions, batching, instances, routing, warmup, preprocess, postprocess, ...options } = model;
+  const { batcher: named, maxBatchSize, ...batchingOptions } = batching;
+  // batching keys alone (Triton's habit: `maxQueueDelayMs: 2`) choose the dynamic batcher
+  const batcher = named ?? (Object.keys(batchingOptions).length > 0 ? 'dynamic' : 'passthrough');
   const { strategy, ...routingOptions } = routing;
   let resolved: Record<string, ModelVersionConfig>;
   if (single !== undefined) resolved = { '1': { path: resolveArtifact(single, configDir), options: {} } };
@@ -99,8 +110,17 @@ function normaliseModel(model: ValidModel, configDir: string): ModelConfig {
     instances,
     routing: { strategy, options: routingOptions },
     warmup,
+    preprocess: preprocess.map((e) => namedEntry(e, 'processor')),
+    postprocess: postprocess.map((e) => namedEntry(e, 'processor')),
     options,
   };
+}
+
+/** `name` or `{[nameKey]: name, ...options}` (validated by the schema) as `{name, options}`. */
+function namedEntry(entry: NamedEntryInput, nameKey: string): NamedEntryConfig {
+  if (typeof entry === 'string') return { name: entry, options: {} };
+  const { [nameKey]: name, ...options } = entry;
+  return { name: name as string, options };
 }
 
 const URL_SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;

@@ -11,7 +11,23 @@ export const MODEL_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]*$';
 export const VERSION_LABEL_PATTERN = '^[1-9][0-9]*$';
 
 /** Keys of a model section that the core owns; every other key is for the backend. */
-export const MODEL_CORE_KEYS = ['backend', 'path', 'versions', 'batching', 'instances', 'routing', 'warmup'] as const;
+export const MODEL_CORE_KEYS = ['backend', 'path', 'versions', 'batching', 'instances', 'routing', 'warmup', 'preprocess', 'postprocess'] as const;
+
+/** Root keys the core owns; every other root key is a plugin's section. */
+export const ROOT_CORE_KEYS = ['$schema', 'server', 'plugins', 'models', 'exporters', 'hooks'] as const;
+
+/**
+ * One entry of a list of configured plugin objects (`preprocess`, `postprocess`, `exporters`,
+ * `hooks`): the registered name, or an object with the name under `nameKey` and the object's
+ * options beside it.
+ */
+const namedEntrySchema = (nameKey: string, what: string): JSONSchema => ({
+  anyOf: [
+    { type: 'string', minLength: 1 },
+    { type: 'object', required: [nameKey], properties: { [nameKey]: { type: 'string', minLength: 1 } }, additionalProperties: true },
+  ],
+  description: `A ${what} name, or \`{${nameKey}: name, ...options}\`.`,
+});
 
 /** A duration key (ms as a number, or a string such as `500ms`, `1s`), for the core's and plugins' schemas. */
 export const durationSchema = (description: string, defaultValue: number | string, examples: unknown[]): JSONSchema => ({
@@ -72,6 +88,14 @@ const serverSchema: JSONSchema = {
         'Also serve `GET /metrics` (and `GET /health`) on this port, on the same `host`, e.g. to keep scrapes off the public port or expose them only to the cluster. `/metrics` stays on the main port too. `0` picks a free port.',
       examples: [9464],
     },
+    stateDir: {
+      type: 'string',
+      minLength: 1,
+      default: '.tessera/state',
+      description:
+        'Folder where plugins keep state that survives restarts (a router\'s rollout stage), one file per key, written atomically. Relative paths resolve against the config file\'s folder. On Kubernetes, mount a volume here.',
+      examples: ['/var/lib/tessera'],
+    },
     exitOnModelError: {
       type: 'boolean',
       default: true,
@@ -104,8 +128,8 @@ const batchingSchema: JSONSchema = {
     batcher: {
       type: 'string',
       minLength: 1,
-      default: 'passthrough',
-      description: 'Batcher name: `passthrough` (built in: each request runs alone) or one registered by the core or a plugin.',
+      description:
+        'Batcher name: `dynamic` (built in: Triton\'s dynamic batcher), `passthrough` (built in: each request runs alone) or one a plugin registered. When absent: `dynamic` if the section sets any other key besides `maxBatchSize` (e.g. `maxQueueDelayMs`), else `passthrough`.',
       examples: ['dynamic'],
     },
     maxBatchSize: {
@@ -180,8 +204,24 @@ const modelSchema: JSONSchema = {
     warmup: {
       type: 'boolean',
       default: true,
-      description: 'Whether each instance runs a warm-up inference before the model reports ready.',
+      description:
+        "Whether each instance runs a warm-up before the model reports ready: the backend's own `warmup()`, or else one inference of zeros shaped from the model's metadata (dynamic dims as 1). Generative models without `warmup()` are not warmed.",
       examples: [false],
+    },
+    preprocess: {
+      type: 'array',
+      default: [],
+      items: namedEntrySchema('processor', 'processor'),
+      description:
+        'Steps run on each request before it is queued, in order (processors a plugin registered): e.g. decode an image into the input tensor. The model is served with the inputs the first step accepts.',
+      examples: [[{ processor: 'scale', factor: 0.5 }]],
+    },
+    postprocess: {
+      type: 'array',
+      default: [],
+      items: namedEntrySchema('processor', 'processor'),
+      description: 'Steps run on each request\'s outputs after inference, in order: e.g. turn scores into labels. The model is served with the outputs the last step produces.',
+      examples: [['top-label']],
     },
   },
 };
@@ -205,6 +245,21 @@ export const configSchema: JSONSchema = {
       items: { type: 'string', minLength: 1 },
       description: 'Plugins to load, in order: package names, or paths to modules (relative paths resolve against the config file\'s folder). A string is split at commas.',
       examples: [['@tessera/router-canary', './plugins/auth.js']],
+    },
+    exporters: {
+      type: 'array',
+      default: ['prometheus'],
+      items: namedEntrySchema('exporter', 'exporter'),
+      description:
+        'Exporters that observe the serving events, in order: `prometheus` (built in: `GET /metrics`) and those plugins registered. Listing exporters replaces the default: keep `prometheus` in the list to keep `/metrics`.',
+      examples: [['prometheus', { exporter: 'audit-log', file: './audit.jsonl' }]],
+    },
+    hooks: {
+      type: 'array',
+      default: [],
+      items: namedEntrySchema('hook', 'request hook'),
+      description: 'Request hooks (authentication, rate limits, audit) that plugins registered, in the order they run, for every endpoint and protocol alike.',
+      examples: [[{ hook: 'static-token', tokens: ['${API_TOKEN}'] }]],
     },
     models: {
       type: 'object',

@@ -7,6 +7,10 @@ export interface TesseraConfig {
    */
   plugins: string[];
   models: Record<string, ModelConfig>;
+  /** Exporters to run, in order (default `prometheus` alone). */
+  exporters: NamedEntryConfig[];
+  /** Request hooks, in the order they run. */
+  hooks: NamedEntryConfig[];
   /** Absolute path of the config file ('' when the config was given as an object). */
   configFile: string;
   /** Folder that relative paths resolve against. */
@@ -32,6 +36,14 @@ export interface ServerConfig {
   exitOnModelError: boolean;
   /** A second port that serves only `/metrics` and `/health`. */
   metricsPort?: number;
+  /** Absolute folder of the state store (`server.stateDir`). */
+  stateDir: string;
+}
+
+/** A configured plugin object of a list (`preprocess`, `exporters`, `hooks`): its name and options. */
+export interface NamedEntryConfig {
+  name: string;
+  options: Record<string, unknown>;
 }
 
 export interface ModelConfig {
@@ -48,6 +60,10 @@ export interface ModelConfig {
   instances: number;
   routing: RoutingConfig;
   warmup: boolean;
+  /** Processors run on each request before it is queued, in order. */
+  preprocess: NamedEntryConfig[];
+  /** Processors run on each request's outputs, in order. */
+  postprocess: NamedEntryConfig[];
   /** Every other key of the model section, for the backend (validated by its `modelConfigSchema`). */
   options: Record<string, unknown>;
 }
@@ -60,7 +76,7 @@ export interface ModelVersionConfig {
 }
 
 export interface BatchingConfig {
-  /** Batcher name (`passthrough` is built in). */
+  /** Batcher name (`dynamic` and `passthrough` are built in); resolved when the config left it out. */
   batcher: string;
   /** Largest batch (dim 0) accepted per execution; 0 when the model does not batch. Default: the model's. */
   maxBatchSize?: number;
@@ -92,6 +108,7 @@ export interface ServerConfigInput {
   shutdownGracePeriod?: DurationInput;
   exitOnModelError?: boolean | string;
   metricsPort?: number | string;
+  stateDir?: string;
 }
 
 /** One entry of a model's `versions` as written: a path and backend-specific overrides. */
@@ -109,6 +126,8 @@ export interface ModelConfigInput {
   instances?: number | string;
   routing?: { strategy?: string; [option: string]: unknown };
   warmup?: boolean | string;
+  preprocess?: (string | { processor: string; [option: string]: unknown })[];
+  postprocess?: (string | { processor: string; [option: string]: unknown })[];
   [option: string]: unknown;
 }
 
@@ -118,6 +137,8 @@ export interface TesseraConfigInput {
   server?: ServerConfigInput;
   plugins?: string[] | string;
   models?: Record<string, ModelConfigInput>;
+  exporters?: (string | { exporter: string; [option: string]: unknown })[];
+  hooks?: (string | { hook: string; [option: string]: unknown })[];
   [section: string]: unknown;
 }
 

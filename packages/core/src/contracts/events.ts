@@ -1,11 +1,17 @@
 import { EventEmitter } from 'node:events';
+import type { EndpointKind } from './hook.js';
 
 export type ModelState = 'loading' | 'warming' | 'ready' | 'draining' | 'closed' | 'failed';
 
 /** The events exporters observe. Emitting never throws into the request path. */
 export interface ServingEventMap {
-  /** A request finished (any protocol, any status). */
-  request: [event: { model: string | undefined; version: string | undefined; protocol: string; status: number; code?: string; durationMs: number }];
+  /**
+   * A request to a Tessera endpoint was answered (any protocol, any status, including refusals by
+   * hooks and 499s). Health probes, metrics scrapes and unknown routes are not requests here.
+   */
+  request: [event: RequestEvent];
+  /** A shadow copy of a request ended (its answer was discarded). */
+  shadow: [event: { model: string; version: string; kind: 'tensor' | 'generate'; status: number; code?: string; durationMs: number }];
   /** A batch was executed. */
   batch: [event: { model: string; version: string; size: number; requests: number; queueMs: number[]; executeMs: number; ok: boolean }];
   /** A model version changed state. */
@@ -14,6 +20,25 @@ export interface ServingEventMap {
   generation: [event: GenerationEvent];
   /** An upstream replica changed health, or left the pool (`removed`). */
   upstream: [event: UpstreamEvent];
+}
+
+export interface RequestEvent {
+  /** The server's request id (the client's `x-request-id` when it sent one). */
+  id: string;
+  method: string;
+  /** URL path without the query string. */
+  path: string;
+  /** The route template, e.g. `/v2/models/:model/infer`. */
+  route: string;
+  /** `v2`, `predict`, `openai`, or `http` for metadata and management endpoints. */
+  protocol: string;
+  /** The endpoint kind (see `EndpointKind`). */
+  endpoint: EndpointKind;
+  model: string | undefined;
+  version: string | undefined;
+  status: number;
+  code?: string;
+  durationMs: number;
 }
 
 export interface GenerationEvent {

@@ -1,64 +1,137 @@
+import type { Logger } from 'pino';
 import type { JSONSchema } from './backend.js';
+import type { Clock } from './clock.js';
+import type { MetricRegistrar } from './metrics.js';
+import type { StateStore } from './state-store.js';
 
-/** A version a request can be sent to. */
+/** A version a request can be sent to, as the router sees it. */
 export interface RouteCandidate {
   version: string;
+  /** Whether the version serves now (lifecycle state `ready`). The core never sends a request to one that does not. */
   ready: boolean;
 }
 
 /** What the router sees of a request. */
 export interface RouteRequest {
   model: string;
-  /** The version the client asked for, if any. */
+  /**
+   * The version the client asked for. The pipeline honours an explicit version itself (404 when
+   * unknown, 503 when not ready) and never asks the router for a primary then; this field is set
+   * only for routers asked to pick shadows for it (`shadowsFor`).
+   */
   version?: string;
-  /** Request headers, lowercased (for A/B by header or cookie, sticky sessions). */
+  /** `tensor` (OIP v2, /v1/predict) or `generate` (OpenAI-compatible). */
+  kind: 'tensor' | 'generate';
+  /** The protocol the request came in on: `v2`, `predict`, `openai`, … */
+  protocol: string;
+  /** The server's id for the request (the client's `x-request-id` when it sent one). */
+  id: string;
+  /** Request headers, lower-cased (for A/B by header or cookie, sticky sessions). */
   headers: Readonly<Record<string, string | string[] | undefined>>;
 }
 
 /** Where to send a request: the primary version, and optionally versions that get a shadow copy. */
 export interface RouteTarget {
   version: string;
-  /** Versions that receive a copy whose answer is discarded (shadow traffic). */
+  /**
+   * Versions that receive a copy of the request after the primary answered; their answers are
+   * discarded and their outcomes reported with `shadow: true`. Versions that are not ready (or
+   * equal to the primary) are skipped. A copy never delays or fails the primary.
+   */
   shadow?: string[];
 }
 
+/** How a request ended, for routers that judge versions (canary analysis, A/B statistics). */
 export interface RouteOutcome {
-  /** HTTP status the request ended with. */
+  model: string;
+  /** The version that served it (the primary, or the shadow version for a shadow copy). */
+  version: string;
+  /** The router's target for the request (absent when the client named the version). */
+  target?: RouteTarget;
+  /** The client named the version (`/versions/N/infer`, `version` in /v1/predict): not the router's choice. */
+  explicit: boolean;
+  /** A shadow copy: its answer was discarded. */
+  shadow: boolean;
+  kind: 'tensor' | 'generate';
+  /** HTTP status the request ended with (499: the client went away). */
   status: number;
+  /**
+   * `ok` (2xx), `client_error` (4xx: the request's fault, never count it against a version),
+   * `server_error` (5xx: the version's fault, or overload for 503).
+   */
+  statusClass: 'ok' | 'client_error' | 'server_error';
+  /** The error code when the request failed. */
+  code?: string;
+  /** From arrival to the answer (for a shadow: from its submission to its result). */
   durationMs: number;
+  /** Streamed generations: time to the first generated text. */
+  ttftMs?: number;
+  /** Streamed generations: mean time per output token after the first. */
+  tpotMs?: number;
+  /** performance.now() when the request ended (for windows). */
+  at: number;
+}
+
+/** What `Router.status()` returns: JSON-serialisable, served by `GET /v1/routing/{model}`. */
+export interface RoutingStatus {
+  /** The routing strategy (`latest`, `canary`, …). */
+  strategy: string;
+  [key: string]: unknown;
 }
 
 /**
- * Picks the model version for each request of one model. `select` throws a TesseraError when no
- * candidate fits (unknown or unready version).
+ * Picks the version for each request of one model that names none, and learns from outcomes.
+ * Created by a `RouterFactory` once per model. `select` runs on the hot path: keep it synchronous
+ * and cheap.
  */
 export interface Router {
+  /**
+   * Picks the primary (and shadow) versions of a request that named no version. Only `ready`
+   * candidates may be returned; the core checks and answers 503 when the choice is not ready. Throw
+   * a TesseraError (usually `TESSERA_E_MODEL_NOT_READY`) when none fits.
+   */
   select(request: RouteRequest, candidates: readonly RouteCandidate[]): RouteTarget;
-  /** Feedback after each request; progressive rollouts use it to promote or roll back. */
-  observe(target: RouteTarget, outcome: RouteOutcome): void;
-  /** Status for the admin/metrics surface (weights, stage); JSON-serialisable. */
-  status(): unknown;
+  /**
+   * Shadow versions for a request that named its version explicitly (optional; absent: none). The
+   * primary stays the asked version.
+   */
+  shadowsFor?(request: RouteRequest, candidates: readonly RouteCandidate[]): readonly string[] | undefined;
+  /** Feedback after every request of the model (and every shadow copy). Must not throw; runs after the answer was sent. */
+  observe(outcome: RouteOutcome): void;
+  /** The router's state for people and tools (weights, stage, judgements). */
+  status(): RoutingStatus;
   /**
    * The share of new requests each version gets now, 0..1 by version label (`tessera_route_weight`).
-   * Absent: the exporter shows 1 for the version a request without a version would get.
+   * Absent: the core shows 1 for the version `select` would pick.
    */
   weights?(candidates: readonly RouteCandidate[]): Readonly<Record<string, number>>;
-  /** Stops timers. Idempotent. */
+  /** Stops timers, writes state. Idempotent. */
   close?(): Promise<void>;
 }
 
+/** What a router factory gets for each model. */
 export interface RouterContext {
   model: string;
-  /** The model's `routing` config section (validated against the factory's schema). */
+  /** The model's `routing` config section without `strategy` (validated against the factory's schema). */
   options: Readonly<Record<string, unknown>>;
   /** Configured versions, oldest first. */
   versions: readonly string[];
+  /** Time and timers (a `FakeClock` in tests). */
+  clock: Clock;
+  /** A child logger bound to the model. */
+  logger: Logger;
+  /** Registers the router's own metric series (exported on `/metrics` by the Prometheus exporter). */
+  metrics: MetricRegistrar;
+  /** Durable state for this model's router: survives restarts (e.g. a rollout's stage). */
+  state: StateStore;
 }
 
+/** Makes one router per model; registered with `registerRouter(name, factory)`, chosen by `routing.strategy`. */
 export interface RouterFactory {
+  /** JSON Schema of the `routing` keys besides `strategy`. */
   readonly optionsSchema?: JSONSchema;
-  create(ctx: RouterContext): Router;
+  create(ctx: RouterContext): Router | Promise<Router>;
 }
 
-/** DI token for router factories; bind with the strategy name (`latest`, `canary`, …). */
+/** DI token for router factories; bound with the strategy name (`latest`, `canary`, …). */
 export const ROUTER_FACTORY: symbol = Symbol.for('@tessera/core/RouterFactory');

@@ -34,10 +34,21 @@ function requestMessage(fe: Partial<FastifyError>, bodyLimit?: number): string {
   return msg;
 }
 
+/**
+ * The headers an error response carries: the error's own, and `Retry-After` on every 503 (not
+ * ready, draining, queue full, no healthy replica: load signals a client should retry), set here
+ * once rather than at each throw site.
+ */
+export function errorHeaders(err: TesseraError): Record<string, string> {
+  const headers = err.headers ?? {};
+  if (err.status === 503 && !Object.keys(headers).some((h) => h.toLowerCase() === 'retry-after')) return { ...headers, 'retry-after': '1' };
+  return headers;
+}
+
 /** Sends `{"error": message, "code": code}` with the error's status and headers. */
 export function sendError(request: FastifyRequest, reply: FastifyReply, err: TesseraError): FastifyReply {
-  request.tessera.code = err.code;
-  if (err.headers) void reply.headers(err.headers);
+  if (request.tessera) request.tessera.code = err.code;
+  void reply.headers(errorHeaders(err));
   // 503s (not ready, draining, queue full/timeout/shed) are load signals, logged by the access log line only
   if (err.status >= 500 && err.status !== 503) {
     request.log.error({ err: err.cause ?? err, code: err.code }, err.message);

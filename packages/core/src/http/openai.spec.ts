@@ -49,6 +49,8 @@ const plugin = definePlugin({
       async load(): Promise<ModelInstance> {
         return {
           metadata: { platform: 'scripted', inputs: [], outputs: [], maxBatchSize: 0 },
+          // the backend declares the headers it needs beyond the request id and trace context
+          requestHeaders: ['X-Session-Id'],
           generate(req, signal) {
             seen.push(req);
             const id = String(req.headers['x-request-id']);
@@ -116,12 +118,12 @@ describe('POST /v1/chat/completions (streaming)', () => {
     expect(usage).toEqual({ prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 });
   });
 
-  it('should pass unknown fields through untouched and forward the session and trace headers', async () => {
+  it('should pass unknown fields through untouched and forward the declared session header and the trace headers, no other', async () => {
     script = goodStream;
     const body = { model: 'llm', messages: [{ role: 'user', content: 'hi' }], stream: true, top_k: 5, min_p: 0.1, repetition_penalty: 1.1, structured_outputs: { regex: '[a-z]+' }, foo: { bar: [1] } };
     await fetch(`${url}/v1/chat/completions`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-session-id': 'abc', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', cookie: 'secret' },
+      headers: { 'content-type': 'application/json', 'x-session-id': 'abc', 'x-user': 'u1', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', cookie: 'secret' },
       body: JSON.stringify(body),
     }).then((r) => r.text());
     const req = seen.at(-1)!;
@@ -131,6 +133,8 @@ describe('POST /v1/chat/completions (streaming)', () => {
     expect(req.headers['x-session-id']).toBe('abc');
     expect(req.headers.traceparent).toBe('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
     expect(req.headers.cookie).toBeUndefined();
+    expect(req.headers['x-user']).toBeUndefined();
+    expect(Object.keys(req.headers).sort()).toEqual(['traceparent', 'x-request-id', 'x-session-id']);
   });
 
   it('should end a stream that fails midway with an error event and [DONE]', async () => {

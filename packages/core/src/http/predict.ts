@@ -1,15 +1,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { InferenceRequest } from '../contracts/backend.js';
 import type { Tensor } from '../contracts/tensor.js';
 import { halfToNumber } from '../contracts/tensor.js';
 import { TesseraError } from '../errors.js';
-import type { ModelRegistry } from '../registry/model-registry.js';
-import { clientGoneSignal } from './context.js';
-import { traceRoute } from '../telemetry/tracing.js';
+import type { ServingPipeline } from '../pipeline/serving-pipeline.js';
+import type { DecodedInferRequest } from '../pipeline/types.js';
 import { sendError, toTesseraError } from './errors.js';
-import { checkInputAgainstSpec, decodeJsonData } from './json-codec.js';
 
-interface PredictBody {
+export interface PredictBody {
   model: string;
   version?: string;
   inputs: Record<string, unknown>;
@@ -89,70 +86,32 @@ export function toNested(t: Tensor): unknown {
   return build(0);
 }
 
+/** A `/v1/predict` body as the pipeline's decoded request: shapes from the nesting, datatypes from the model. */
+export function decodePredictRequest(body: PredictBody): DecodedInferRequest {
+  const inputs = Object.entries(body.inputs).map(([name, value]) => {
+    const shape = nestedShape(name, value);
+    return { name, shape, json: shape.length === 0 ? [value] : value };
+  });
+  return { inputs, ...(body.outputs ? { outputs: body.outputs } : {}) };
+}
+
 /**
  * `POST /v1/predict`: the simple protocol for callers that do not want OIP v2's tensor framing.
- * Shapes come from the nesting, datatypes from the model's metadata.
+ * Shapes come from the nesting, datatypes from the model's signature; outputs come back nested.
  */
-export function registerPredict(app: FastifyInstance, deps: { registry: ModelRegistry; draining: () => boolean }): void {
-  const { registry } = deps;
-  app.post('/v1/predict', { schema: { body: predictRequestSchema } }, async (request: FastifyRequest<{ Body: PredictBody }>, reply: FastifyReply) => {
-    const ctx = request.tessera;
-    ctx.protocol = 'predict';
-    const started = performance.now();
-    let observe: ((status: number) => void) | undefined;
+export function registerPredict(app: FastifyInstance, deps: { pipeline: ServingPipeline }): void {
+  const { pipeline } = deps;
+  app.post('/v1/predict', { schema: { body: predictRequestSchema }, config: { endpoint: 'infer' } }, async (request: FastifyRequest<{ Body: PredictBody }>, reply: FastifyReply) => {
+    const req = request.tessera;
+    req.protocol = 'predict';
     try {
-      if (deps.draining()) throw new TesseraError('TESSERA_E_SERVER_DRAINING', 'the server is shutting down', { headers: { 'retry-after': '1' } });
       const body = request.body;
-      const entry = registry.require(body.model);
-      ctx.model = entry.name;
-      const target = entry.router.select({ model: entry.name, ...(body.version !== undefined ? { version: body.version } : {}), headers: request.headers }, entry.candidates());
-      observe = (status) => entry.router.observe(target, { status, durationMs: performance.now() - started });
-      traceRoute(ctx.trace, entry.name, target.version, target.shadow);
-      const v = registry.requireVersion(entry, target.version);
-      ctx.version = v.version;
-      const md = v.metadata;
-      if (!v.batcher || !md) throw new TesseraError('TESSERA_E_MODEL_UNSUPPORTED', `model '${entry.name}' does not accept tensor inference requests`);
-      const specs = new Map(md.inputs.map((s) => [s.name, s]));
-      const inputs: Tensor[] = [];
-      let batch: number | undefined;
-      for (const [name, value] of Object.entries(body.inputs)) {
-        const spec = specs.get(name);
-        if (!spec) throw new TesseraError('TESSERA_E_INPUT_UNKNOWN', `unknown input '${name}'; the model's inputs are: ${md.inputs.map((s) => s.name).join(', ')}`);
-        const shape = nestedShape(name, value);
-        checkInputAgainstSpec(spec, spec.datatype, shape, md.maxBatchSize);
-        if (md.maxBatchSize > 0 && shape.length > 0) {
-          if (batch !== undefined && batch !== shape[0]) {
-            throw new TesseraError('TESSERA_E_INPUT_SHAPE', `input '${name}': batch size ${shape[0]} differs from the other inputs' ${batch}`);
-          }
-          batch = shape[0];
-        }
-        inputs.push(decodeJsonData(name, spec.datatype, shape, shape.length === 0 ? [value] : value));
-      }
-      for (const s of md.inputs) {
-        if (!(s.name in body.inputs)) throw new TesseraError('TESSERA_E_INPUT_MISSING', `missing input '${s.name}' (${s.datatype} [${s.shape.join(', ')}])`);
-      }
-      const req: InferenceRequest = { inputs, ...(ctx.trace ? { trace: ctx.trace } : {}) };
-      if (body.outputs) {
-        const names = new Set(md.outputs.map((s) => s.name));
-        for (const o of body.outputs) {
-          if (!names.has(o)) throw new TesseraError('TESSERA_E_OUTPUT_UNKNOWN', `unknown output '${o}'; the model's outputs are: ${md.outputs.map((s) => s.name).join(', ')}`);
-        }
-        req.outputs = [...new Set(body.outputs)];
-      }
-      const results = await v.batcher.submit(req, clientGoneSignal(request, reply));
-      const wanted = req.outputs ?? md.outputs.map((s) => s.name);
+      const result = await pipeline.infer(req, { model: body.model, ...(body.version !== undefined ? { version: body.version } : {}), request: decodePredictRequest(body) });
       const outputs: Record<string, unknown> = {};
-      for (const name of wanted) {
-        const t = results.find((r) => r.name === name);
-        if (!t) throw new TesseraError('TESSERA_E_INFERENCE_FAILED', `the backend did not return output '${name}'`);
-        outputs[name] = toNested(t);
-      }
-      observe(200);
-      return reply.send({ model_name: entry.name, model_version: v.version, outputs });
+      for (const t of result.outputs) outputs[t.name] = toNested(t);
+      return reply.send({ model_name: result.model, model_version: result.version, outputs });
     } catch (err) {
-      const e = toTesseraError(err);
-      observe?.(e.status);
-      return sendError(request, reply, e);
+      return sendError(request, reply, toTesseraError(err));
     }
   });
 }

@@ -4,6 +4,8 @@ import { TesseraError } from '../errors.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
 import { sendError, toTesseraError } from './errors.js';
 
+const ADMIN = { config: { endpoint: 'admin' as const } };
+
 /** Triton's model states, as its repository index reports them. */
 const TRITON_STATES: Record<ModelState, string> = {
   loading: 'LOADING',
@@ -21,7 +23,7 @@ const TRITON_STATES: Record<ModelState, string> = {
 export function registerRepository(app: FastifyInstance, deps: { registry: ModelRegistry }): void {
   const { registry } = deps;
 
-  app.post('/v2/repository/index', async (request: FastifyRequest<{ Body: { ready?: boolean } | undefined }>, reply: FastifyReply) => {
+  app.post('/v2/repository/index', ADMIN, async (request: FastifyRequest<{ Body: { ready?: boolean } | undefined }>, reply: FastifyReply) => {
     const onlyReady = request.body?.ready === true;
     const rows = registry.models().flatMap((m) =>
       [...m.versions.values()]
@@ -31,7 +33,7 @@ export function registerRepository(app: FastifyInstance, deps: { registry: Model
     return reply.send(rows);
   });
 
-  app.post('/v2/repository/models/:model/load', async (request: FastifyRequest<{ Params: { model: string } }>, reply: FastifyReply) => {
+  app.post('/v2/repository/models/:model/load', ADMIN, async (request: FastifyRequest<{ Params: { model: string } }>, reply: FastifyReply) => {
     try {
       const failed = await registry.loadModel(request.params.model);
       if (failed.length > 0) {
@@ -43,7 +45,7 @@ export function registerRepository(app: FastifyInstance, deps: { registry: Model
     }
   });
 
-  app.post('/v2/repository/models/:model/unload', async (request: FastifyRequest<{ Params: { model: string } }>, reply: FastifyReply) => {
+  app.post('/v2/repository/models/:model/unload', ADMIN, async (request: FastifyRequest<{ Params: { model: string } }>, reply: FastifyReply) => {
     try {
       await registry.unloadModel(request.params.model);
       return reply.send({});

@@ -6,12 +6,9 @@ import { resolve as resolveSpecifier } from 'import-meta-resolve';
 import type { Logger } from 'pino';
 import semver from 'semver';
 import type { FastifyInstance } from 'fastify';
-import { BACKEND } from '../contracts/backend.js';
-import { BATCHER_FACTORY } from '../contracts/batcher.js';
-import { EXPORTER } from '../contracts/exporter.js';
-import { ROUTER_FACTORY } from '../contracts/router.js';
 import { validateAgainstSchema } from '../config/index.js';
-import { TesseraError, errorMessage, isTesseraError } from '../errors.js';
+import { ERROR_CODES, TesseraError, errorCodeInfo, errorMessage, isTesseraError } from '../errors.js';
+import type { Catalog } from './catalog.js';
 import type { PluginContext, TesseraPlugin } from './define-plugin.js';
 import { isTesseraPlugin } from './define-plugin.js';
 
@@ -28,13 +25,15 @@ export interface PluginRegistrations {
   closeHooks: (() => Promise<void>)[];
   /** Root config keys claimed by plugins. */
   configKeys: Set<string>;
-  /** Names of the exporters plugins registered (inversify's getAll skips named bindings). */
-  exporters: string[];
+  /** Error codes plugins declared, with the plugin that owns each. */
+  errorCodes: Map<string, string>;
   plugins: LoadedPlugin[];
 }
 
 export interface PluginHost {
   container: Container;
+  /** Where registrations go, by kind and name. */
+  catalog: Catalog;
   logger: Logger;
   coreVersion: string;
   configDir: string;
@@ -53,6 +52,12 @@ function isPath(spec: string): boolean {
  * this monorepo).
  */
 export function resolvePluginUrl(spec: string, configDir: string): string {
+  if (/\.[cm]?tsx?$/.test(spec)) {
+    throw new TesseraError(
+      'TESSERA_E_PLUGIN_INVALID',
+      `plugin '${spec}' is TypeScript, but plugins are loaded as JavaScript by Node: compile it (\`tsc\`) and list the .js file, or write it in JavaScript with JSDoc types (see examples/custom-backend/plugin.js)`,
+    );
+  }
   if (isPath(spec)) {
     const file = spec.startsWith('file:') ? new URL(spec) : path.resolve(configDir, spec);
     if (typeof file === 'string' && !existsSync(file)) {
@@ -95,8 +100,7 @@ export async function importPlugin(spec: string, configDir: string): Promise<Tes
  * into the container by name; a name bound twice is an error that names both plugins.
  */
 export async function registerPlugins(loaded: LoadedPlugin[], host: PluginHost): Promise<PluginRegistrations> {
-  const regs: PluginRegistrations = { routes: [], closeHooks: [], configKeys: new Set(), exporters: [], plugins: [] };
-  const owners = new Map<string, string>();
+  const regs: PluginRegistrations = { routes: [], closeHooks: [], configKeys: new Set(), errorCodes: new Map(), plugins: [] };
   for (const { plugin, source } of loaded) {
     if (regs.plugins.some((p) => p.plugin.name === plugin.name)) continue;
     if (!semver.validRange(plugin.core) || !semver.satisfies(host.coreVersion, plugin.core, { includePrerelease: true })) {
@@ -114,28 +118,19 @@ export async function registerPlugins(loaded: LoadedPlugin[], host: PluginHost):
         section = validateAgainstSchema(plugin.configSchema, section, plugin.configKey, { code: 'TESSERA_E_PLUGIN_CONFIG', ...(host.configFile ? { file: host.configFile } : {}) });
       }
     }
-    const bindNamed = (token: symbol, kind: string, name: string, value: unknown): void => {
-      const key = `${kind}:${name}`;
-      const owner = owners.get(key);
-      if (owner !== undefined || host.container.isBound(token, { name })) {
-        throw new TesseraError('TESSERA_E_PLUGIN_REGISTER', `${kind} '${name}' is registered twice (by ${owner ?? 'the core'} and ${plugin.name}); remove one of the plugins`);
-      }
-      owners.set(key, plugin.name);
-      host.container.bind(token).toConstantValue(value).whenNamed(name);
-    };
+    registerErrorCodes(plugin, regs.errorCodes);
     const ctx: PluginContext = {
       config: section,
       container: host.container,
       logger: host.logger.child({ plugin: plugin.name }),
       coreVersion: host.coreVersion,
       configDir: host.configDir,
-      registerBackend: (name, backend) => bindNamed(BACKEND, 'backend', name, backend),
-      registerBatcher: (name, factory) => bindNamed(BATCHER_FACTORY, 'batcher', name, factory),
-      registerRouter: (name, factory) => bindNamed(ROUTER_FACTORY, 'router', name, factory),
-      registerExporter: (name, exporter) => {
-        bindNamed(EXPORTER, 'exporter', name, exporter);
-        regs.exporters.push(name);
-      },
+      registerBackend: (name, backend) => host.catalog.bind('backend', name, backend, plugin.name),
+      registerBatcher: (name, factory) => host.catalog.bind('batcher', name, factory, plugin.name),
+      registerRouter: (name, factory) => host.catalog.bind('router', name, factory, plugin.name),
+      registerProcessor: (name, factory) => host.catalog.bind('processor', name, factory, plugin.name),
+      registerHook: (name, factory) => host.catalog.bind('hook', name, factory, plugin.name),
+      registerExporter: (name, exporter) => host.catalog.bind('exporter', name, exporter, plugin.name),
       addRoutes: (routes) => regs.routes.push(routes),
       onClose: (hook) => regs.closeHooks.push(hook),
     };
@@ -148,4 +143,25 @@ export async function registerPlugins(loaded: LoadedPlugin[], host: PluginHost):
     regs.plugins.push({ plugin, source });
   }
   return regs;
+}
+
+/**
+ * Records a plugin's declared error codes (made with `defineErrorCodes`): each must be registered
+ * with the status it declares, and owned by one plugin only. `TESSERA_E_` is the core's namespace
+ * and `@tessera/` plugins'; others pick their own (`ACME_E_...`).
+ */
+function registerErrorCodes(plugin: TesseraPlugin, owners: Map<string, string>): void {
+  const declared = plugin.errorCodes?.codes ?? {};
+  for (const [code, info] of Object.entries(declared)) {
+    const fail = (why: string): never => {
+      throw new TesseraError('TESSERA_E_PLUGIN_INVALID', `plugin ${plugin.name} declares error code '${code}': ${why}`);
+    };
+    if (code in ERROR_CODES) fail("it is one of the core's codes");
+    if (code.startsWith('TESSERA_E_') && !plugin.name.startsWith('@tessera/')) fail('the TESSERA_E_ namespace belongs to Tessera; use a prefix of your own (e.g. ACME_E_...)');
+    const registered = errorCodeInfo(code);
+    if (!registered || registered.status !== info.status) fail('declare it with defineErrorCodes() from @tessera/core and pass the result as `errorCodes`');
+    const owner = owners.get(code);
+    if (owner !== undefined && owner !== plugin.name) fail(`plugin ${owner} declares it too`);
+    owners.set(code, plugin.name);
+  }
 }

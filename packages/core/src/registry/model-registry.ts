@@ -1,16 +1,22 @@
-import type { Container } from 'inversify';
 import type { Logger } from 'pino';
-import type { Backend, ModelInstance, ModelMetadata, ModelVersionSpec } from '../contracts/backend.js';
-import { BACKEND } from '../contracts/backend.js';
-import type { Batcher, BatcherFactory } from '../contracts/batcher.js';
-import { BATCHER_FACTORY } from '../contracts/batcher.js';
+import type { Backend, ModelVersionSpec } from '../contracts/backend.js';
+import type { BatcherFactory } from '../contracts/batcher.js';
+import type { Clock } from '../contracts/clock.js';
 import type { ModelState, ServingEvents } from '../contracts/events.js';
-import type { RouteCandidate, Router, RouterFactory } from '../contracts/router.js';
-import { ROUTER_FACTORY } from '../contracts/router.js';
+import type { MetricRegistrar } from '../contracts/metrics.js';
+import type { ProcessorFactory } from '../contracts/processor.js';
+import type { RouterFactory } from '../contracts/router.js';
+import type { StateStore } from '../contracts/state-store.js';
 import type { ModelConfig } from '../config/types.js';
 import { validateAgainstSchema } from '../config/index.js';
-import { TesseraError, errorMessage } from '../errors.js';
+import { TesseraError, errorMessage, isTesseraError } from '../errors.js';
+import { closeSteps, createProcessors } from '../pipeline/processors.js';
+import type { Catalog } from '../plugins/catalog.js';
 import { compareVersions } from '../routing/latest-router.js';
+import { ModelEntry, ModelVersion } from './model-version.js';
+import { warmInstance } from './warmup.js';
+
+export { ModelEntry, ModelVersion } from './model-version.js';
 
 /** Packages that provide the well-known backends, for "install X" hints. */
 export const KNOWN_BACKEND_PACKAGES: Readonly<Record<string, string>> = {
@@ -19,117 +25,23 @@ export const KNOWN_BACKEND_PACKAGES: Readonly<Record<string, string>> = {
   vllm: '@tessera/backend-vllm',
 };
 
-/** One version of a model and where it is in its lifecycle. */
-export class ModelVersion {
-  state: ModelState = 'loading';
-  /** Why the version failed, when `state` is `failed`. */
-  reason: string | undefined;
-  instances: ModelInstance[] = [];
-  batcher: Batcher | undefined;
-  /** Generations (LLM requests) in progress; they bypass the batcher, so draining waits on them here. */
-  #generations = 0;
-  #generationsIdle: (() => void) | undefined;
-
-  constructor(
-    readonly model: string,
-    readonly version: string,
-  ) {}
-
-  /** The version's metadata (instance 0's; all instances of a version load the same artifact). */
-  get metadata(): ModelMetadata | undefined {
-    return this.instances[0]?.metadata;
-  }
-
-  get ready(): boolean {
-    return this.state === 'ready';
-  }
-
-  /**
-   * Ready and able to serve now: the lifecycle state, and every instance's own `ready()` (remote
-   * backends answer false while none of their replicas is healthy).
-   */
-  async serving(): Promise<boolean> {
-    if (!this.ready) return false;
-    const answers = await Promise.all(this.instances.map((i) => (i.ready ? i.ready().catch(() => false) : Promise.resolve(true))));
-    return answers.every(Boolean);
-  }
-
-  /** Counts a generation in; call the returned function once when it ends. */
-  beginGeneration(): () => void {
-    this.#generations++;
-    let ended = false;
-    return () => {
-      if (ended) return;
-      ended = true;
-      if (--this.#generations === 0) this.#generationsIdle?.();
-    };
-  }
-
-  /** Resolves when no generation is in progress. */
-  generationsDrained(): Promise<void> {
-    if (this.#generations === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const previous = this.#generationsIdle;
-      this.#generationsIdle = () => {
-        this.#generationsIdle = undefined;
-        previous?.();
-        resolve();
-      };
-    });
-  }
-}
-
-/** A configured model: its versions, oldest first, and its router. */
-export class ModelEntry {
-  readonly versions = new Map<string, ModelVersion>();
-  /** True after an operator unloaded the model through the repository API; readiness skips it. */
-  unloaded = false;
-  /** Serialises load/unload operations on this model. */
-  operation: Promise<unknown> = Promise.resolve();
-
-  constructor(
-    readonly name: string,
-    readonly config: ModelConfig,
-    readonly router: Router,
-    /** Per version: the backend-specific options (model keys + version overrides), validated. */
-    readonly backendOptions: ReadonlyMap<string, Record<string, unknown>> = new Map(),
-  ) {
-    const labels = Object.keys(config.versions).sort(compareVersions);
-    for (const v of labels) this.versions.set(v, new ModelVersion(name, v));
-  }
-
-  candidates(): RouteCandidate[] {
-    return [...this.versions.values()].map((v) => ({ version: v.version, ready: v.ready }));
-  }
-
-  get ready(): boolean {
-    for (const v of this.versions.values()) if (!v.ready) return false;
-    return this.versions.size > 0;
-  }
-
-  /** The newest version, for metadata requests that name none. */
-  latest(): ModelVersion | undefined {
-    let best: ModelVersion | undefined;
-    for (const v of this.versions.values()) {
-      if (v.ready && (!best || compareVersions(v.version, best.version) > 0)) best = v;
-    }
-    return best ?? [...this.versions.values()].at(-1);
-  }
-}
-
 export interface ModelRegistryOptions {
-  container: Container;
+  catalog: Catalog;
   /** The config file, named in validation errors. */
   configFile?: string;
   events: ServingEvents;
   logger: Logger;
   /** Aborted when the server shuts down; loads in progress see it. */
   signal: AbortSignal;
+  clock: Clock;
+  metrics: MetricRegistrar;
+  /** The state store of one namespace (e.g. `routers/<model>`). */
+  stateStore: (namespace: string) => StateStore;
 }
 
 /**
  * Owns every model version's lifecycle: load → warmup → ready → draining → closed (or failed).
- * Backends, batchers and routers come from the DI container by name.
+ * Backends, batchers, routers and processors come from the plugin catalogue by name.
  */
 export class ModelRegistry {
   readonly #models = new Map<string, ModelEntry>();
@@ -140,10 +52,11 @@ export class ModelRegistry {
   }
 
   /**
-   * Declares the configured models and checks that their backend, batcher and router exist and
-   * accept their options. Throws a TesseraError naming the first problem; loads nothing.
+   * Declares the configured models and checks that their backend, batcher, router and processors
+   * exist and accept their options; creates each model's router. Throws a TesseraError naming the
+   * first problem; loads nothing.
    */
-  configure(models: Record<string, ModelConfig>): void {
+  async configure(models: Record<string, ModelConfig>): Promise<void> {
     const file = this.#opts.configFile ? { file: this.#opts.configFile } : {};
     for (const [name, config] of Object.entries(models)) {
       const backend = this.#backend(name, config);
@@ -162,13 +75,59 @@ export class ModelRegistry {
           }
         }
       }
-      const batcher = this.#named<BatcherFactory>(BATCHER_FACTORY, config.batching.batcher, `models.${name}.batching.batcher`, 'batcher');
-      if (batcher.optionsSchema) validateAgainstSchema(batcher.optionsSchema, config.batching.options, `models.${name}.batching`, file);
-      const routerFactory = this.#named<RouterFactory>(ROUTER_FACTORY, config.routing.strategy, `models.${name}.routing.strategy`, 'routing strategy');
+      this.#checkBatching(name, config);
+      for (const [stage, entries] of [['preprocess', config.preprocess], ['postprocess', config.postprocess]] as const) {
+        entries.forEach((entry, i) => {
+          const factory = this.#opts.catalog.get<ProcessorFactory>('processor', entry.name, { path: `models.${name}.${stage}[${i}]`, ...file });
+          if (factory.optionsSchema) validateAgainstSchema(factory.optionsSchema, entry.options, `models.${name}.${stage}[${i}]`, file);
+        });
+      }
+      const routerFactory = this.#opts.catalog.get<RouterFactory>('router', config.routing.strategy, { path: `models.${name}.routing.strategy`, ...file });
       if (routerFactory.optionsSchema) validateAgainstSchema(routerFactory.optionsSchema, config.routing.options, `models.${name}.routing`, file);
       const versions = Object.keys(config.versions).sort(compareVersions);
-      const router = routerFactory.create({ model: name, options: config.routing.options, versions });
+      const { clock, metrics, logger } = this.#opts;
+      let router;
+      try {
+        router = await routerFactory.create({
+          model: name,
+          options: config.routing.options,
+          versions,
+          clock,
+          metrics,
+          logger: logger.child({ model: name, router: config.routing.strategy }),
+          state: this.#opts.stateStore(`routers/${name}`),
+        });
+      } catch (err) {
+        if (isTesseraError(err)) throw err;
+        throw new TesseraError('TESSERA_E_CONFIG_INVALID', `${this.#filePrefix()}models.${name}.routing: routing strategy '${config.routing.strategy}' failed to start: ${errorMessage(err)}`, { cause: err });
+      }
       this.#models.set(name, new ModelEntry(name, config, router, options));
+    }
+  }
+
+  /**
+   * The batcher and its options. A key the batcher does not take is refused with the batcher that
+   * does take it (`maxQueueDelayMs` under `passthrough` → set `batcher: dynamic`).
+   */
+  #checkBatching(name: string, config: ModelConfig): void {
+    const file = this.#opts.configFile ? { file: this.#opts.configFile } : {};
+    const { catalog } = this.#opts;
+    const batcherName = config.batching.batcher;
+    const batcher = catalog.get<BatcherFactory>('batcher', batcherName, { path: `models.${name}.batching.batcher`, ...file });
+    if (!batcher.optionsSchema) return;
+    try {
+      validateAgainstSchema(batcher.optionsSchema, config.batching.options, `models.${name}.batching`, file);
+    } catch (err) {
+      const declared = (factory: BatcherFactory): string[] => Object.keys((factory.optionsSchema?.['properties'] as Record<string, unknown> | undefined) ?? {});
+      const own = new Set(declared(batcher));
+      const foreign = Object.keys(config.batching.options).filter((k) => !own.has(k));
+      const owners = catalog.names('batcher').filter((n) => n !== batcherName && foreign.length > 0 && foreign.every((k) => declared(catalog.get<BatcherFactory>('batcher', n, { path: '' })).includes(k)));
+      if (!isTesseraError(err) || owners.length === 0) throw err;
+      throw new TesseraError(
+        err.code,
+        `${err.message}\n${this.#filePrefix()}models.${name}.batching: ${foreign.join(', ')} ${foreign.length === 1 ? 'is an option' : 'are options'} of the '${owners[0]}' batcher, not of '${batcherName}': write \`batcher: ${owners[0]}\` (or leave \`batcher\` out: batching keys alone choose the dynamic batcher)`,
+        { cause: err },
+      );
     }
   }
 
@@ -178,21 +137,14 @@ export class ModelRegistry {
   }
 
   #backend(model: string, config: ModelConfig): Backend {
-    const { container } = this.#opts;
-    if (!container.isBound(BACKEND, { name: config.backend })) {
-      const pkg = KNOWN_BACKEND_PACKAGES[config.backend];
-      const hint = pkg ? `install ${pkg} (npm install ${pkg}) and list it under \`plugins:\`` : 'add the plugin that provides it to `plugins:`';
-      throw new TesseraError('TESSERA_E_BACKEND_UNKNOWN', `${this.#filePrefix()}models.${model}.backend: no plugin provides backend '${config.backend}'; ${hint}`);
-    }
-    return container.get<Backend>(BACKEND, { name: config.backend });
-  }
-
-  #named<T>(token: symbol, name: string, path: string, what: string): T {
-    const { container } = this.#opts;
-    if (!container.isBound(token, { name })) {
-      throw new TesseraError('TESSERA_E_CONFIG_INVALID', `${this.#filePrefix()}${path}: unknown ${what} '${name}'; install and list the plugin that provides it`);
-    }
-    return container.get<T>(token, { name });
+    const pkg = KNOWN_BACKEND_PACKAGES[config.backend];
+    const hint = pkg ? `install ${pkg} (npm install ${pkg}) and list it under \`plugins:\`` : 'add the plugin that provides it to `plugins:`';
+    return this.#opts.catalog.get<Backend>('backend', config.backend, {
+      path: `models.${model}.backend`,
+      ...(this.#opts.configFile ? { file: this.#opts.configFile } : {}),
+      hint,
+      code: 'TESSERA_E_BACKEND_UNKNOWN',
+    });
   }
 
   /**
@@ -211,13 +163,16 @@ export class ModelRegistry {
     this.#opts.events.emit('modelState', { model: v.model, version: v.version, state, ...(reason ? { reason } : {}) });
   }
 
+  /** Loads the instances, warms them, then creates the batcher and the processors: ready. */
   async #load(entry: ModelEntry, v: ModelVersion): Promise<ModelVersion> {
-    const { container, events, logger, signal } = this.#opts;
+    const { catalog, events, logger, signal } = this.#opts;
     const config = entry.config;
     const log = logger.child({ model: entry.name, version: v.version });
+    const label = `${entry.name} v${v.version}`;
     const versionConfig = config.versions[v.version]!;
     this.#setState(v, 'loading');
     const started = performance.now();
+    let phase: 'load' | 'warm-up' | 'start' = 'load';
     try {
       const backend = this.#backend(entry.name, config);
       const specConfig = {
@@ -236,41 +191,47 @@ export class ModelRegistry {
         v.instances.push(await backend.load(spec, { logger: log, signal, events }));
       }
       checkInstances(entry.name, v);
-    } catch (err) {
-      const reason = errorMessage(err);
-      log.error({ err }, `model failed to load: ${reason}`);
-      this.#setState(v, 'failed', reason);
-      await this.#unloadInstances(v);
-      return v;
-    }
-    if (config.warmup) {
-      this.#setState(v, 'warming');
-      try {
-        for (const inst of v.instances) await inst.warmup?.();
-      } catch (err) {
-        const reason = `${entry.name} v${v.version}: warm-up failed: ${errorMessage(err)}`;
-        log.error({ err }, reason);
-        this.#setState(v, 'failed', reason);
-        await this.#unloadInstances(v);
-        return v;
+      v.requestHeaders = [...new Set(v.instances.flatMap((i) => (i.requestHeaders ?? []).map((h) => h.toLowerCase())))];
+      let warmed = false;
+      if (config.warmup) {
+        phase = 'warm-up';
+        this.#setState(v, 'warming');
+        for (const inst of v.instances) warmed = (await warmInstance(inst, label)) || warmed;
       }
+      phase = 'start';
+      const metadata = v.metadata!;
+      // generative models batch inside their engine; only tensor models get a batcher and processors
+      if (v.instances[0]!.execute) {
+        const processors = await createProcessors(entry.name, v.version, config, metadata, (name) => catalog.get<ProcessorFactory>('processor', name, { path: `models.${entry.name}` }), log);
+        v.pre = processors.pre;
+        v.post = processors.post;
+        v.signature = processors.signature;
+        v.batcher = catalog.get<BatcherFactory>('batcher', config.batching.batcher, { path: `models.${entry.name}.batching.batcher` }).create({
+          model: entry.name,
+          version: v.version,
+          metadata,
+          instances: v.instances,
+          options: config.batching.options,
+          events,
+          logger: log,
+        });
+      }
+      this.#setState(v, 'ready');
+      log.info({ ms: Math.round(performance.now() - started), instances: v.instances.length, warmed }, 'model ready');
+    } catch (err) {
+      const reason = phase === 'warm-up' ? `${label}: warm-up failed: ${errorMessage(err)}` : errorMessage(err);
+      log.error({ err }, `model failed to ${phase === 'load' ? 'load' : phase === 'warm-up' ? 'warm up' : 'start'}: ${reason}`);
+      this.#setState(v, 'failed', reason);
+      await this.#release(v);
     }
-    // generative models batch inside their engine; only tensor models get a batcher
-    if (v.instances[0]!.execute) v.batcher = container.get<BatcherFactory>(BATCHER_FACTORY, { name: config.batching.batcher }).create({
-      model: entry.name,
-      version: v.version,
-      metadata: v.metadata!,
-      instances: v.instances,
-      options: config.batching.options,
-      events,
-      logger: log,
-    });
-    this.#setState(v, 'ready');
-    log.info({ ms: Math.round(performance.now() - started), instances: v.instances.length }, 'model ready');
     return v;
   }
 
-  async #unloadInstances(v: ModelVersion): Promise<void> {
+  /** Frees a version's processors and instances (instances last first). */
+  async #release(v: ModelVersion): Promise<void> {
+    const steps = [...v.pre.splice(0), ...v.post.splice(0)];
+    v.signature = undefined;
+    await closeSteps(steps, this.#opts.logger);
     const instances = v.instances.splice(0).reverse();
     for (const inst of instances) {
       try {
@@ -285,10 +246,10 @@ export class ModelRegistry {
     return this.#models.get(name);
   }
 
-  /** The model, or a 404 TesseraError. */
+  /** The model, or a 404 TesseraError (with the closest configured name). */
   require(name: string): ModelEntry {
     const m = this.#models.get(name);
-    if (!m) throw new TesseraError('TESSERA_E_MODEL_NOT_FOUND', `unknown model '${name}'`);
+    if (!m) throw new TesseraError('TESSERA_E_MODEL_NOT_FOUND', `unknown model '${name}'${this.#models.size > 0 ? ` (models: ${[...this.#models.keys()].join(', ')})` : ''}`);
     return m;
   }
 
@@ -352,17 +313,19 @@ export class ModelRegistry {
     for (const v of versions) {
       if (v.state === 'closed') continue;
       v.batcher = undefined;
-      await this.#unloadInstances(v);
+      await this.#release(v);
       if (v.state !== 'failed') this.#setState(v, 'closed');
     }
   }
 
-  /** Drains every batcher, then unloads instances, models in reverse order. Idempotent. */
+  /** Drains every batcher, then unloads instances, models in reverse order; closes the routers. Idempotent. */
   async close(): Promise<void> {
     const entries = [...this.#models.values()].reverse();
     await Promise.all(entries.map((m) => m.operation));
     await this.#unloadVersions(entries.flatMap((m) => [...m.versions.values()].reverse()));
-    for (const m of entries) await m.router.close?.();
+    for (const m of entries) {
+      await m.router.close?.().catch((err: unknown) => this.#opts.logger.warn({ err, model: m.name }, `the router of '${m.name}' failed to close: ${errorMessage(err)}`));
+    }
   }
 }
 
@@ -373,4 +336,3 @@ function checkInstances(model: string, v: ModelVersion): void {
     throw new TesseraError('TESSERA_E_MODEL_LOAD', `${model} v${v.version}: the backend's instance implements neither execute nor generate`);
   }
 }
-

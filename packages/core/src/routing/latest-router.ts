@@ -1,4 +1,4 @@
-import type { RouteCandidate, RouteRequest, RouteTarget, Router, RouterFactory } from '../contracts/router.js';
+import type { RouteCandidate, RouteRequest, RouteTarget, Router, RouterFactory, RoutingStatus } from '../contracts/router.js';
 import { TesseraError } from '../errors.js';
 
 /** Compares version labels numerically ('10' after '9'). */
@@ -7,8 +7,9 @@ export function compareVersions(a: string, b: string): number {
 }
 
 /**
- * The default router: the requested version if it exists and is ready, otherwise the newest ready
- * version (KServe/Triton's "latest" policy).
+ * The default router: the newest ready version (KServe/Triton's "latest" policy). A request that
+ * names its version is served by that version by the pipeline itself; `select` still honours a
+ * `version` for callers that ask it directly.
  */
 export class LatestRouter implements Router {
   readonly #model: string;
@@ -39,7 +40,7 @@ export class LatestRouter implements Router {
 
   observe(): void {}
 
-  status(): unknown {
+  status(): RoutingStatus {
     return { strategy: 'latest' };
   }
 

@@ -23,7 +23,7 @@ export interface ServingSnapshot {
  * only configured model names and versions, never request ids, so cardinality stays bounded.
  */
 export class PrometheusExporter implements Exporter {
-  readonly registry = new Registry();
+  readonly registry: Registry;
   readonly #snapshot: () => ServingSnapshot;
   readonly #requests: Counter<'model' | 'version' | 'protocol' | 'code'>;
   readonly #requestDuration: Histogram<'model' | 'version' | 'protocol'>;
@@ -48,7 +48,11 @@ export class PrometheusExporter implements Exporter {
   }
   #listeners: { [K in keyof ServingEventMap]?: (...a: ServingEventMap[K]) => void } = {};
 
-  constructor(snapshot: () => ServingSnapshot) {
+  readonly #shadows: Counter<'model' | 'version' | 'code'>;
+
+  /** `registry`: where the series go (the server's, so that plugins' own series are served too). */
+  constructor(snapshot: () => ServingSnapshot, registry: Registry = new Registry()) {
+    this.registry = registry;
     this.#snapshot = snapshot;
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
@@ -60,6 +64,7 @@ export class PrometheusExporter implements Exporter {
     this.#ttft = new Histogram({ name: 'tessera_llm_time_to_first_token_seconds', help: 'Streamed generations: time from the request arriving to the first chunk with generated text.', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registers });
     this.#tpot = new Histogram({ name: 'tessera_llm_time_per_output_token_seconds', help: 'Streamed generations: mean time between output tokens after the first.', labelNames: ['model', 'version'], buckets: TOKEN_LATENCY_BUCKETS, registers });
     this.#tokens = new Counter({ name: 'tessera_llm_tokens_total', help: 'Tokens processed by generations, by kind (prompt or completion), as the engine reported them.', labelNames: ['model', 'version', 'kind'], registers });
+    this.#shadows = new Counter({ name: 'tessera_shadow_requests_total', help: 'Shadow copies of requests sent to another version (answers discarded), by model, version and HTTP status code.', labelNames: ['model', 'version', 'code'], registers });
     this.#upstreamHealthy = new Gauge({ name: 'tessera_upstream_healthy', help: '1 while an upstream replica is healthy (in rotation), 0 while it is ejected or down.', labelNames: ['model', 'upstream'], registers });
     const snap = (): ServingSnapshot => this.#snapshot();
     new Gauge({
@@ -131,6 +136,9 @@ export class PrometheusExporter implements Exporter {
       if (e.tpotMs !== undefined) this.#child(`o${key}`, () => this.#tpot.labels(model, version)).observe(e.tpotMs / 1000);
       if (e.promptTokens) this.#child(`p${key}`, () => this.#tokens.labels(model, version, 'prompt')).inc(e.promptTokens);
       if (e.completionTokens) this.#child(`c${key}`, () => this.#tokens.labels(model, version, 'completion')).inc(e.completionTokens);
+    });
+    on('shadow', (e) => {
+      this.#child(`s\0${e.model}\0${e.version}\0${e.status}`, () => this.#shadows.labels(e.model, e.version, String(e.status))).inc();
     });
     on('upstream', (e) => {
       const labels = { model: e.model, upstream: e.upstream };

@@ -109,7 +109,7 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
 }
 
 function expectTesseraError(err: unknown, code: ErrorCode | ErrorCode[]): void {
-  const codes = Array.isArray(code) ? code : [code];
+  const codes: string[] = Array.isArray(code) ? code : [code];
   if (!isTesseraError(err)) throw new Error(`expected a TesseraError (${codes.join(' or ')}), got ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`);
   if (!codes.includes(err.code)) throw new Error(`expected code ${codes.join(' or ')}, got ${err.code}: ${err.message}`);
 }
@@ -120,7 +120,7 @@ function assertNoDiff(diff: string | undefined, context: string): void {
 
 function execute(instance: ModelInstance, batch: InferenceBatch, signal: AbortSignal = new AbortController().signal): Promise<Tensor[][]> {
   if (!instance.execute) throw new Error('the instance has no execute(): tensor backends must implement it');
-  return instance.execute(batch, signal);
+  return instance.execute(batch, signal) as Promise<Tensor[][]>;
 }
 
 /**

@@ -1,0 +1,179 @@
+import type { GenerateChunk, GenerateRequest, ModelInstance } from '../contracts/backend.js';
+import type { ServingEvents } from '../contracts/events.js';
+import type { ModelVersion } from '../registry/model-registry.js';
+
+/** Generated text (or a tool call) in a serialised chunk: a non-empty content, text or reasoning string. */
+const TEXT_IN_JSON = /"(?:content|text|reasoning_content)":"(?!")|"tool_calls":\[\{/;
+
+/** What the core tracks while a generation streams: the timings and token counts of DESIGN §6. */
+export class GenerationObserver {
+  firstTokenAt: number | undefined;
+  lastTokenAt: number | undefined;
+  /** Chunks that carried generated text, a fallback count when the engine reports no usage. */
+  textChunks = 0;
+  promptTokens: number | undefined;
+  completionTokens: number | undefined;
+
+  constructor(readonly started: number) {}
+
+  see(chunk: GenerateChunk): void {
+    if (chunk.data) this.#seeData(chunk.data);
+    else if (chunk.json !== undefined) this.#seeJson(chunk.json);
+  }
+
+  #seeData(data: Readonly<Record<string, unknown>>): void {
+    const { choices, usage } = data as { choices?: unknown; usage?: { prompt_tokens?: unknown; completion_tokens?: unknown } | null };
+    if (usage && typeof usage === 'object') {
+      if (typeof usage.prompt_tokens === 'number') this.promptTokens = usage.prompt_tokens;
+      if (typeof usage.completion_tokens === 'number') this.completionTokens = usage.completion_tokens;
+    }
+    if (Array.isArray(choices) && hasText(choices)) this.#text();
+  }
+
+  /** A forwarded chunk: parsed only when it carries usage; text is found in the string. */
+  #seeJson(json: string): void {
+    if (json.includes('"usage":{')) {
+      try {
+        this.#seeData(JSON.parse(json) as Record<string, unknown>);
+      } catch {
+        // not ours to judge: the client gets the bytes as the backend sent them
+      }
+      return;
+    }
+    if (TEXT_IN_JSON.test(json)) this.#text();
+  }
+
+  #text(): void {
+    const now = performance.now();
+    this.firstTokenAt ??= now;
+    this.lastTokenAt = now;
+    this.textChunks++;
+  }
+
+  /** Time to the first generated text (streaming only). */
+  ttftMs(stream: boolean): number | undefined {
+    return stream && this.firstTokenAt !== undefined ? this.firstTokenAt - this.started : undefined;
+  }
+
+  /** Mean time per output token after the first (streaming, ≥ 2 output tokens). */
+  tpotMs(stream: boolean): number | undefined {
+    const outputTokens = this.completionTokens ?? this.textChunks;
+    if (!stream || this.firstTokenAt === undefined || this.lastTokenAt === undefined || outputTokens < 2) return undefined;
+    return (this.lastTokenAt - this.firstTokenAt) / (outputTokens - 1);
+  }
+
+  emit(events: ServingEvents, v: ModelVersion, req: GenerateRequest, ok: boolean): void {
+    const ttftMs = this.ttftMs(req.stream);
+    const tpotMs = this.tpotMs(req.stream);
+    events.emit('generation', {
+      model: v.model,
+      version: v.version,
+      kind: req.kind,
+      stream: req.stream,
+      ok,
+      ...(ttftMs !== undefined ? { ttftMs } : {}),
+      ...(tpotMs !== undefined ? { tpotMs } : {}),
+      ...(this.promptTokens !== undefined ? { promptTokens: this.promptTokens } : {}),
+      ...(this.completionTokens !== undefined ? { completionTokens: this.completionTokens } : {}),
+      durationMs: performance.now() - this.started,
+    });
+  }
+}
+
+function hasText(choices: unknown[]): boolean {
+  for (const c of choices as { delta?: { content?: unknown; reasoning_content?: unknown; tool_calls?: unknown }; text?: unknown }[]) {
+    if (typeof c.text === 'string' && c.text.length > 0) return true;
+    const d = c.delta;
+    if (d && ((typeof d.content === 'string' && d.content.length > 0) || (typeof d.reasoning_content === 'string' && d.reasoning_content.length > 0) || d.tool_calls)) return true;
+  }
+  return false;
+}
+
+/** The usage-only chunk the core asked for on the client's behalf (`choices: []` with usage). */
+export function isUsageOnly(chunk: GenerateChunk): boolean {
+  if (chunk.data) {
+    const { choices, usage } = chunk.data as { choices?: unknown; usage?: unknown };
+    return Array.isArray(choices) && choices.length === 0 && !!usage;
+  }
+  const json = chunk.json ?? '';
+  return json.includes('"choices":[]') && json.includes('"usage":{');
+}
+
+/** An instance of the version that generates, taking turns among several. */
+export function pickGenerative(v: ModelVersion, turn: number): ModelInstance | undefined {
+  const n = v.instances.length;
+  for (let i = 0; i < n; i++) {
+    const inst = v.instances[(turn + i) % n]!;
+    if (inst.generate) return inst;
+  }
+  return undefined;
+}
+
+/** What `Generation.end` reports. */
+export interface GenerationEnd {
+  ok: boolean;
+  /** The observer's timings and counts, for the request's accounting. */
+  observer: GenerationObserver;
+}
+
+/**
+ * A generation in progress, as the pipeline hands it to a protocol adapter: the response of a
+ * non-streamed one, or the stream's chunks to write (the usage chunk the core asked for on the
+ * client's behalf already left out). The adapter calls `end` once with the outcome, and `close`
+ * when it stops reading early (the backend's generator is closed, which aborts its upstream work).
+ */
+export class Generation {
+  readonly stream: boolean;
+  /** A non-streamed generation's whole response (already ended). */
+  readonly response: GenerateChunk | undefined;
+  readonly #iterator: AsyncIterator<GenerateChunk>;
+  readonly #observer: GenerationObserver;
+  readonly #wantsUsage: boolean;
+  readonly #onEnd: (end: GenerationEnd) => void;
+  #first: IteratorResult<GenerateChunk> | undefined;
+  #ended = false;
+
+  constructor(options: {
+    stream: boolean;
+    iterator: AsyncIterator<GenerateChunk>;
+    first: IteratorResult<GenerateChunk>;
+    observer: GenerationObserver;
+    wantsUsage: boolean;
+    onEnd: (end: GenerationEnd) => void;
+  }) {
+    this.stream = options.stream;
+    this.#iterator = options.iterator;
+    this.#observer = options.observer;
+    this.#wantsUsage = options.wantsUsage;
+    this.#onEnd = options.onEnd;
+    this.#first = options.first;
+    if (!options.stream && !options.first.done) {
+      this.response = options.first.value;
+      options.observer.see(options.first.value);
+    }
+  }
+
+  /** The next chunk to write, or undefined at the end of the stream. Rejects when the stream broke. */
+  async next(): Promise<GenerateChunk | undefined> {
+    for (;;) {
+      const next = this.#first ?? (await this.#iterator.next());
+      this.#first = undefined;
+      if (next.done) return undefined;
+      this.#observer.see(next.value);
+      if (!this.#wantsUsage && isUsageOnly(next.value)) continue;
+      return next.value;
+    }
+  }
+
+  /** Closes the backend's generator (not awaited: a generator inside a step finishes the step first). */
+  close(): void {
+    void this.#iterator.return?.()?.catch(() => undefined);
+  }
+
+  /** Reports the outcome once: drain tracking, the `generation` event, the request's timings. */
+  end(ok: boolean): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#onEnd({ ok, observer: this.#observer });
+  }
+}

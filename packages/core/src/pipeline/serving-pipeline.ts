@@ -1,0 +1,321 @@
+import type { Logger } from 'pino';
+import type { GenerateRequest, InferenceRequest } from '../contracts/backend.js';
+import type { ServingEvents } from '../contracts/events.js';
+import type { HookRequest, InferHookContext } from '../contracts/hook.js';
+import type { RouteOutcome, RouteRequest, RouteTarget } from '../contracts/router.js';
+import type { Tensor } from '../contracts/tensor.js';
+import { TesseraError, errorMessage, isTesseraError } from '../errors.js';
+import type { ModelEntry, ModelRegistry, ModelVersion } from '../registry/model-registry.js';
+import { ATTR, traceRoute } from '../telemetry/tracing.js';
+import { Generation, GenerationObserver, pickGenerative } from './generation.js';
+import type { HookChain } from './hooks.js';
+import { modelInputsFrom, runSteps } from './processors.js';
+import type { ServingRequest } from './serving-request.js';
+import { ShadowMirror } from './shadow.js';
+import type { DecodedInferRequest, GenerateCall, Signature, TensorCall, TensorResult } from './types.js';
+import { selectOutputs, validateInferRequest } from './validate.js';
+
+/** Headers every generation may forward (tracing, the request id), besides those the instance declares. */
+const BASE_GENERATE_HEADERS = ['x-request-id', 'traceparent', 'tracestate'] as const;
+const RETRY_AFTER = { 'retry-after': '1' };
+
+export interface ServingPipelineOptions {
+  registry: ModelRegistry;
+  events: ServingEvents;
+  hooks: HookChain;
+  logger: Logger;
+  /** False while the server drains: serving requests get 503. */
+  admitting: () => boolean;
+}
+
+/** Which version serves a request, and why. */
+interface Routed {
+  entry: ModelEntry;
+  v: ModelVersion;
+  /** The router's choice (absent: the client named the version). */
+  target: RouteTarget | undefined;
+}
+
+/**
+ * The one path every serving request takes, whatever protocol it came in on. Protocol adapters
+ * decode, call `infer` or `generate`, and encode; the HTTP edge calls `admit` when a request
+ * arrives and `finish` when its answer was sent. In order:
+ *
+ *   admit     onRequest hooks (every endpoint)
+ *   infer /   draining? → route (router, or the version the client named; readiness enforced) →
+ *   generate  preInfer hooks → validate against the version's signature (once) → preprocess →
+ *             batcher (or the generation, drain-tracked) → postprocess → select outputs
+ *   finish    the `request` event → the router's outcome → shadow copies → onResponse hooks
+ */
+export class ServingPipeline {
+  readonly #registry: ModelRegistry;
+  readonly #events: ServingEvents;
+  readonly #hooks: HookChain;
+  readonly #logger: Logger;
+  readonly #admitting: () => boolean;
+  readonly #shadows: ShadowMirror;
+  /** Routers whose `observe` threw (logged once each). */
+  readonly #faultyRouters = new Set<string>();
+  #turn = 0;
+
+  constructor(options: ServingPipelineOptions) {
+    this.#registry = options.registry;
+    this.#events = options.events;
+    this.#hooks = options.hooks;
+    this.#logger = options.logger;
+    this.#admitting = options.admitting;
+    this.#shadows = new ShadowMirror({
+      events: options.events,
+      logger: options.logger,
+      observe: (entry, outcome) => this.#observe(entry, outcome),
+      tensor: (v, request, signal) => this.#runTensor(v, request, request.id ?? 'shadow', signal),
+      validate: (v, decoded) => validateInferRequest(resolveDecoded(decoded, v.signature!), v.signature!),
+    });
+  }
+
+  /** Whether `admit` has any work (no onRequest hook: the edge skips it). */
+  get admits(): boolean {
+    return this.#hooks.hasOnRequest;
+  }
+
+  /** A request arrived (any endpoint): the onRequest hooks. Rejects with the refusal to answer. */
+  async admit(request: ServingRequest): Promise<void> {
+    request.admitted = true;
+    await this.#hooks.onRequest(request);
+  }
+
+  /** A tensor request: routed, validated, pre-processed, batched, post-processed; the outputs asked for. */
+  async infer(request: ServingRequest, call: TensorCall): Promise<TensorResult> {
+    const { entry, v, target } = this.#route(request, call.model, call.version, 'tensor');
+    if (!v.batcher || !v.signature) {
+      throw new TesseraError('TESSERA_E_MODEL_UNSUPPORTED', `model '${entry.name}' does not accept tensor inference requests${v.instances[0]?.generate ? ': it is a generative model; use the OpenAI-compatible API (/v1/chat/completions)' : ''}`);
+    }
+    if (this.#hooks.hasPreInfer) await this.#hooks.preInfer(inferContext(request, 'tensor', entry, v));
+    const inference = validateInferRequest(resolveDecoded(call.request, v.signature), v.signature);
+    if (request.trace) inference.trace = request.trace;
+    if (v.requestHeaders.length > 0) inference.headers = pickHeaders(request, v.requestHeaders, false);
+    const outputs = await this.#runTensor(v, inference, request.id, request.signal);
+    if (target?.shadow?.length) this.#shadowLater(request, entry, target.shadow, v.version, { tensor: call.request });
+    return { model: entry.name, version: v.version, id: inference.id, outputs };
+  }
+
+  /** A generation: routed, counted for the drain, its first chunk awaited (a failure before it is a plain error). */
+  async generate(request: ServingRequest, call: GenerateCall): Promise<Generation> {
+    const { entry, v, target } = this.#route(request, call.body.model, undefined, 'generate');
+    const instance = pickGenerative(v, this.#turn++);
+    if (!instance) {
+      throw new TesseraError('TESSERA_E_MODEL_UNSUPPORTED', `model '${entry.name}' is not a generative model: use the Open Inference Protocol (/v2/models/${entry.name}/infer)`);
+    }
+    if (this.#hooks.hasPreInfer) await this.#hooks.preInfer(inferContext(request, 'generate', entry, v));
+    const { body } = call;
+    const stream = body.stream === true;
+    const wantsUsage = body.stream_options?.include_usage === true;
+    // ask for usage on every stream so that tokens are counted; the client sees it only if it asked
+    const upstreamBody = stream && !wantsUsage ? { ...body, stream_options: { ...body.stream_options, include_usage: true } } : body;
+    const generateRequest: GenerateRequest = { kind: call.kind, body: upstreamBody, stream, headers: pickHeaders(request, v.requestHeaders, true), ...(request.trace ? { trace: request.trace } : {}) };
+    const observer = new GenerationObserver(request.started);
+    const done = v.beginGeneration();
+    const onEnd = ({ ok }: { ok: boolean }): void => {
+      done();
+      observer.emit(this.#events, v, generateRequest, ok);
+      request.ttftMs = observer.ttftMs(stream);
+      request.tpotMs = observer.tpotMs(stream);
+      if (request.span) {
+        request.spanAttributes = {
+          ...(observer.promptTokens !== undefined ? { [ATTR.inputTokens]: observer.promptTokens } : {}),
+          ...(observer.completionTokens !== undefined ? { [ATTR.outputTokens]: observer.completionTokens } : {}),
+        };
+      }
+    };
+    let generation: Generation;
+    try {
+      const iterator = instance.generate!(generateRequest, request.signal)[Symbol.asyncIterator]();
+      const first = await iterator.next();
+      if (!stream) {
+        if (first.done) throw new TesseraError('TESSERA_E_UPSTREAM_FAILED', 'the backend ended the generation without a response');
+        await iterator.return?.();
+      }
+      generation = new Generation({ stream, iterator, first, observer, wantsUsage, onEnd });
+    } catch (err) {
+      onEnd({ ok: false });
+      throw err;
+    }
+    if (target?.shadow?.length) this.#shadowLater(request, entry, target.shadow, v.version, { generate: { kind: call.kind, body } });
+    return generation;
+  }
+
+  /**
+   * The answer was sent (or the client left): once per request. Reports the request to the
+   * exporters, the outcome to the router, sends the shadow copies, runs the onResponse hooks.
+   */
+  finish(request: ServingRequest, status: number, durationMs: number): void {
+    if (request.finished) return;
+    request.finished = true;
+    const { endpoint } = request;
+    if (endpoint !== 'health' && endpoint !== 'metrics' && endpoint !== 'unknown') {
+      this.#events.emit('request', {
+        id: request.id,
+        method: request.method,
+        path: request.path,
+        route: request.route ?? '',
+        protocol: request.protocol,
+        endpoint,
+        model: request.model,
+        version: request.version,
+        status,
+        ...(request.code ? { code: request.code } : {}),
+        durationMs,
+      });
+    }
+    const routed = request.routed;
+    if (routed && request.version !== undefined) {
+      const judged = request.outcomeStatus ?? status;
+      this.#observe(routed.entry, {
+        model: routed.entry.name,
+        version: request.version,
+        ...(routed.target ? { target: routed.target } : {}),
+        explicit: routed.target === undefined,
+        shadow: false,
+        kind: routed.kind,
+        status: judged,
+        statusClass: statusClass(judged),
+        ...(request.code ? { code: request.code } : {}),
+        durationMs,
+        ...(request.ttftMs !== undefined ? { ttftMs: request.ttftMs } : {}),
+        ...(request.tpotMs !== undefined ? { tpotMs: request.tpotMs } : {}),
+        at: performance.now(),
+      });
+    }
+    if (request.afterAnswer) for (const start of request.afterAnswer.splice(0)) start();
+    if (request.admitted && this.#hooks.hasOnResponse) {
+      this.#hooks.onResponse({ ...hookView(request), protocol: request.protocol, model: request.model, version: request.version, status, code: request.code, durationMs });
+    }
+  }
+
+  /** Waits for the shadow copies in flight (shutdown). */
+  drainShadows(): Promise<void> {
+    return this.#shadows.drain();
+  }
+
+  /**
+   * Draining check, then the version: the one the client named (404 unknown, 503 not ready), or
+   * the router's choice, checked by the core (a router cannot hand out a version that is not ready).
+   */
+  #route(request: ServingRequest, model: string, version: string | undefined, kind: 'tensor' | 'generate'): Routed {
+    if (!this.#admitting()) throw new TesseraError('TESSERA_E_SERVER_DRAINING', 'the server is shutting down; retry on another replica', { headers: RETRY_AFTER });
+    const entry = this.#registry.require(model);
+    request.model = entry.name;
+    let v: ModelVersion;
+    let target: RouteTarget | undefined;
+    if (version !== undefined) {
+      v = this.#registry.requireVersion(entry, version);
+      const shadows = entry.router.shadowsFor ? this.#callRouter(entry, () => entry.router.shadowsFor!(routeRequest(request, entry, kind, version), entry.candidates())) : undefined;
+      if (shadows?.length) target = { version: v.version, shadow: [...shadows] };
+      request.routed = { entry, kind };
+      if (target) request.routed.target = target;
+    } else {
+      target = this.#callRouter(entry, () => entry.router.select(routeRequest(request, entry, kind), entry.candidates()));
+      const chosen = target ? entry.versions.get(target.version) : undefined;
+      if (!chosen) {
+        throw new TesseraError('TESSERA_E_ROUTER_FAILED', `model '${entry.name}': routing strategy '${entry.config.routing.strategy}' chose version '${String(target?.version)}', which the model does not have`);
+      }
+      v = chosen;
+      request.routed = { entry, kind, target };
+    }
+    request.version = v.version;
+    if (request.trace) traceRoute(request.trace, entry.name, v.version, target?.shadow);
+    if (!v.ready) {
+      throw new TesseraError('TESSERA_E_MODEL_NOT_READY', `model '${entry.name}' version ${v.version} is not ready (${v.state}${v.reason ? `: ${v.reason}` : ''})`, { headers: RETRY_AFTER });
+    }
+    return { entry, v, target };
+  }
+
+  #callRouter<T>(entry: ModelEntry, call: () => T): T {
+    try {
+      return call();
+    } catch (err) {
+      if (isTesseraError(err)) throw err;
+      throw new TesseraError('TESSERA_E_ROUTER_FAILED', `model '${entry.name}': routing strategy '${entry.config.routing.strategy}' failed: ${errorMessage(err)}`, { cause: err });
+    }
+  }
+
+  #observe(entry: ModelEntry, outcome: RouteOutcome): void {
+    try {
+      entry.router.observe(outcome);
+    } catch (err) {
+      if (this.#faultyRouters.has(entry.name)) return;
+      this.#faultyRouters.add(entry.name);
+      this.#logger.error({ err, model: entry.name }, `the router of '${entry.name}' threw in observe (further failures are not logged): ${errorMessage(err)}`);
+    }
+  }
+
+  /** Pre-processing, the batcher, post-processing and output selection for one validated request. */
+  async #runTensor(v: ModelVersion, request: InferenceRequest, id: string, signal: AbortSignal): Promise<Tensor[]> {
+    const signature = v.signature!;
+    const wanted = request.outputs;
+    let submitted = request;
+    if (v.pre.length > 0 || v.post.length > 0) {
+      submitted = { ...request };
+      const ctx = { model: v.model, version: v.version, stage: 'pre' as const, id, parameters: request.parameters ?? {}, signal };
+      if (v.pre.length > 0) {
+        const produced = await runSteps(v.pre, request.inputs, ctx);
+        submitted.inputs = modelInputsFrom(produced, v.metadata!, v.pre.at(-1)!.name, `${v.model} v${v.version}`);
+      }
+      // post steps may need any output of the model: ask for all of them
+      if (v.post.length > 0) delete submitted.outputs;
+      let outputs = await v.batcher!.submit(submitted, signal);
+      if (v.post.length > 0) outputs = await runSteps(v.post, outputs, { ...ctx, stage: 'post' });
+      return selectOutputs(outputs, wanted, signature);
+    }
+    return selectOutputs(await v.batcher!.submit(submitted, signal), wanted, signature);
+  }
+
+  #shadowLater(request: ServingRequest, entry: ModelEntry, versions: readonly string[], primary: string, work: { tensor: TensorCall['request'] } | { generate: GenerateCall }): void {
+    (request.afterAnswer ??= []).push(() => {
+      for (const version of versions) {
+        if (version === primary) continue;
+        const v = entry.versions.get(version);
+        if (!v?.ready || !this.#admitting()) continue;
+        this.#shadows.send(entry, v, work, request.id);
+      }
+    });
+  }
+}
+
+function resolveDecoded(request: TensorCall['request'], signature: Signature): DecodedInferRequest {
+  return typeof request === 'function' ? request(signature) : request;
+}
+
+function routeRequest(request: ServingRequest, entry: ModelEntry, kind: 'tensor' | 'generate', version?: string): RouteRequest {
+  return { model: entry.name, ...(version !== undefined ? { version } : {}), kind, protocol: request.protocol, id: request.id, headers: request.headers };
+}
+
+function inferContext(request: ServingRequest, kind: 'tensor' | 'generate', entry: ModelEntry, v: ModelVersion): InferHookContext {
+  return { ...hookView(request), protocol: request.protocol, kind, model: entry.name, version: v.version };
+}
+
+/** What hooks see of a request (a plain object: hooks may spread or keep it). */
+function hookView(request: ServingRequest): HookRequest {
+  const { id, method, path, route, endpoint, headers, ip, locals } = request;
+  return { id, method, path, route, endpoint, headers, ip, locals };
+}
+
+function statusClass(status: number): RouteOutcome['statusClass'] {
+  if (status < 400) return 'ok';
+  return status < 500 ? 'client_error' : 'server_error';
+}
+
+/**
+ * The headers a backend gets: the request id (the client's or the server's), tracing headers for
+ * generations, and those the instance declared.
+ */
+function pickHeaders(request: ServingRequest, declared: readonly string[], generate: boolean): Record<string, string> {
+  const out: Record<string, string> = {};
+  const names = generate ? [...BASE_GENERATE_HEADERS, ...declared] : declared;
+  for (const name of names) {
+    const value = request.headers[name];
+    if (typeof value === 'string') out[name] = value;
+  }
+  if (generate && !out['x-request-id']) out['x-request-id'] = request.id;
+  return out;
+}
