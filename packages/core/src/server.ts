@@ -214,9 +214,18 @@ export class TesseraServer {
     });
   }
 
-  async start(): Promise<{ url: string; port: number; host: string }> {
+  /**
+   * Checks, listens, then loads and warms every model. `listen: false` skips the listeners (for
+   * `app.inject()` in tests, or an embedding that serves `app` itself); the URL is then empty.
+   */
+  async start(options: { listen?: boolean } = {}): Promise<{ url: string; port: number; host: string }> {
     await this.check();
     const { host, port } = this.config.server;
+    if (options.listen === false) {
+      await this.app.ready();
+      await this.#loadModels('');
+      return { url: '', port: 0, host };
+    }
     await this.app.listen({ host, port });
     const address = this.app.server.address();
     const actualPort = typeof address === 'object' && address ? address.port : port;
@@ -234,7 +243,11 @@ export class TesseraServer {
       this.metricsUrl = `http://${hostPart}:${typeof a === 'object' && a ? a.port : this.config.server.metricsPort}`;
     }
     this.logger.info({ url, ...(this.metricsUrl ? { metricsUrl: this.metricsUrl } : {}) }, 'listening; loading models');
+    await this.#loadModels(url);
+    return { url, port: actualPort, host };
+  }
 
+  async #loadModels(url: string): Promise<void> {
     this.#state = 'loading';
     const failed = await this.registry.loadAll();
     if (failed.length > 0) {
@@ -246,8 +259,7 @@ export class TesseraServer {
     }
     if (this.#state === 'loading') this.#state = 'ready';
     const models = this.registry.models().map((m) => `${m.name} (v${[...m.versions.keys()].join(', v')})`);
-    this.logger.info({ url, ...(this.metricsUrl ? { metricsUrl: this.metricsUrl } : {}), models }, `server ready at ${url}`);
-    return { url, port: actualPort, host };
+    this.logger.info({ url, ...(this.metricsUrl ? { metricsUrl: this.metricsUrl } : {}), models }, url ? `server ready at ${url}` : 'server ready (not listening)');
   }
 
   /** Flushes every exporter (`forceFlush`): what is buffered is written out now. */

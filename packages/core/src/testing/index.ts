@@ -1,7 +1,9 @@
 /**
  * `@tessera/core/testing`: the kit Tessera's own tests use, public so that plugin authors test
  * against the same things — an ONNX model writer, a catalogue of tiny models with reference
- * outputs, tensor comparison, and the backend conformance suite (needs vitest).
+ * outputs, tensor comparison, test doubles (a fake backend, an in-memory exporter, a fake clock,
+ * in-memory metrics and state), the error-code docs check, and conformance suites for backends,
+ * routers and processors (these need vitest).
  */
 export type { OnnxAttributeValue, OnnxInitializer, OnnxModelSpec, OnnxNodeSpec, OnnxValueSpec } from './onnx-builder.js';
 export { DEFAULT_IR_VERSION, DEFAULT_OPSET, ONNX_ELEM_TYPES, buildOnnxModel, onnxElemType } from './onnx-builder.js';
@@ -14,3 +16,16 @@ export type { RunTesseraOptions, TesseraProcess } from './process.js';
 export { cliPath, runTesseraCli, startTessera } from './process.js';
 export type { BinaryRequestInput, BinaryRequestOutput, DecodedInferResponse, DecodedOutput, EncodeBinaryInferRequestOptions, EncodedBinaryInferRequest } from './binary-client.js';
 export { decodeBinaryInferResponse, encodeBinaryInferRequest } from './binary-client.js';
+export type { FakeModelOptions } from './fake-backend.js';
+export { FAKE_MODEL_METADATA, FakeBackend, FakeModelInstance } from './fake-backend.js';
+export { FakeClock } from './fake-clock.js';
+export { InMemoryExporter } from './in-memory-exporter.js';
+export type { RecordedSeries } from './in-memory-metrics.js';
+export { InMemoryMetrics } from './in-memory-metrics.js';
+export { MemoryStateStore } from './memory-state-store.js';
+export { silentLogger } from './silent-logger.js';
+export type { RouterConformanceOptions } from './router-conformance.js';
+export { describeRouterConformance, testRouteOutcome, testRouteRequest, testRouterContext } from './router-conformance.js';
+export type { ProcessorConformanceOptions } from './processor-conformance.js';
+export { describeProcessorConformance, testProcessContext } from './processor-conformance.js';
+export { checkErrorCodeDocs } from './error-docs.js';
