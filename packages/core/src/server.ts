@@ -139,7 +139,10 @@ export class TesseraServer {
         return { model: m.name, version: v.version, ready: v.ready, queued: stats?.queued ?? 0, executing: stats?.executing ?? 0 };
       }),
     );
-    const routes = this.registry.models().map((m) => ({ model: m.name, weights: routeWeights(m) }));
+    const routes = this.registry.models().flatMap((m) => {
+      const weights = routeWeights(m);
+      return weights ? [{ model: m.name, weights }] : [];
+    });
     return { inflight: this.#inflight, versions, routes };
   }
 

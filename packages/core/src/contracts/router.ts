@@ -101,8 +101,9 @@ export interface Router {
   /** The router's state for people and tools (weights, stage, judgements). */
   status(): RoutingStatus;
   /**
-   * The share of new requests each version gets now, 0..1 by version label (`tessera_route_weight`).
-   * Absent: the core shows 1 for the version `select` would pick.
+   * The share of new requests each version gets now, 0..1 by version label (`tessera_route_weight`,
+   * and `weight` in `GET /v1/routing`). Absent: the model has no weight series (the core does not
+   * call `select` to guess, since a router's `select` may count or assign).
    */
   weights?(candidates: readonly RouteCandidate[]): Readonly<Record<string, number>>;
   /** Stops timers, writes state. Idempotent. */

@@ -1,31 +1,19 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { RouteCandidate, Router } from '../contracts/router.js';
 import { errorMessage } from '../errors.js';
 import type { ModelEntry, ModelRegistry } from '../registry/model-registry.js';
 import { sendError, toTesseraError } from './errors.js';
 
 /**
- * The share of new requests each version gets now: the router's own `weights`, or — for a router
- * that declares none — 1 for the version a request without a version would get.
+ * The share of new requests each version gets now, from the router's own `weights`; undefined for
+ * a router that declares none (the core does not guess by calling `select`, which may have effects).
  */
-export function routeWeights(entry: ModelEntry): Record<string, number> {
-  const candidates = entry.candidates();
+export function routeWeights(entry: ModelEntry): Record<string, number> | undefined {
+  if (!entry.router.weights) return undefined;
   try {
-    if (entry.router.weights) return { ...entry.router.weights(candidates) };
+    return { ...entry.router.weights(entry.candidates()) };
   } catch {
-    // a router that cannot say: fall back to its choice
+    return undefined;
   }
-  return fallbackWeights(entry.router, entry.name, candidates);
-}
-
-function fallbackWeights(router: Router, model: string, candidates: RouteCandidate[]): Record<string, number> {
-  const out: Record<string, number> = Object.fromEntries(candidates.map((c) => [c.version, 0]));
-  try {
-    out[router.select({ model, kind: 'tensor', protocol: 'http', id: 'weights', headers: {} }, candidates).version] = 1;
-  } catch {
-    // no version is ready: every weight is 0
-  }
-  return out;
 }
 
 /** One model's routing: strategy, versions with state and weight, and the router's own status. */
@@ -40,7 +28,7 @@ export function routingBody(entry: ModelEntry): Record<string, unknown> {
   return {
     model: entry.name,
     strategy: entry.config.routing.strategy,
-    versions: [...entry.versions.values()].map((v) => ({ version: v.version, state: v.state, ready: v.ready, weight: weights[v.version] ?? 0 })),
+    versions: [...entry.versions.values()].map((v) => ({ version: v.version, state: v.state, ready: v.ready, weight: weights ? (weights[v.version] ?? 0) : null })),
     status,
   };
 }
