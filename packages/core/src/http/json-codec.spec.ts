@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { DataType, Tensor } from '../contracts/tensor.js';
 import { halfToNumber, numberToHalf } from '../contracts/tensor.js';
 import { TesseraError } from '../errors.js';
-import { checkInputAgainstSpec, decodeJsonData, encodeJsonData } from './json-codec.js';
+import { decodeJsonData, encodeJsonData } from './json-codec.js';
 
 function codeOf(fn: () => unknown): string | undefined {
   try {
@@ -69,22 +69,6 @@ describe('decodeJsonData', () => {
     ['null in FP64', 'FP64', [1], [null]],
   ])('should reject %s with TESSERA_E_INPUT_DATA', (_label, datatype, shape, data) => {
     expect(codeOf(() => decodeJsonData('x', datatype, shape, data))).toBe('TESSERA_E_INPUT_DATA');
-  });
-});
-
-describe('checkInputAgainstSpec', () => {
-  const spec = { name: 'x', datatype: 'FP32' as const, shape: [-1, 3] };
-  it('should accept a matching input', () => {
-    expect(codeOf(() => checkInputAgainstSpec(spec, 'FP32', [4, 3], 8))).toBeUndefined();
-  });
-  it.each<[string, string, number[], number, string]>([
-    ['wrong datatype', 'INT32', [4, 3], 8, 'TESSERA_E_INPUT_DATATYPE'],
-    ['wrong rank', 'FP32', [4], 8, 'TESSERA_E_INPUT_SHAPE'],
-    ['wrong fixed dim', 'FP32', [4, 2], 8, 'TESSERA_E_INPUT_SHAPE'],
-    ['batch over max', 'FP32', [9, 3], 8, 'TESSERA_E_INPUT_SHAPE'],
-    ['empty batch', 'FP32', [0, 3], 8, 'TESSERA_E_INPUT_SHAPE'],
-  ])('should reject %s', (_label, datatype, shape, max, code) => {
-    expect(codeOf(() => checkInputAgainstSpec(spec, datatype, shape, max))).toBe(code);
   });
 });
 

@@ -1,4 +1,4 @@
-import type { DataType, Tensor, TensorSpec, TypedArray } from '../contracts/tensor.js';
+import type { DataType, Tensor, TypedArray } from '../contracts/tensor.js';
 import { allocateTensorData, halfToNumber, numberToHalf, shapeSize } from '../contracts/tensor.js';
 import { TesseraError } from '../errors.js';
 
@@ -175,39 +175,4 @@ export function encodeJsonData(tensor: Tensor): string {
       for (let i = 0; i < n; i++) parts[i] = String((data as Int32Array)[i]);
   }
   return `[${parts.join(',')}]`;
-}
-
-/** Checks a request input's datatype and shape against the model's declaration. */
-export function checkInputAgainstSpec(spec: TensorSpec, datatype: string, shape: number[], maxBatchSize: number): void {
-  if (datatype !== spec.datatype) {
-    throw new TesseraError(
-      'TESSERA_E_INPUT_DATATYPE',
-      `input '${spec.name}': datatype ${datatype} does not match the model's ${spec.datatype}`,
-    );
-  }
-  const want = spec.shape;
-  if (shape.length !== want.length) {
-    throw new TesseraError(
-      'TESSERA_E_INPUT_SHAPE',
-      `input '${spec.name}': shape [${shape.join(', ')}] has rank ${shape.length}; the model expects [${want.join(', ')}] (rank ${want.length}, -1 = any size)`,
-    );
-  }
-  for (let i = 0; i < want.length; i++) {
-    const w = want[i]!;
-    if (w !== -1 && w !== shape[i]) {
-      throw new TesseraError(
-        'TESSERA_E_INPUT_SHAPE',
-        `input '${spec.name}': shape [${shape.join(', ')}] differs from the model's [${want.join(', ')}] at dim ${i} (-1 = any size)`,
-      );
-    }
-  }
-  if (maxBatchSize > 0 && shape.length > 0 && shape[0]! > maxBatchSize) {
-    throw new TesseraError(
-      'TESSERA_E_INPUT_SHAPE',
-      `input '${spec.name}': batch size ${shape[0]} (dim 0) exceeds the model's max batch size ${maxBatchSize}; split the request, or raise batching.maxBatchSize (0 when dim 0 is not a batch dimension)`,
-    );
-  }
-  if (maxBatchSize > 0 && shape.length > 0 && shape[0] === 0) {
-    throw new TesseraError('TESSERA_E_INPUT_SHAPE', `input '${spec.name}': batch size must be at least 1`);
-  }
 }

@@ -63,7 +63,7 @@ export interface PluginDefinition<C = unknown> {
    * The error codes the plugin throws, made with `defineErrorCodes` (namespaced: `ACME_E_...`;
    * `TESSERA_E_` is for `@tessera/` packages). The loader checks them against every other plugin's.
    */
-  errorCodes?: DeclaredErrorCodes<Record<string, ErrorCodeInfo>>;
+  errorCodes?: Pick<DeclaredErrorCodes<Record<string, ErrorCodeInfo>>, 'codes'>;
   register(ctx: PluginContext<C>): void | Promise<void>;
 }
 
