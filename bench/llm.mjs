@@ -2,7 +2,7 @@
 // `vllm` backend adds in front of a vLLM replica: the same streaming load is sent to the replica
 // directly, through a bare pass-through proxy (the floor) and through the gateway, in turn, for
 // several rounds (ABCABC: drift shows), in one run. The replica is the vLLM
-// stand-in of @tessera/backend-vllm (vLLM's protocol with a fixed prefill delay and a fixed delay
+// stand-in, @tessera/vllm-stand-in (vLLM's protocol with a fixed prefill delay and a fixed delay
 // between tokens). See docs/benchmarks.md, "LLM gateway".
 //
 // Environment (all optional):
@@ -49,7 +49,7 @@ const log = (line) => process.stderr.write(`${line}\n`);
 skipUnlessSuite('llm', 'bench/llm.mjs');
 
 const CLI = path.join(ROOT, 'packages', 'core', 'dist', 'cli.js');
-const STAND_IN = path.join(ROOT, 'packages', 'backend-vllm', 'bin', 'vllm-stand-in.js');
+const STAND_IN = path.join(ROOT, 'packages', 'vllm-stand-in', 'bin', 'vllm-stand-in.js');
 const PLUGIN_DIST = path.join(ROOT, 'packages', 'backend-vllm', 'dist', 'index.js');
 const LOAD = path.join(BENCH_DIR, 'llm-load.mjs');
 const PROXY = path.join(BENCH_DIR, 'lib', 'llm-proxy.mjs');
@@ -547,7 +547,7 @@ async function writeOutputs() {
 }
 
 async function main() {
-  for (const f of [CLI, STAND_IN.replace(/bin\/vllm-stand-in\.js$/, 'dist/stand-in/cli.js'), PLUGIN_DIST]) {
+  for (const f of [CLI, STAND_IN.replace(/bin\/vllm-stand-in\.js$/, 'dist/cli.js'), PLUGIN_DIST]) {
     if (!existsSync(f)) throw new Error(`${path.relative(ROOT, f)} is missing: run \`npm run build\` first (npm run bench does)`);
   }
   const started = performance.now();

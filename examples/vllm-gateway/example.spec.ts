@@ -1,68 +1,24 @@
 /**
- * The vllm-gateway example, as its README runs it: two vLLM stand-in processes (the package's
- * `vllm-stand-in` executable, which takes `vllm serve`'s command line and speaks vLLM's protocol),
- * then `tessera serve` on the example's config with only `VLLM_URLS` set, then the official
- * `openai` client against the gateway.
+ * The vllm-gateway example, as its README runs it: two vLLM stand-in processes (the
+ * `vllm-stand-in` executable of `@tessera/vllm-stand-in`, which takes `vllm serve`'s command line
+ * and speaks vLLM's protocol), then `tessera serve` on the example's config with only `VLLM_URLS`
+ * set, then the official `openai` client against the gateway.
  */
-import type { ChildProcess } from 'node:child_process';
-import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TesseraProcess } from '@tessera/core/testing';
 import { startTessera } from '@tessera/core/testing';
+import type { VllmStandInProcess } from '@tessera/vllm-stand-in';
+import { startVllmStandInProcess } from '@tessera/vllm-stand-in';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const CONFIG = 'examples/vllm-gateway/tessera.config.yaml';
-/** The stand-in's executable, as `npx vllm-stand-in` runs it. */
-const STAND_IN_BIN = path.join(path.dirname(createRequire(import.meta.url).resolve('@tessera/backend-vllm/package.json')), 'bin', 'vllm-stand-in.js');
 
-interface StandInProcess {
-  url: string;
-  child: ChildProcess;
-}
+/** `vllm-stand-in serve stand-in/llm --host 127.0.0.1 --port 0`, as `npx vllm-stand-in` runs it. */
+const startStandIn = (): Promise<VllmStandInProcess> => startVllmStandInProcess('stand-in/llm');
 
-/** `vllm-stand-in serve stand-in/llm --host 127.0.0.1 --port 0`; resolves with its URL once it listens. */
-function startStandIn(): Promise<StandInProcess> {
-  const child = spawn(process.execPath, [STAND_IN_BIN, 'serve', 'stand-in/llm', '--host', '127.0.0.1', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const output: string[] = [];
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the stand-in did not listen within 15 s:\n${output.join('\n')}`));
-    }, 15_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the stand-in exited with ${code}:\n${output.join('\n')}`));
-    });
-    createInterface({ input: child.stderr }).on('line', (line) => output.push(line));
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      output.push(line);
-      // uvicorn's line, as vLLM prints it: `INFO:     Uvicorn running on http://127.0.0.1:PORT (Press CTRL+C to quit)`
-      const m = /Uvicorn running on (http:\/\/\S+)/.exec(line);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ url: m[1]!, child });
-      }
-    });
-  });
-}
-
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await exited;
-}
-
-/** The stand-in's counters and its last 50 requests (a control endpoint vLLM does not have). */
-async function standInStats(url: string): Promise<{ received: number; completed: number; requests: { path: string; headers: Record<string, string>; body: any }[] }> {
-  return (await fetch(`${url}/stand-in/stats`)).json() as Promise<any>;
-}
-
-const replicas: StandInProcess[] = [];
+const replicas: VllmStandInProcess[] = [];
 let gateway: TesseraProcess;
 let client: OpenAI;
 
@@ -87,7 +43,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (gateway) expect(await gateway.stop()).toBe(0);
-  await Promise.all(replicas.map((r) => stopProcess(r.child)));
+  await Promise.all(replicas.map((r) => r.stop()));
 });
 
 const messages = [{ role: 'user' as const, content: 'Write a haiku about a mosaic.' }];
@@ -142,7 +98,7 @@ describe('examples/vllm-gateway in front of two vLLM stand-ins', () => {
   });
 
   it('prefix-affinity (the example default): keeps each conversation on one replica and spreads conversations over both', async () => {
-    const before = await Promise.all(replicas.map((r) => standInStats(r.url)));
+    const before = await Promise.all(replicas.map((r) => r.stats()));
     const sessions = Array.from({ length: 16 }, (_, i) => `conversation-${i}`);
     // the gateway forwards x-request-id: it tells which replica served which turn
     for (const session of sessions) {
@@ -153,7 +109,7 @@ describe('examples/vllm-gateway in front of two vLLM stand-ins', () => {
         );
       }
     }
-    const after = await Promise.all(replicas.map((r) => standInStats(r.url)));
+    const after = await Promise.all(replicas.map((r) => r.stats()));
     const served = after.map((s, i) => s.received - before[i]!.received);
     expect(served.reduce((a, b) => a + b)).toBe(32);
     // both replicas hold some conversations
@@ -166,7 +122,7 @@ describe('examples/vllm-gateway in front of two vLLM stand-ins', () => {
       expect(replicaOf(`${session}/turn-1`), session).toEqual(first);
     }
     // the replicas were asked for their own model name, never the gateway's
-    expect(after[0]!.requests.filter((r) => r.path === '/v1/chat/completions').every((r) => r.body.model === 'stand-in/llm')).toBe(true);
+    expect(after[0]!.requests.filter((r) => r.path === '/v1/chat/completions').every((r) => (r.body as { model?: unknown }).model === 'stand-in/llm')).toBe(true);
   });
 
   it('should show both replicas healthy and the token counts on /metrics', async () => {

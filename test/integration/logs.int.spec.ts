@@ -15,9 +15,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TesseraProcess } from '@tessera/core/testing';
 import { cliPath, startTessera, writeTestModels } from '@tessera/core/testing';
 import type { TestModelCatalog } from '@tessera/core/testing';
+import type { VllmStandInProcess } from '@tessera/vllm-stand-in';
+import { startVllmStandInProcess } from '@tessera/vllm-stand-in';
 import { http, tempDir, writeConfig } from './helpers.js';
-import type { OtlpReceiver, StandInProcess } from './otlp-receiver.js';
-import { jsonLines, newTraceparent, startOtlpReceiver, startStandInProcess, waitFor } from './otlp-receiver.js';
+import type { OtlpReceiver } from './otlp-receiver.js';
+import { jsonLines, newTraceparent, startOtlpReceiver, waitFor } from './otlp-receiver.js';
 
 /** Every string that must never be written by the server, with what it is. */
 const SECRETS = {
@@ -36,7 +38,7 @@ const CLIENT_AUTH = { authorization: `Bearer ${SECRETS.clientToken}` };
 let dir: string;
 let models: TestModelCatalog;
 let receiver: OtlpReceiver;
-let standIn: StandInProcess;
+let standIn: VllmStandInProcess;
 
 /** A free TCP port on 127.0.0.1. */
 async function freePort(): Promise<number> {
@@ -112,7 +114,7 @@ beforeAll(async () => {
   dir = await tempDir('tessera-logs-');
   models = await writeTestModels(dir);
   // the stand-in demands the key, so a request that succeeds proves the key was sent
-  [receiver, standIn] = await Promise.all([startOtlpReceiver(), startStandInProcess('chat', { env: { VLLM_API_KEY: SECRETS.upstreamApiKey } })]);
+  [receiver, standIn] = await Promise.all([startOtlpReceiver(), startVllmStandInProcess('chat', { env: { VLLM_API_KEY: SECRETS.upstreamApiKey } })]);
 }, 60_000);
 
 afterAll(async () => {

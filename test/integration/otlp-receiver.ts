@@ -6,18 +6,11 @@
  *   `ReceivedSpan`s (ids as lowercase hex, attributes as plain values, the resource's attributes
  *   kept on each span) and answers `200 {}` as a collector does. Protobuf is refused with 415, so a
  *   server configured for `http/json` that sends protobuf fails loudly.
- * - `startStandInProcess()`: the vLLM stand-in (`vllm-stand-in serve …`) as a child process, with
- *   its control surface over HTTP (`/stand-in/stats`, `/stand-in/faults`, `/stand-in/reset`).
  * - `waitFor()`: polls a condition (stdout lines of a child process, spans) until it holds.
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { IncomingHttpHeaders, Server } from 'node:http';
-import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { gunzipSync } from 'node:zlib';
 
 /** OTLP `Span.SpanKind` values. */
@@ -258,87 +251,6 @@ export async function waitFor(check: () => boolean, options: { timeoutMs?: numbe
       options.waiters?.add(done);
     });
   }
-}
-
-// --- the vLLM stand-in as a process ----------------------------------------------------------------
-
-/** A `vllm-stand-in serve …` child process. */
-export interface StandInProcess {
-  /** `http://127.0.0.1:PORT` (no `/v1`), for `upstreams:`. */
-  url: string;
-  child: ChildProcess;
-  /** Every output line (stdout and stderr). */
-  output: string[];
-  /** `GET /stand-in/stats` (recorded requests with their headers and bodies, counters). */
-  stats(): Promise<StandInStats>;
-  /** `POST /stand-in/faults` (merges faults: `failNext`, `tokenDelayMs`, …). */
-  setFaults(faults: Record<string, unknown>): Promise<void>;
-  /** `POST /stand-in/reset`. */
-  reset(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-export interface StandInStats {
-  received: number;
-  completed: number;
-  failed: number;
-  aborted: number;
-  requests: { method: string; path: string; headers: Record<string, string | string[] | undefined>; body: unknown }[];
-}
-
-/** Path of the stand-in's executable (`@tessera/backend-vllm`'s `bin/vllm-stand-in.js`; needs the built package). */
-export function standInBin(): string {
-  const require = createRequire(import.meta.url);
-  return path.join(path.dirname(require.resolve('@tessera/backend-vllm/package.json')), 'bin', 'vllm-stand-in.js');
-}
-
-/**
- * Starts the stand-in on 127.0.0.1 (a free port) serving `model`, and resolves once it listens.
- * `args` are more `vllm serve` flags; `env` is added to this process's environment (e.g.
- * `VLLM_API_KEY`, `VLLM_STAND_IN_TOKEN_DELAY_MS`).
- */
-export function startStandInProcess(model: string, options: { args?: string[]; env?: Record<string, string | undefined> } = {}): Promise<StandInProcess> {
-  const child = spawn(process.execPath, [standInBin(), 'serve', model, '--host', '127.0.0.1', '--port', '0', ...(options.args ?? [])], {
-    env: { ...process.env, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const output: string[] = [];
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  createInterface({ input: child.stderr }).on('line', (l) => output.push(l));
-  return new Promise<StandInProcess>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the vLLM stand-in did not listen within 15 s\n${output.join('\n')}`));
-    }, 15_000);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`the vLLM stand-in exited with code ${code}\n${output.join('\n')}`));
-    });
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      output.push(line);
-      const m = /Uvicorn running on (http:\/\/[^\s]+)/.exec(line);
-      if (!m) return;
-      clearTimeout(timer);
-      const url = m[1]!;
-      const control = async (p: string, body?: unknown): Promise<unknown> => {
-        const res = await fetch(`${url}${p}`, body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-        if (!res.ok) throw new Error(`stand-in ${p}: HTTP ${res.status} ${await res.text()}`);
-        return res.json();
-      };
-      resolve({
-        url,
-        child,
-        output,
-        stats: async () => (await control('/stand-in/stats')) as StandInStats,
-        setFaults: async (faults) => void (await control('/stand-in/faults', faults)),
-        reset: async () => void (await control('/stand-in/reset', {})),
-        async stop() {
-          if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-          await exited;
-        },
-      });
-    });
-  });
 }
 
 /** The pino JSON lines among a process's stdout lines (others are skipped). */

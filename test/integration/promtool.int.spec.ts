@@ -15,9 +15,10 @@ import type { TestContext } from 'vitest';
 import { BATCH_SIZE_BUCKETS, LATENCY_BUCKETS, TOKEN_LATENCY_BUCKETS } from '@tessera/core';
 import type { TesseraProcess } from '@tessera/core/testing';
 import { encodeBinaryInferRequest, startTessera, writeTestModels } from '@tessera/core/testing';
+import type { VllmStandInProcess } from '@tessera/vllm-stand-in';
+import { startVllmStandInProcess } from '@tessera/vllm-stand-in';
 import { http, tempDir, writeConfig } from './helpers.js';
-import type { StandInProcess } from './otlp-receiver.js';
-import { jsonLines, startStandInProcess } from './otlp-receiver.js';
+import { jsonLines } from './otlp-receiver.js';
 
 // --- promtool ------------------------------------------------------------------------------------
 
@@ -148,7 +149,7 @@ function bucketBounds(e: Exposition, name: string, labels: Record<string, string
 
 const CLEAN_ENV: Record<string, string | undefined> = Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('OTEL_')).map((k) => [k, undefined]));
 
-let standIn: StandInProcess;
+let standIn: VllmStandInProcess;
 let server: TesseraProcess;
 let metricsUrl: string | undefined;
 /** What the traffic below should have counted. */
@@ -157,7 +158,7 @@ const sent = { v2Ok: 0, v2Bad: 0, predictOk: 0, chatOk: 0, chatStreams: 0, chatF
 beforeAll(async () => {
   const dir = await tempDir('tessera-promtool-');
   const models = await writeTestModels(dir);
-  standIn = await startStandInProcess('chat');
+  standIn = await startVllmStandInProcess('chat');
   const config = await writeConfig(dir, {
     server: { host: '127.0.0.1', port: 0, metricsPort: 0 },
     models: {

@@ -12,9 +12,11 @@ import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TesseraProcess, TestModelCatalog } from '@tessera/core/testing';
 import { startTessera, writeTestModels } from '@tessera/core/testing';
+import type { VllmStandInProcess } from '@tessera/vllm-stand-in';
+import { startVllmStandInProcess } from '@tessera/vllm-stand-in';
 import { http, tempDir, writeConfig } from './helpers.js';
-import type { OtlpReceiver, ReceivedSpan, StandInProcess } from './otlp-receiver.js';
-import { SPAN_KIND, STATUS_CODE, newTraceparent, startOtlpReceiver, startStandInProcess, waitFor } from './otlp-receiver.js';
+import type { OtlpReceiver, ReceivedSpan } from './otlp-receiver.js';
+import { SPAN_KIND, STATUS_CODE, newTraceparent, startOtlpReceiver, waitFor } from './otlp-receiver.js';
 
 /** The environment of the child processes: no OTEL_* from the machine running the tests. */
 const CLEAN_ENV: Record<string, string | undefined> = Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('OTEL_')).map((k) => [k, undefined]));
@@ -30,7 +32,7 @@ const x = (seed: number) => ({ name: 'x', datatype: 'FP32', shape: [1, 4], data:
 
 let dir: string;
 let receiver: OtlpReceiver;
-let standIn: StandInProcess;
+let standIn: VllmStandInProcess;
 let server: TesseraProcess;
 
 let models: TestModelCatalog | undefined;
@@ -53,7 +55,7 @@ async function writeModelsAndConfig(name: string, extra: Record<string, unknown>
 
 beforeAll(async () => {
   dir = await tempDir('tessera-tracing-');
-  [receiver, standIn] = await Promise.all([startOtlpReceiver(), startStandInProcess('chat')]);
+  [receiver, standIn] = await Promise.all([startOtlpReceiver(), startVllmStandInProcess('chat')]);
   const config = await writeModelsAndConfig('traced.yaml', {
     plugins: ['@tessera/tracing'],
     tracing: { endpoint: receiver.url, protocol: 'http/json', serviceName: 'tessera-it', sampleRatio: 1, batch: { scheduledDelay: 50 } },

@@ -14,16 +14,15 @@ import type { JSONSchema } from '@tessera/core';
 import type { TesseraProcess } from '@tessera/core/testing';
 import { runTesseraCli, startTessera } from '@tessera/core/testing';
 import { LAUNCH_CONFIG_SCHEMA, VLLM_MODEL_CONFIG_SCHEMA } from '@tessera/backend-vllm';
+import type { VllmStandInProcess } from '@tessera/vllm-stand-in';
+import { VLLM_STAND_IN_BIN, startVllmStandInProcess } from '@tessera/vllm-stand-in';
 import { ROOT, tempDir, writeConfig } from './helpers.js';
-import type { StandInProcess } from './otlp-receiver.js';
-import { standInBin, startStandInProcess } from './otlp-receiver.js';
 
-const STAND_IN_BIN = standInBin();
 const NODE_WARNING = /^\(node:\d+\) |^\(Use `node --trace-warnings/;
 
 let dir: string;
 const gateways: TesseraProcess[] = [];
-const standIns: StandInProcess[] = [];
+const standIns: VllmStandInProcess[] = [];
 
 beforeAll(async () => {
   dir = await tempDir('tessera-vllm-cli-');
@@ -42,7 +41,7 @@ async function serve(file: string, env: Record<string, string | undefined> = {})
 
 /** `vllm-stand-in serve stand-in/llm --host 127.0.0.1 --port 0 …`; resolves with its URL once it listens. */
 async function startStandIn(extraArgs: string[] = [], env: Record<string, string> = {}): Promise<string> {
-  const standIn = await startStandInProcess('stand-in/llm', { args: extraArgs, env });
+  const standIn = await startVllmStandInProcess('stand-in/llm', { args: extraArgs, env });
   standIns.push(standIn);
   return standIn.url;
 }
@@ -237,7 +236,7 @@ describe('the upstream API key', { timeout: 60_000 }, () => {
         '    apiKey: ${VLLM_API_KEY}',
         '    launch:',
         `      command: ${JSON.stringify(process.execPath)}`,
-        `      args: [${JSON.stringify(STAND_IN_BIN)}]`,
+        `      args: [${JSON.stringify(VLLM_STAND_IN_BIN)}]`,
         '      model: stand-in/llm',
         '      gpus: [[0]]',
         '      basePort: 0',

@@ -1,20 +1,18 @@
 /**
  * Managed vLLM replicas (`launch:`) end to end through the `tessera` CLI: the gateway starts one
- * `vllm serve` process per GPU set — here the package's `vllm-stand-in` executable, which takes
+ * `vllm serve` process per GPU set — here `@tessera/vllm-stand-in`'s executable, which takes
  * `vllm serve`'s command line and prints what it parsed — routes chat through them, restarts one
  * killed with SIGKILL while the other serves, and stops them all on SIGTERM. Launch failures stop
  * the server (`exitOnModelError`) or leave the model failed.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { TesseraProcess } from '@tessera/core/testing';
 import { runTesseraCli, startTessera } from '@tessera/core/testing';
+import { VLLM_STAND_IN_BIN } from '@tessera/vllm-stand-in';
 import { tempDir, writeConfig } from './helpers.js';
-
-const STAND_IN_BIN = path.join(path.dirname(createRequire(import.meta.url).resolve('@tessera/backend-vllm/package.json')), 'bin', 'vllm-stand-in.js');
 
 const started: TesseraProcess[] = [];
 /** Pids of every replica a test saw started: none may outlive the file. */
@@ -125,7 +123,7 @@ describe('managed replicas (launch) through the CLI', { timeout: 60_000 }, () =>
           health: { interval: '200ms', timeout: '500ms' },
           launch: {
             command: process.execPath,
-            args: [STAND_IN_BIN],
+            args: [VLLM_STAND_IN_BIN],
             model: 'stand-in/llm',
             gpus: [[0], [1]],
             basePort: 0,
@@ -154,7 +152,7 @@ describe('managed replicas (launch) through the CLI', { timeout: 60_000 }, () =>
       const port = portOf(l.args);
       expect(port).toBeGreaterThan(0);
       expect(l.args).toEqual([
-        STAND_IN_BIN,
+        VLLM_STAND_IN_BIN,
         'serve',
         'stand-in/llm',
         '--host',
@@ -269,7 +267,7 @@ describe('a launch section without servedModelName', () => {
     const dir = await tempDir('tessera-vllm-launch-');
     const file = await writeConfig(dir, {
       server: { host: '127.0.0.1', port: 0, shutdownGracePeriod: '2s' },
-      models: { chat: { backend: 'vllm', launch: { command: process.execPath, args: [STAND_IN_BIN], model: 'org/llm-8b', gpus: [[0]], basePort: 0 } } },
+      models: { chat: { backend: 'vllm', launch: { command: process.execPath, args: [VLLM_STAND_IN_BIN], model: 'org/llm-8b', gpus: [[0]], basePort: 0 } } },
     });
     const gw = await serve(file);
     try {
@@ -345,7 +343,7 @@ describe('launch failures', { timeout: 60_000 }, () => {
           backend: 'vllm',
           launch: {
             command: process.execPath,
-            args: [STAND_IN_BIN],
+            args: [VLLM_STAND_IN_BIN],
             model: 'stand-in/llm',
             gpus: [[0]],
             basePort: 0,

@@ -10,9 +10,9 @@ import { pino } from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { TesseraConfigInput } from '@tessera/core';
 import { TesseraServer, resolveConfig } from '@tessera/core';
+import type { VllmStandIn, VllmStandInOptions } from '@tessera/vllm-stand-in';
+import { startVllmStandIn } from '@tessera/vllm-stand-in';
 import plugin from './index.js';
-import type { VllmStandIn, VllmStandInOptions } from './stand-in/index.js';
-import { startVllmStandIn } from './stand-in/index.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {

@@ -88,6 +88,6 @@ export { BATCH_SIZE_BUCKETS, LATENCY_BUCKETS, PrometheusExporter, TOKEN_LATENCY_
 export type { DynamicBatcherOptions, ResolvedDynamicBatcherOptions } from './batching/dynamic-batcher.js';
 export { DYNAMIC_BATCHER_DEFAULTS, DYNAMIC_BATCHER_OPTIONS_SCHEMA, DynamicBatcher, dynamicBatcherFactory, resolveDynamicBatcherOptions } from './batching/dynamic-batcher.js';
 export type { LoadWeights, ParsePrometheusTextOptions, PickOptions, PickStrategy, PoolLogger, ProbeResult, PrometheusSample, Replica, ReplicaLoad, ReplicaPoolOptions, ReplicaProbe, ReplicaSnapshot, ReplicaState } from './upstream/index.js';
-export { HashRing, ReplicaPool, fnv1a64, parsePrometheusText, ringHash, sampleValue } from './upstream/index.js';
+export { ReplicaPool, parsePrometheusText, sampleValue } from './upstream/index.js';
 export type { BatchSpans, TracedEntry } from './telemetry/tracing.js';
 export { ATTR as TRACE_ATTRIBUTES, coreTracer, recordError, spanTime, startBatchSpans, startClientSpan, tracingEnabled, withContext } from './telemetry/tracing.js';

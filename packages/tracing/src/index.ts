@@ -6,29 +6,24 @@
  */
 import { createRequire } from 'node:module';
 import { definePlugin } from '@tessera/core';
-import type { TracingConfig } from './config.js';
-import { TRACING_CONFIG_SCHEMA, resolveTracingConfig } from './config.js';
+import { resolveTracingConfig } from './config/resolve.js';
+import type { TracingConfig } from './config/schema.js';
+import { TRACING_CONFIG_SCHEMA } from './config/schema.js';
 import { TracingAlreadyRegisteredError, describeTracing, startResolvedTracing } from './start.js';
 
 // read at run time: dist/index.js and src/index.ts both sit one folder below package.json
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
-export type { Env, OtlpProtocol, ResolvedTracingConfig, SamplerName, SamplerSpec, TracingConfig } from './config.js';
-export {
-  DEFAULT_BATCH,
-  DEFAULT_ENDPOINT,
-  DEFAULT_EXPORT_TIMEOUT_MS,
-  DEFAULT_SERVICE_NAME,
-  OTLP_PROTOCOLS,
-  SAMPLER_NAMES,
-  TRACING_CONFIG_SCHEMA,
-  describeSampler,
-  parseKeyValueList,
-  redactUrl,
-  resolveTracingConfig,
-  samplerFromEnv,
-  tracesUrl,
-} from './config.js';
+export type { OtlpProtocol, TracingConfig } from './config/schema.js';
+export { OTLP_PROTOCOLS, TRACING_CONFIG_SCHEMA } from './config/schema.js';
+export { DEFAULT_BATCH, DEFAULT_ENDPOINT, DEFAULT_EXPORT_TIMEOUT_MS, DEFAULT_SERVICE_NAME } from './config/defaults.js';
+export type { Env } from './config/env.js';
+export { parseKeyValueList } from './config/env.js';
+export type { SamplerName, SamplerSpec } from './config/sampler.js';
+export { SAMPLER_NAMES, describeSampler, samplerFromEnv } from './config/sampler.js';
+export { redactUrl, tracesUrl } from './config/endpoint.js';
+export type { ResolvedTracingConfig } from './config/resolve.js';
+export { resolveTracingConfig } from './config/resolve.js';
 export type { StartTracingOptions, TracingHandle, TracingLogger } from './start.js';
 export {
   ReportingSpanExporter,

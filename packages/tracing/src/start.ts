@@ -26,8 +26,13 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import type { ReadableSpan, Sampler, SamplingResult, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
-import type { Env, ResolvedTracingConfig, SamplerSpec, TracingConfig } from './config.js';
-import { describeSampler, redactUrl, resolveTracingConfig } from './config.js';
+import { redactUrl } from './config/endpoint.js';
+import type { Env } from './config/env.js';
+import type { ResolvedTracingConfig } from './config/resolve.js';
+import { resolveTracingConfig } from './config/resolve.js';
+import type { SamplerSpec } from './config/sampler.js';
+import { describeSampler } from './config/sampler.js';
+import type { TracingConfig } from './config/schema.js';
 
 /** The logging this package needs; a pino logger fits. */
 export interface TracingLogger {

@@ -1,23 +1,22 @@
 /**
- * The replica supervisor with the vLLM stand-in executable (`bin/vllm-stand-in.js`, run with this
- * node) as `vllm`: start, the command line and CUDA_VISIBLE_DEVICES each replica gets, restarts
- * with backoff, failed starts, startup timeouts, and stop (SIGTERM, SIGKILL). Needs the built
- * package (`npm run build`), as `npm test` does.
+ * The replica supervisor with the vLLM stand-in executable (`@tessera/vllm-stand-in`'s
+ * `bin/vllm-stand-in.js`, run with this node) as `vllm`: start, the command line and
+ * CUDA_VISIBLE_DEVICES each replica gets, restarts with backoff, failed starts, startup timeouts,
+ * and stop (SIGTERM, SIGKILL). Needs the built packages (`npm run build`), as `npm test` does.
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isTesseraError, validateAgainstSchema } from '@tessera/core';
+import { VLLM_STAND_IN_BIN } from '@tessera/vllm-stand-in';
 import type { LaunchConfig } from './index.js';
 import { LAUNCH_CONFIG_SCHEMA, ReplicaSupervisor, resolveLaunchConfig, vllmServeArgs } from './index.js';
 
-const BIN = fileURLToPath(new URL('../../bin/vllm-stand-in.js', import.meta.url));
-const BUILT_CLI = fileURLToPath(new URL('../../dist/stand-in/cli.js', import.meta.url));
+const BUILT_CLI = join(dirname(VLLM_STAND_IN_BIN), '..', 'dist', 'cli.js');
 
 interface LogEntry {
   level: string;
@@ -80,7 +79,7 @@ async function rejection(promise: Promise<unknown>): Promise<Error & { code?: st
 function config(overrides: Partial<LaunchConfig> = {}): LaunchConfig {
   return {
     command: process.execPath,
-    args: [BIN],
+    args: [VLLM_STAND_IN_BIN],
     model: 'org/stand-in',
     basePort: 0,
     gpus: [[0]],

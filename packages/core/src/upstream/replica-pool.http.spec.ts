@@ -8,7 +8,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parsePrometheusText, sampleValue } from './prometheus-text.js';
-import type { ReplicaProbe } from './replica-pool.js';
+import type { ReplicaProbe } from './types.js';
 import { ReplicaPool } from './replica-pool.js';
 
 interface FakeReplica {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { HashRing } from './hash-ring.js';
-import type { ProbeResult, Replica, ReplicaPoolOptions, ReplicaProbe } from './replica-pool.js';
+import { HashRing } from '../internal/hash-ring.js';
+import type { ProbeResult, Replica, ReplicaPoolOptions, ReplicaProbe } from './types.js';
 import { ReplicaPool } from './replica-pool.js';
 
 /** What the fake probe does for a replica: answer, reject, hang until aborted, or hang for good. */

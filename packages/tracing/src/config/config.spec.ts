@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { TesseraError, validateAgainstSchema } from '@tessera/core';
-import { TRACING_CONFIG_SCHEMA, parseKeyValueList, redactUrl, resolveTracingConfig, samplerFromEnv, tracesUrl } from './config.js';
-import type { TracingConfig } from './config.js';
+import { redactUrl, tracesUrl } from './endpoint.js';
+import { parseKeyValueList } from './env.js';
+import { resolveTracingConfig } from './resolve.js';
+import { samplerFromEnv } from './sampler.js';
+import { TRACING_CONFIG_SCHEMA } from './schema.js';
+import type { TracingConfig } from './schema.js';
 
 describe('tracesUrl', () => {
   it.each([
