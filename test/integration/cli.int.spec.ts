@@ -156,8 +156,31 @@ describe('tessera CLI', () => {
       const { file } = await configIn('validate-load', { models: { affine: { versions: { '1': { path: models.affine.path }, '2': { path: models.affineV2.path } } } } });
       const res = await runTesseraCli({ args: ['validate', '--load', '-c', file] });
       expect(res.code, res.stderr).toBe(0);
-      expect(res.stdout).toContain('affine (onnxruntime, v1, v2)');
-      expect(res.stdout).toContain('all loaded and warmed');
+      expect(res.stdout).toContain('affine (onnxruntime, v1, v2: warmed)');
+      expect(res.stdout).toContain('all loaded');
+    });
+
+    it('should say "warmed" only when a warm-up ran (issue 9: --load printed "warmed" for warmup: false)', async () => {
+      const { file } = await configIn('validate-load-cold', { models: { affine: { path: models.affine.path, warmup: false } } });
+      const res = await runTesseraCli({ args: ['validate', '--load', '-c', file] });
+      expect(res.code, res.stderr).toBe(0);
+      expect(res.stdout).toContain('affine (onnxruntime, v1: loaded (warmup: false))');
+      expect(res.stdout).not.toContain('warmed');
+    });
+
+    it('should name the missing model file with an error code', async () => {
+      const { file } = await configIn('validate-missing', { models: { gone: { path: './nowhere.onnx' } } });
+      const res = await runTesseraCli({ args: ['validate', '-c', file] });
+      expect(res.code).toBe(1);
+      expect(res.stderr).toMatch(/^tessera: TESSERA_E_CONFIG_INVALID: .*models\.gone\.versions\.1\.path: .*nowhere\.onnx does not exist/);
+    });
+
+    it('should give command-line mistakes the code TESSERA_E_CLI_USAGE', async () => {
+      const res = await runTesseraCli({ args: ['serve', '--port', '70000'] });
+      expect(res.code).toBe(1);
+      expect(res.stderr).toMatch(/^tessera: TESSERA_E_CLI_USAGE: --port 70000/);
+      const unknown = await runTesseraCli({ args: ['srve'] });
+      expect(unknown.stderr).toMatch(/^tessera: TESSERA_E_CLI_USAGE: unknown command 'srve'/);
     });
 
     it('should fail --load on a model that does not load, where plain validate passes', async () => {

@@ -3,7 +3,7 @@ import { access } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config/index.js';
 import type { TesseraConfig } from './config/types.js';
-import { isTesseraError } from './errors.js';
+import { TesseraError, isTesseraError } from './errors.js';
 import { CORE_VERSION } from './internal/core-version.js';
 import { TesseraServer } from './server.js';
 
@@ -25,6 +25,11 @@ Options:
 
 Docs: docs/configuration.md, docs/protocols.md and docs/errors.md in the Tessera repository`;
 
+/** A mistake on the command line. */
+function usage(message: string): TesseraError {
+  return new TesseraError('TESSERA_E_CLI_USAGE', `${message} (see tessera --help)`);
+}
+
 /** Prints one line — the cause, no stack — and exits non-zero. */
 function fail(err: unknown): never {
   if (isTesseraError(err)) {
@@ -39,7 +44,7 @@ async function configFrom(values: { config?: string | undefined; port?: string |
   const config = await loadConfig({ ...(values.config ? { file: values.config } : {}), cwd: process.cwd(), env: process.env });
   if (values.port !== undefined) {
     const port = Number(values.port);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port ${values.port}: must be an integer from 0 to 65535`);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw usage(`--port ${values.port}: must be an integer from 0 to 65535`);
     config.server.port = port;
   }
   if (values.host !== undefined) config.server.host = values.host;
@@ -76,7 +81,7 @@ async function validate(config: TesseraConfig, load: boolean): Promise<void> {
     for (const [version, v] of Object.entries(model.versions)) {
       if (v.path) {
         await access(v.path).catch(() => {
-          throw new Error(`models.${name}.versions.${version}.path: ${v.path} does not exist (relative paths resolve against ${config.configDir})`);
+          throw new TesseraError('TESSERA_E_CONFIG_INVALID', `${config.configFile ? `${config.configFile}: ` : ''}models.${name}.versions.${version}.path: ${v.path} does not exist (relative paths resolve against ${config.configDir})`);
         });
       }
     }
@@ -88,8 +93,15 @@ async function validate(config: TesseraConfig, load: boolean): Promise<void> {
   } finally {
     await server.close();
   }
-  const models = Object.entries(config.models).map(([n, m]) => `${n} (${m.backend}, v${Object.keys(m.versions).join(', v') || '-'})`);
-  process.stdout.write(`${config.configFile || 'config'}: OK — ${models.length} model(s): ${models.join('; ') || 'none'}${load ? '; all loaded and warmed' : ''}\n`);
+  const models = Object.entries(config.models).map(([n, m]) => {
+    const versions = `v${Object.keys(m.versions).join(', v') || '-'}`;
+    if (!load) return `${n} (${m.backend}, ${versions})`;
+    // what --load did, as it was: a version is "warmed" only when a warm-up really ran
+    const entry = server.registry.get(n);
+    const warm = [...(entry?.versions.values() ?? [])].map((v) => (v.warmed ? 'warmed' : m.warmup ? 'loaded, not warmed (its backend has no warm-up)' : 'loaded (warmup: false)'));
+    return `${n} (${m.backend}, ${versions}: ${[...new Set(warm)].join(', ')})`;
+  });
+  process.stdout.write(`${config.configFile || 'config'}: OK — ${models.length} model(s): ${models.join('; ') || 'none'}${load ? '; all loaded' : ''}\n`);
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -108,7 +120,7 @@ async function main(argv: string[]): Promise<void> {
       },
     });
   } catch (err) {
-    fail(new Error(`${err instanceof Error ? err.message : String(err)} (see tessera --help)`));
+    fail(usage(err instanceof Error ? err.message : String(err)));
   }
   const { values, positionals } = parsed;
   if (values.version) {
@@ -120,8 +132,8 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${HELP}\n`);
     return;
   }
-  if (positionals.length > 1) fail(new Error(`unexpected argument '${positionals[1]}' (see tessera --help)`));
-  if (command !== 'serve' && command !== 'validate') fail(new Error(`unknown command '${command}'; use serve or validate (see tessera --help)`));
+  if (positionals.length > 1) fail(usage(`unexpected argument '${positionals[1]}'`));
+  if (command !== 'serve' && command !== 'validate') fail(usage(`unknown command '${command}'; use serve or validate`));
   try {
     const config = await configFrom(values);
     if (command === 'serve') await serve(config);

@@ -192,11 +192,11 @@ export class ModelRegistry {
       }
       checkInstances(entry.name, v);
       v.requestHeaders = [...new Set(v.instances.flatMap((i) => (i.requestHeaders ?? []).map((h) => h.toLowerCase())))];
-      let warmed = false;
+      v.warmed = false;
       if (config.warmup) {
         phase = 'warm-up';
         this.#setState(v, 'warming');
-        for (const inst of v.instances) warmed = (await warmInstance(inst, label)) || warmed;
+        for (const inst of v.instances) v.warmed = (await warmInstance(inst, label)) || v.warmed;
       }
       phase = 'start';
       const metadata = v.metadata!;
@@ -217,7 +217,7 @@ export class ModelRegistry {
         });
       }
       this.#setState(v, 'ready');
-      log.info({ ms: Math.round(performance.now() - started), instances: v.instances.length, warmed }, 'model ready');
+      log.info({ ms: Math.round(performance.now() - started), instances: v.instances.length, warmed: v.warmed }, 'model ready');
     } catch (err) {
       const reason = phase === 'warm-up' ? `${label}: warm-up failed: ${errorMessage(err)}` : errorMessage(err);
       log.error({ err }, `model failed to ${phase === 'load' ? 'load' : phase === 'warm-up' ? 'warm up' : 'start'}: ${reason}`);

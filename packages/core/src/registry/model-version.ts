@@ -18,6 +18,8 @@ export class ModelVersion {
   signature: Signature | undefined;
   pre: ProcessorStep[] = [];
   post: ProcessorStep[] = [];
+  /** Whether a warm-up really ran (the backend's, or the core's inference of zeros). */
+  warmed = false;
   /** The request headers its instances declared (`ModelInstance.requestHeaders`). */
   requestHeaders: readonly string[] = [];
   /** Generations (LLM requests) in progress; they bypass the batcher, so draining waits on them here. */
