@@ -46,7 +46,8 @@
  * (queued so far + predicted wait + predicted execution) is shed with 503 `TESSERA_E_QUEUE_SHED`:
  * on admission, and when its batch is about to start (predictions need a few observed batches).
  * A client that goes away leaves the queue (499); a running batch is aborted only when all of its
- * clients went away. 503s carry `Retry-After`: the work was refused for load, not for its content,
+ * clients went away. When an execution succeeds, each request settles from its own result slot:
+ * its outputs, or the Error the backend put there (that request alone fails). 503s carry `Retry-After`: the work was refused for load, not for its content,
  * so another replica or a later retry can serve it.
  */
 import type { InferenceRequest, JSONSchema, ModelInstance } from '../contracts/backend.js';
@@ -57,7 +58,7 @@ import { parseDuration } from '../config/units.js';
 import { validateAgainstSchema } from '../config/validate.js';
 import { TesseraError } from '../errors.js';
 import { startBatchSpans, withContext } from '../telemetry/tracing.js';
-import { asInferenceError, requestBatchSize } from './passthrough-batcher.js';
+import { asInferenceError, readResults, requestBatchSize } from './internal/batch-results.js';
 
 /** Below this share of holds that gained samples, the adaptive delay stops holding (but probes). */
 const HOLD_PAYOFF_MIN = 0.5;
@@ -798,6 +799,7 @@ export class DynamicBatcher implements Batcher {
     const { model, version, events } = this.#ctx;
     const started = batch.startedAt;
     let ok = false;
+    let failed = 0;
     let failure: unknown;
     // entries carry a trace context only while tracing is on: otherwise no tracing code runs
     const spans = entries[0]!.request.trace ? startBatchSpans(model, version, entries.map((e) => ({ trace: e.request.trace, enqueuedAt: e.enqueuedAt })), batch.samples, started) : undefined;
@@ -805,11 +807,13 @@ export class DynamicBatcher implements Batcher {
       const requests = entries.map((e) => e.request);
       const outputs = outputUnion(requests);
       const results = await withContext(spans?.context, () => instance.execute!({ requests, ...(outputs ? { outputs } : {}) }, batch.controller.signal));
-      if (!Array.isArray(results) || results.length !== entries.length) {
-        throw new Error(`the backend returned ${Array.isArray(results) ? results.length : 'no'} output lists for a batch of ${entries.length} requests`);
-      }
+      const settlements = readResults(results, entries.length, model, version);
       ok = true;
-      entries.forEach((e, i) => this.#settle(e, { outputs: results[i]! }));
+      entries.forEach((e, i) => {
+        const outcome = settlements[i]!;
+        if ('error' in outcome) failed++;
+        this.#settle(e, outcome);
+      });
     } catch (err) {
       const error = asInferenceError(err, model, version);
       failure = error;
@@ -817,6 +821,7 @@ export class DynamicBatcher implements Batcher {
     } finally {
       spans?.end(ok, failure);
       const executeMs = now() - started;
+      // an execution that failed some of its requests still ran the whole batch
       if (ok) this.#latency.observe(batch.samples, executeMs);
       this.#running.delete(batch);
       this.#executing -= entries.length;
@@ -829,6 +834,7 @@ export class DynamicBatcher implements Batcher {
         queueMs: entries.map((e) => started - e.enqueuedAt),
         executeMs,
         ok,
+        failed,
       });
       this.#pump();
     }

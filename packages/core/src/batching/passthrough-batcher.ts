@@ -1,8 +1,9 @@
 import type { InferenceRequest, ModelInstance } from '../contracts/backend.js';
 import type { Batcher, BatcherContext, BatcherFactory, BatcherStats } from '../contracts/batcher.js';
 import type { Tensor } from '../contracts/tensor.js';
-import { TesseraError, errorMessage, isTesseraError } from '../errors.js';
+import { TesseraError } from '../errors.js';
 import { startBatchSpans, withContext } from '../telemetry/tracing.js';
+import { asInferenceError, readResults, requestBatchSize } from './internal/batch-results.js';
 
 interface Waiter {
   request: InferenceRequest;
@@ -11,18 +12,6 @@ interface Waiter {
   resolve: (outputs: Tensor[]) => void;
   reject: (err: unknown) => void;
   onAbort: () => void;
-}
-
-/** Number of samples a request carries along dim 0 (1 for models that do not batch). */
-export function requestBatchSize(request: InferenceRequest, batched: boolean): number {
-  if (!batched) return 1;
-  return request.inputs[0]?.shape[0] ?? 1;
-}
-
-/** Wraps any backend failure as a TesseraError so the HTTP edge maps it to a status. */
-export function asInferenceError(err: unknown, model: string, version: string): TesseraError {
-  if (isTesseraError(err)) return err;
-  return new TesseraError('TESSERA_E_INFERENCE_FAILED', `${model} v${version}: ${errorMessage(err)}`, { cause: err });
 }
 
 /**
@@ -87,15 +76,20 @@ export class PassthroughBatcher implements Batcher {
     this.#executing++;
     const started = performance.now();
     let ok = false;
+    let failed = 0;
     let failure: unknown;
     const size = requestBatchSize(waiter.request, metadata.maxBatchSize > 0);
     const spans = waiter.request.trace ? startBatchSpans(model, version, [{ trace: waiter.request.trace, enqueuedAt: waiter.enqueuedAt }], size, started) : undefined;
     try {
       const results = await withContext(spans?.context, () => instance.execute!({ requests: [waiter.request], ...(waiter.request.outputs ? { outputs: waiter.request.outputs } : {}) }, waiter.signal));
-      const outputs = results[0];
-      if (!outputs) throw new Error('the backend returned no outputs for the request');
+      const outcome = readResults(results, 1, model, version)[0]!;
       ok = true;
-      waiter.resolve(outputs);
+      if ('outputs' in outcome) {
+        waiter.resolve(outcome.outputs);
+      } else {
+        failed = 1;
+        waiter.reject(outcome.error);
+      }
     } catch (err) {
       failure = asInferenceError(err, model, version);
       waiter.reject(failure);
@@ -112,6 +106,7 @@ export class PassthroughBatcher implements Batcher {
         queueMs: [started - waiter.enqueuedAt],
         executeMs: finished - started,
         ok,
+        failed,
       });
       this.#pump();
       this.#checkDrained();

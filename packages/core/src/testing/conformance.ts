@@ -9,7 +9,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Backend, InferenceBatch, LoadContext, ModelInstance, ModelVersionSpec } from '../contracts/backend.js';
+import type { Backend, InferenceBatch, LoadContext, ModelInstance, ModelVersionSpec, RequestResult } from '../contracts/backend.js';
 import type { DataType, Tensor, TensorSpec } from '../contracts/tensor.js';
 import { ServingEvents } from '../contracts/events.js';
 import type * as VitestApi from 'vitest';
@@ -118,14 +118,26 @@ function assertNoDiff(diff: string | undefined, context: string): void {
   if (diff !== undefined) throw new Error(`${context}: ${diff}`);
 }
 
-function execute(instance: ModelInstance, batch: InferenceBatch, signal: AbortSignal = new AbortController().signal): Promise<Tensor[][]> {
+function execute(instance: ModelInstance, batch: InferenceBatch, signal: AbortSignal = new AbortController().signal): Promise<RequestResult[]> {
   if (!instance.execute) throw new Error('the instance has no execute(): tensor backends must implement it');
   return instance.execute(batch, signal);
 }
 
+/** The outputs in slot `index` of an execution's results; fails, saying what came instead, when the slot is an Error or missing. */
+export function outputsOf(results: readonly RequestResult[], index: number, context: string): Tensor[] {
+  const slot = results[index];
+  if (slot instanceof Error) {
+    const code = isTesseraError(slot) ? ` (${slot.code})` : '';
+    throw new Error(`${context}: expected the outputs of request ${index}, but the backend returned an Error in its slot${code}: ${slot.name}: ${slot.message}`);
+  }
+  if (!Array.isArray(slot)) throw new Error(`${context}: expected the outputs of request ${index}, but the backend returned ${results.length} results and slot ${index} is ${String(slot)}`);
+  return slot;
+}
+
 /**
- * Registers the conformance tests of a tensor backend with vitest. Call it at the top level of a
- * spec file:
+ * Registers the conformance tests of a tensor backend with vitest. Results may hold an `Error` in
+ * a request's slot (`RequestResult`); where the suite expects outputs, such a slot fails the test
+ * with the error's message. Call it at the top level of a spec file:
  *
  * ```ts
  * const dir = await mkdtemp(join(tmpdir(), 'models-'));
@@ -182,7 +194,7 @@ export function describeBackendConformance(options: BackendConformanceOptions): 
         const inputs = model.makeInputs(2, 1);
         const result = await execute(get(), { requests: [{ inputs }] });
         expect(result).toHaveLength(1);
-        assertNoDiff(diffTensorLists(result[0]!, model.expected(inputs), { tolerance: model.tolerance }), 'batch of 1');
+        assertNoDiff(diffTensorLists(outputsOf(result, 0, 'batch of 1'), model.expected(inputs), { tolerance: model.tolerance }), 'batch of 1');
       });
 
       // a model with maxBatchSize 0 gets one request per execution from the batcher
@@ -191,9 +203,10 @@ export function describeBackendConformance(options: BackendConformanceOptions): 
         const together = await execute(get(), { requests: requestInputs.map((inputs) => ({ inputs })) });
         expect(together).toHaveLength(requestInputs.length);
         for (const [i, inputs] of requestInputs.entries()) {
-          const alone = await execute(get(), { requests: [{ inputs }] });
-          assertNoDiff(diffTensorLists(together[i]!, alone[0]!, { tolerance: 0 }), `request ${i} batched vs alone`);
-          assertNoDiff(diffTensorLists(together[i]!, model.expected(inputs), { tolerance: model.tolerance }), `request ${i} vs reference`);
+          const alone = outputsOf(await execute(get(), { requests: [{ inputs }] }), 0, `request ${i} alone`);
+          const batched = outputsOf(together, i, 'batch of N');
+          assertNoDiff(diffTensorLists(batched, alone, { tolerance: 0 }), `request ${i} batched vs alone`);
+          assertNoDiff(diffTensorLists(batched, model.expected(inputs), { tolerance: model.tolerance }), `request ${i} vs reference`);
         }
       });
 
@@ -204,7 +217,7 @@ export function describeBackendConformance(options: BackendConformanceOptions): 
           const result = await execute(get(), { requests: [{ inputs, outputs: [wanted] }], outputs: [wanted] });
           const expected = model.expected(inputs).filter((t) => t.name === wanted);
           // a backend may compute more than asked (the contract lets it skip the rest); what was asked must be right
-          assertNoDiff(diffTensorLists(result[0]!, expected, { tolerance: model.tolerance, allowExtra: true }), 'selected output');
+          assertNoDiff(diffTensorLists(outputsOf(result, 0, 'selected output'), expected, { tolerance: model.tolerance, allowExtra: true }), 'selected output');
         });
       }
     });
@@ -225,8 +238,8 @@ export function describeBackendConformance(options: BackendConformanceOptions): 
         const result = await execute(get(), {
           requests: [{ inputs: first, outputs: [names[0]!] }, { inputs: second }],
         });
-        assertNoDiff(diffTensorLists(result[0]!, model.expected(first).filter((t) => t.name === names[0]), { tolerance: model.tolerance, allowExtra: true }), 'request 0');
-        assertNoDiff(diffTensorLists(result[1]!, model.expected(second), { tolerance: model.tolerance }), 'request 1');
+        assertNoDiff(diffTensorLists(outputsOf(result, 0, 'request 0'), model.expected(first).filter((t) => t.name === names[0]), { tolerance: model.tolerance, allowExtra: true }), 'request 0');
+        assertNoDiff(diffTensorLists(outputsOf(result, 1, 'request 1'), model.expected(second), { tolerance: model.tolerance }), 'request 1');
       });
 
       it('should not modify the request tensors', async () => {
@@ -262,11 +275,11 @@ export function describeBackendConformance(options: BackendConformanceOptions): 
             it(`should round-trip ${datatype} data exactly, alone and batched`, async () => {
               const requestInputs = [model.makeInputs(3, 1), model.makeInputs(1, 2), model.makeInputs(2, 3)];
               const alone = await execute(get(), { requests: [{ inputs: requestInputs[0]! }] });
-              assertNoDiff(diffTensorLists(alone[0]!, model.expected(requestInputs[0]!), { tolerance: model.tolerance }), 'alone');
+              assertNoDiff(diffTensorLists(outputsOf(alone, 0, 'alone'), model.expected(requestInputs[0]!), { tolerance: model.tolerance }), 'alone');
               if (model.batchable) {
                 const together = await execute(get(), { requests: requestInputs.map((inputs) => ({ inputs })) });
                 for (const [i, inputs] of requestInputs.entries()) {
-                  assertNoDiff(diffTensorLists(together[i]!, model.expected(inputs), { tolerance: model.tolerance }), `batched request ${i}`);
+                  assertNoDiff(diffTensorLists(outputsOf(together, i, `batched request ${i}`), model.expected(inputs), { tolerance: model.tolerance }), `batched request ${i}`);
                 }
               }
             });
@@ -321,7 +334,7 @@ export function describeBackendConformance(options: BackendConformanceOptions): 
           await a.unload();
           const inputs = model.makeInputs(1, 61);
           const result = await execute(b, { requests: [{ inputs }] });
-          assertNoDiff(diffTensorLists(result[0]!, model.expected(inputs), { tolerance: model.tolerance }), 'second instance after the first unloaded');
+          assertNoDiff(diffTensorLists(outputsOf(result, 0, 'second instance'), model.expected(inputs), { tolerance: model.tolerance }), 'second instance after the first unloaded');
         } finally {
           await a.unload();
           await b.unload();
