@@ -7,10 +7,9 @@ import type { ServingEventMap } from '../contracts/events.js';
 import { ServingEvents } from '../contracts/events.js';
 import type { DataType, Tensor } from '../contracts/tensor.js';
 import { resolveConfig } from '../config/resolve.js';
-import { validateAgainstSchema } from '../config/validate.js';
 import { TesseraError } from '../errors.js';
 import { TesseraServer } from '../server.js';
-import { BatchLatencyModel, DYNAMIC_BATCHER_OPTIONS_SCHEMA, DynamicBatcher, dynamicBatcherFactory, resolveDynamicBatcherOptions } from './dynamic-batcher.js';
+import { DynamicBatcher, dynamicBatcherFactory } from './dynamic-batcher.js';
 
 type BatchEvent = ServingEventMap['batch'][0];
 
@@ -779,65 +778,7 @@ describe(DynamicBatcher, () => {
   });
 });
 
-describe(BatchLatencyModel, () => {
-  it('should fit t(b) = a + c·b from per-size averages', () => {
-    const m = new BatchLatencyModel();
-    for (let i = 0; i < 5; i++) for (const b of [1, 4, 8]) m.observe(b, 3 + 0.5 * b);
-    const { a, c } = m.coefficients();
-    expect(a).toBeCloseTo(3);
-    expect(c).toBeCloseTo(0.5);
-    expect(m.predict(16)).toBeCloseTo(11);
-  });
-
-  it('should assume no batching gain from a single observed size', () => {
-    const m = new BatchLatencyModel();
-    m.observe(2, 10);
-    expect(m.coefficients()).toEqual({ a: 0, c: 5 });
-    expect(new BatchLatencyModel().predict(4)).toBe(0);
-  });
-
-  it('should keep the coefficients non-negative', () => {
-    const m = new BatchLatencyModel();
-    m.observe(1, 10);
-    m.observe(8, 5);
-    expect(m.coefficients()).toEqual({ a: 7.5, c: 0 });
-    const n = new BatchLatencyModel();
-    n.observe(1, 0.1);
-    n.observe(10, 20);
-    expect(n.coefficients().a).toBe(0);
-    expect(n.coefficients().c).toBeGreaterThan(0);
-  });
-});
-
-describe('dynamic batcher options', () => {
-  it('should resolve defaults and durations', () => {
-    expect(resolveDynamicBatcherOptions({})).toEqual({
-      maxQueueDelayMs: 0,
-      preferredBatchSizes: [],
-      maxQueueSize: 1024,
-      timeoutMs: 0,
-      priorityLevels: 1,
-      defaultPriorityLevel: 1,
-      latencyBudgetMs: 0,
-      adaptiveMaxDelayMs: 10,
-    });
-    const options = { maxQueueDelayMs: '2ms', timeoutMs: '1.5s', preferredBatchSizes: [16, 8], priorityLevels: 3 };
-    expect(resolveDynamicBatcherOptions(options)).toMatchObject({ maxQueueDelayMs: 2, timeoutMs: 1500, preferredBatchSizes: [8, 16], defaultPriorityLevel: 3 });
-    expect(options.maxQueueDelayMs).toBe('2ms');
-    expect(resolveDynamicBatcherOptions({ maxQueueDelayMs: 'auto' }).maxQueueDelayMs).toBe('auto');
-  });
-
-  it('should reject invalid options with the path, the value and what is allowed', () => {
-    expect(() => resolveDynamicBatcherOptions({ maxQueueDelayMs: 'soon' })).toThrow(/batching\.maxQueueDelayMs: must be a number ≥ 0, or "auto", or a duration.*got "soon"/);
-    expect(() => validateAgainstSchema(dynamicBatcherFactory.optionsSchema!, { maxQueueDelay: 2 }, 'models.m.batching')).toThrow(/unknown key "maxQueueDelay".*did you mean "maxQueueDelayMs"/);
-    expect(() => validateAgainstSchema(DYNAMIC_BATCHER_OPTIONS_SCHEMA, { priorityLevels: 0 }, 'b')).toThrow(/b\.priorityLevels: must be an integer ≥ 1/);
-  });
-
-  it('should give every option a description', () => {
-    const properties = DYNAMIC_BATCHER_OPTIONS_SCHEMA['properties'] as Record<string, { description?: string }>;
-    for (const [key, p] of Object.entries(properties)) expect(p.description, key).toBeTruthy();
-  });
-
+describe('dynamicBatcherFactory', () => {
   it('should be registered in the core as `dynamic`', () => {
     const server = new TesseraServer({ config: resolveConfig({}, { configDir: '/', env: {} }), logger: pino({ level: 'silent' }) });
     expect(server.container.get<BatcherFactory>(BATCHER_FACTORY, { name: 'dynamic' })).toBe(dynamicBatcherFactory);

@@ -1,9 +1,9 @@
 import type { InferenceRequest, ModelInstance } from '../contracts/backend.js';
 import type { Batcher, BatcherContext, BatcherFactory, BatcherStats } from '../contracts/batcher.js';
 import type { Tensor } from '../contracts/tensor.js';
-import { TesseraError } from '../errors.js';
 import { startBatchSpans, withContext } from '../telemetry/tracing.js';
 import { asInferenceError, readResults, requestBatchSize } from './internal/batch-results.js';
+import { cancelled, draining } from './internal/refusals.js';
 
 interface Waiter {
   request: InferenceRequest;
@@ -17,7 +17,8 @@ interface Waiter {
 /**
  * One request, one execution: no batching across requests. Each instance runs one execution at a
  * time (Triton's instance semantics); requests wait in FIFO order for a free instance and leave the
- * queue when their client goes away.
+ * queue when their client goes away. Requests arrive validated against the model's metadata (see
+ * `InferenceRequest`) and go to the backend as they are.
  */
 export class PassthroughBatcher implements Batcher {
   readonly #ctx: BatcherContext;
@@ -34,11 +35,7 @@ export class PassthroughBatcher implements Batcher {
   }
 
   submit(request: InferenceRequest, signal: AbortSignal): Promise<Tensor[]> {
-    if (this.#draining) {
-      return Promise.reject(
-        new TesseraError('TESSERA_E_MODEL_NOT_READY', `${this.#ctx.model} v${this.#ctx.version} is draining`, { headers: { 'retry-after': '1' } }),
-      );
-    }
+    if (this.#draining) return Promise.reject(draining(this.#ctx.model, this.#ctx.version));
     if (signal.aborted) return Promise.reject(cancelled());
     return new Promise<Tensor[]>((resolve, reject) => {
       const waiter: Waiter = {
@@ -132,10 +129,6 @@ export class PassthroughBatcher implements Batcher {
   stats(): BatcherStats {
     return { queued: this.#queue.length, executing: this.#executing };
   }
-}
-
-function cancelled(): TesseraError {
-  return new TesseraError('TESSERA_E_REQUEST_CANCELLED', 'the client closed the connection before the answer was ready');
 }
 
 /** The built-in `passthrough` batcher. */
