@@ -221,9 +221,19 @@ describe(DynamicBatcher, () => {
       ]);
     });
 
-    it('should reject a request larger than maxBatchSize', async () => {
-      const { b } = make({}, [new FakeInstance(4)]);
-      await expect(b.submit(req(1, { samples: 5 }), live())).rejects.toMatchObject({ code: 'TESSERA_E_INPUT_SHAPE', status: 400 });
+    it('should run a request larger than maxBatchSize alone rather than hold it forever (the pipeline rejects such requests first)', async () => {
+      const { b, inst } = make({ maxQueueDelayMs: 100 }, [new FakeInstance(4)]);
+      const big = track(b.submit(req(1, { samples: 5 }), live()));
+      const next = track(b.submit(req(2), live()));
+      await flush();
+      expect(inst.values).toEqual([[1]]);
+      inst.calls[0]!.resolve();
+      await advance(100);
+      expect(inst.values).toEqual([[1], [2]]);
+      inst.calls[1]!.resolve();
+      await flush();
+      expect(big.outputs).toHaveLength(1);
+      expect(next.outputs).toHaveLength(1);
     });
 
     it('should run requests one at a time when the model does not batch (maxBatchSize 0)', async () => {

@@ -8,7 +8,7 @@
 import type { InferenceRequest, ModelInstance } from '../contracts/backend.js';
 import type { Batcher, BatcherContext, BatcherFactory, BatcherStats } from '../contracts/batcher.js';
 import type { Tensor } from '../contracts/tensor.js';
-import { TesseraError } from '../errors.js';
+import type { TesseraError } from '../errors.js';
 import { startBatchSpans, withContext } from '../telemetry/tracing.js';
 import type { ResolvedDynamicBatcherOptions } from './dynamic-batcher-options.js';
 import { DYNAMIC_BATCHER_OPTIONS_SCHEMA, resolveDynamicBatcherOptions } from './dynamic-batcher-options.js';
@@ -32,7 +32,11 @@ const SHED_MIN_OBSERVATIONS = 3;
 
 const now = (): number => performance.now();
 
-/** The dynamic batcher. Every submitted request settles exactly once: outputs, or a TesseraError. */
+/**
+ * The dynamic batcher. Every submitted request settles exactly once: outputs, or a TesseraError.
+ * Requests arrive validated against the model's metadata (see `InferenceRequest`); only their
+ * `parameters.priority` and `parameters.timeout` are read and checked here.
+ */
 export class DynamicBatcher implements Batcher {
   readonly options: ResolvedDynamicBatcherOptions;
   readonly #ctx: BatcherContext;
@@ -86,7 +90,7 @@ export class DynamicBatcher implements Batcher {
     const { model, version } = this.#ctx;
     if (this.#draining) throw draining(model, version);
     if (signal.aborted) throw cancelled();
-    const samples = this.#samplesOf(request);
+    const samples = requestBatchSize(request, this.#batched);
     const level = this.#levelOf(request) - 1;
     const timeoutMs = this.#timeoutOf(request);
     const { maxQueueSize, latencyBudgetMs } = this.options;
@@ -139,21 +143,7 @@ export class DynamicBatcher implements Batcher {
   }
 
   // ------------------------------------------------------------------------------------------
-  // admission
-
-  #samplesOf(request: InferenceRequest): number {
-    const samples = requestBatchSize(request, this.#batched);
-    if (!this.#batched) return samples;
-    for (const input of request.inputs) {
-      if ((input.shape[0] ?? 1) !== samples) {
-        throw new TesseraError('TESSERA_E_INPUT_SHAPE', `inputs of one request must share dim 0 (the batch dim): '${input.name}' has ${input.shape[0]}, '${request.inputs[0]!.name}' has ${samples}`);
-      }
-    }
-    if (samples > this.#maxBatch) {
-      throw new TesseraError('TESSERA_E_INPUT_SHAPE', `a request of ${samples} samples (dim 0) exceeds the max batch size ${this.#maxBatch} of ${this.#ctx.model} v${this.#ctx.version}`);
-    }
-    return samples;
-  }
+  // admission: `parameters` are the only part of a request not validated before it gets here
 
   /** 1-based priority level from `parameters.priority` (0 or absent: the default level). */
   #levelOf(request: InferenceRequest): number {

@@ -70,15 +70,19 @@ export interface BatchLimits {
   preferred: ReadonlySet<number>;
 }
 
-/** Requests with equal keys may share an execution: same inputs, datatypes and non-batch dims. */
+/**
+ * Requests with equal keys may share an execution. Inputs arrive validated, in the model's input
+ * order, so the datatypes and non-batch dims of each position are the key.
+ */
 export function shapeKey(request: InferenceRequest, batched: boolean): string {
   if (!batched) return '';
-  const parts = request.inputs.map((t) => `${t.name}\u0000${t.datatype}\u0000${t.shape.slice(1).join(',')}`);
-  if (parts.length > 1) parts.sort();
-  return parts.join('\u0001');
+  return request.inputs.map((t) => `${t.datatype}\u0000${t.shape.slice(1).join(',')}`).join('\u0001');
 }
 
-/** The batch a sub-queue can form now: highest priority first, FIFO, until a request does not fit. */
+/**
+ * The batch a sub-queue can form now: highest priority first, FIFO, until a request does not fit.
+ * The head always goes, so a request is never stuck behind a limit it cannot meet.
+ */
 export function planBatch(queue: SubQueue, limits: BatchLimits): Plan {
   const entries: Entry[] = [];
   let samples = 0;
@@ -87,7 +91,7 @@ export function planBatch(queue: SubQueue, limits: BatchLimits): Plan {
   let oldest = Number.POSITIVE_INFINITY;
   outer: for (const level of queue.levels) {
     for (const e of level) {
-      if (limits.batched ? samples + e.samples > limits.maxBatch : entries.length === 1) {
+      if (entries.length > 0 && (!limits.batched || samples + e.samples > limits.maxBatch)) {
         full = true;
         break outer;
       }
