@@ -1,7 +1,8 @@
 /**
  * A conformance suite for tensor backends: `describeBackendConformance({...})` registers vitest
  * `describe`/`it` blocks that check what the core relies on — metadata, whole-batch execution equal
- * to one-at-a-time execution, datatype round-trips, output selection, load errors, idempotent unload.
+ * to one-at-a-time execution, datatype round-trips, output selection, load errors (with `cause`),
+ * idempotent unload.
  *
  * vitest is an optional peer dependency of `@tessera/core`: it is imported here lazily, so that the
  * rest of `@tessera/core/testing` (the ONNX builder, the test models) works without it.
@@ -16,7 +17,6 @@ import type * as VitestApi from 'vitest';
 import type { ErrorCode } from '../errors.js';
 import { isTesseraError } from '../errors.js';
 import { diffTensorLists } from './tensor-compare.js';
-
 
 let vitest: typeof VitestApi | undefined;
 let vitestError: unknown;
@@ -52,21 +52,31 @@ export interface ConformanceBrokenModel {
   config?: Record<string, unknown>;
 }
 
+/**
+ * What the conformance suite runs against. Besides the models' own behaviour, the suite requires of
+ * the backend: `load` rejects a missing model with a TesseraError of code `TESSERA_E_MODEL_LOAD`
+ * whose message names the path, and a corrupt one with `TESSERA_E_MODEL_LOAD`, **with `cause` set
+ * to the underlying error** (the core logs it); `execute` rejects with a TesseraError when its
+ * signal is already aborted and once the instance is unloaded; `unload` is idempotent.
+ */
 export interface BackendConformanceOptions {
   /** Shown in the top-level `describe`. */
   name: string;
   /** Called once per test group; the suite never shares model instances between groups. */
   createBackend: () => Backend | Promise<Backend>;
   models: {
-    /** A batchable model with at least two outputs (the `affine` test model). */
+    /**
+     * A batchable model (the `affine` test model). With two or more outputs the output-selection
+     * tests run; with fewer they are skipped, saying so in their names.
+     */
     batchable: ConformanceModel;
     /** Further models to load and run (e.g. `multiIo`, `fixed`, `dynamicImage`). */
     others?: ConformanceModel[];
     /** Identity models for each datatype the backend supports; each is round-tripped exactly. */
     identity?: Partial<Record<DataType, ConformanceModel>>;
-    /** A file that is not a valid model: `load` must reject with TESSERA_E_MODEL_LOAD. */
+    /** A file that is not a valid model: `load` must reject with TESSERA_E_MODEL_LOAD, `cause` set. */
     corrupt?: ConformanceBrokenModel;
-    /** A path with no file: `load` must reject with TESSERA_E_MODEL_LOAD. */
+    /** A path with no file: `load` must reject with TESSERA_E_MODEL_LOAD naming the path, `cause` set. */
     missing?: ConformanceBrokenModel;
   };
   /** dim 0 of each request in the multi-request batch test (default `[1, 2, 1, 3]`). */
@@ -134,10 +144,18 @@ export function outputsOf(results: readonly RequestResult[], index: number, cont
   return slot;
 }
 
+/** The name of a test that needs a model with two or more outputs, skipped (with the reason) when `outputs` is fewer. */
+function needsTwoOutputs(name: string, outputs: number): string {
+  return outputs >= 2 ? name : `${name}: skipped, the model has ${outputs === 1 ? 'one output' : 'no outputs'}; give a model with two or more`;
+}
+
 /**
- * Registers the conformance tests of a tensor backend with vitest. Results may hold an `Error` in
- * a request's slot (`RequestResult`); where the suite expects outputs, such a slot fails the test
- * with the error's message. Call it at the top level of a spec file:
+ * Registers the conformance tests of a tensor backend with vitest. The backend must, besides running
+ * the models right, reject load errors with TESSERA_E_MODEL_LOAD **and set `cause`** to the
+ * underlying error, and reject `execute` with a TesseraError when aborted or unloaded (see
+ * `BackendConformanceOptions`). Results may hold an `Error` in a request's slot (`RequestResult`);
+ * where the suite expects outputs, such a slot fails the test with the error's message. Call it at
+ * the top level of a spec file:
  *
  * ```ts
  * const dir = await mkdtemp(join(tmpdir(), 'models-'));
@@ -210,8 +228,10 @@ export function describeBackendConformance(options: BackendConformanceOptions): 
         }
       });
 
-      if (model.metadata.outputs.length > 1) {
-        it('should return the requested outputs when a request names some', async () => {
+      // with one output, selecting it proves nothing: the batchable model says so, the others stay quiet
+      const outputCount = model.metadata.outputs.length;
+      if (outputCount > 1 || model === options.models.batchable) {
+        (outputCount > 1 ? it : it.skip)(needsTwoOutputs('should return the requested outputs when a request names some', outputCount), async () => {
           const wanted = model.metadata.outputs[model.metadata.outputs.length - 1]!.name;
           const inputs = model.makeInputs(2, 3);
           const result = await execute(get(), { requests: [{ inputs, outputs: [wanted] }], outputs: [wanted] });
@@ -231,7 +251,8 @@ export function describeBackendConformance(options: BackendConformanceOptions): 
       const model = options.models.batchable;
       const get = useInstance(model);
 
-      it('should keep each request its own outputs when requests ask for different outputs', async () => {
+      const outputCount = model.metadata.outputs.length;
+      (outputCount > 1 ? it : it.skip)(needsTwoOutputs('should keep each request its own outputs when requests ask for different outputs', outputCount), async () => {
         const names = model.metadata.outputs.map((o) => o.name);
         const first = model.makeInputs(1, 21);
         const second = model.makeInputs(2, 22);
@@ -305,8 +326,9 @@ export function describeBackendConformance(options: BackendConformanceOptions): 
           expectTesseraError(err, 'TESSERA_E_MODEL_LOAD');
         });
       }
-      it('should set the cause of a load error', async () => {
-        const target = corrupt ?? missing;
+      const target = corrupt ?? missing;
+      const causeTest = 'should set `cause` on a load error (the underlying error, for logs)';
+      (target ? it : it.skip)(target ? causeTest : `${causeTest}: skipped, give models.corrupt or models.missing`, async () => {
         if (!target) return;
         const backend = await options.createBackend();
         const err = await rejection(backend.load(specOf({ name: 'broken', ...target }), testLoadContext()));
