@@ -5,7 +5,6 @@ import * as ort from 'onnxruntime-node';
 import type {
   Backend,
   InferenceBatch,
-  InferenceRequest,
   JSONSchema,
   LoadContext,
   ModelInstance,
@@ -18,7 +17,7 @@ import { TesseraError, allocateTensorData, errorMessage, isTesseraError } from '
 import type { WireTensor } from './internal/protocol.js';
 import type { SessionHost, SessionMetadata } from './internal/session-host.js';
 import { InlineSessionHost, SessionCreateError, WorkerSessionHost } from './internal/session-host.js';
-import { checkInput, concatBatch, datatypeOfOrt, fromOrtTensor, sliceRows, specShape, toWire } from './internal/tensors.js';
+import { concatBatch, datatypeOfOrt, fromOrtTensor, sliceRows, specShape, toWire } from './internal/tensors.js';
 
 /** `platform` in the metadata of every model this backend loads (Triton's name for ONNX Runtime models). */
 export const ONNXRUNTIME_PLATFORM = 'onnxruntime_onnx';
@@ -274,28 +273,27 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
   readonly sessionOptions: Readonly<ort.InferenceSession.SessionOptions>;
   /** Whether the session runs in a worker thread (`runInWorker`). */
   readonly runsInWorker: boolean;
-  private host: SessionHost | undefined;
-  private unloading: Promise<void> | undefined;
-  private readonly spec: ModelVersionSpec;
-  private readonly inputSpecs: ReadonlyMap<string, TensorSpec>;
+  #host: SessionHost | undefined;
+  #unloading: Promise<void> | undefined;
+  readonly #spec: ModelVersionSpec;
   /**
    * Outputs whose declared dim 0 is fixed, in a model that batches anyway (the config said so):
    * taken as independent of the batch, so every request of a batch gets all of it.
    */
-  private readonly wholeOutputs: ReadonlySet<string>;
+  readonly #wholeOutputs: ReadonlySet<string>;
 
   /** Use `OnnxRuntimeBackend.load`. */
   constructor(spec: ModelVersionSpec, host: SessionHost, metadata: ModelMetadata, sessionOptions: ort.InferenceSession.SessionOptions) {
-    this.spec = spec;
-    this.host = host;
+    this.#spec = spec;
+    this.#host = host;
     this.runsInWorker = host instanceof WorkerSessionHost;
     this.metadata = metadata;
     this.sessionOptions = sessionOptions;
-    this.inputSpecs = new Map(metadata.inputs.map((i) => [i.name, i]));
-    this.wholeOutputs = new Set(metadata.outputs.filter((o) => o.shape.length > 0 && o.shape[0] !== -1).map((o) => o.name));
+    this.#wholeOutputs = new Set(metadata.outputs.filter((o) => o.shape.length > 0 && o.shape[0] !== -1).map((o) => o.name));
     const warmupShapes = (spec.config as OnnxRuntimeModelConfig).warmupShapes ?? {};
+    const inputNames = new Set(metadata.inputs.map((i) => i.name));
     for (const name of Object.keys(warmupShapes)) {
-      if (!this.inputSpecs.has(name)) {
+      if (!inputNames.has(name)) {
         throw loadError(spec, `warmupShapes names input '${name}', which the model does not have (inputs: ${metadata.inputs.map((i) => i.name).join(', ')})`);
       }
     }
@@ -309,53 +307,56 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
    * is split back with `subarray` views. A model that does not batch runs its requests one after
    * the other.
    *
+   * Requests arrive validated, their inputs in `metadata.inputs` order (see `InferenceRequest`):
+   * nothing about them is checked again. Every request gets the outputs that were fetched — those
+   * the batch (or any of its requests) asked for, all when none did — in the model's output order;
+   * the core selects and orders what each request asked for.
+   *
    * `signal`: checked before each run is handed to ORT (TESSERA_E_REQUEST_CANCELLED). A run that
    * started cannot be interrupted: it finishes, and if the signal fired meanwhile its result is
    * dropped and the batch rejects with TESSERA_E_REQUEST_CANCELLED.
    */
   async execute(batch: InferenceBatch, signal: AbortSignal): Promise<Tensor[][]> {
-    const host = this.host;
-    if (!host || this.unloading) throw new TesseraError('TESSERA_E_MODEL_NOT_READY', `${label(this.spec)} is unloaded`);
-    if (host.failure !== undefined) throw new TesseraError('TESSERA_E_INFERENCE_FAILED', `${label(this.spec)}: ${host.failure}`);
-    if (signal.aborted) throw this.cancelled(signal, 'before it ran');
+    const host = this.#host;
+    if (!host || this.#unloading) throw new TesseraError('TESSERA_E_MODEL_NOT_READY', `${label(this.#spec)} is unloaded`);
+    if (host.failure !== undefined) throw new TesseraError('TESSERA_E_INFERENCE_FAILED', `${label(this.#spec)}: ${host.failure}`);
+    if (signal.aborted) throw this.#cancelled(signal, 'before it ran');
     const { requests } = batch;
     if (requests.length === 0) return [];
-    const fetches = this.fetchNames(batch);
+    const fetches = this.#fetchNames(batch);
 
     if (requests.length === 1 || this.metadata.maxBatchSize === 0) {
       const results: Tensor[][] = [];
-      for (const request of requests) {
-        const outputs = await this.run(host, this.feedsOf(request), fetches, false, signal);
-        results.push(pick(outputs, request.outputs));
-      }
+      for (const request of requests) results.push(await this.#run(host, request.inputs.map(toWire), fetches, false, signal));
       return results;
     }
 
-    const rows = requests.map((r) => this.rowsOf(r));
-    const feeds = this.metadata.inputs.map((spec) => concatBatch(spec.name, requests.map((r) => this.inputOf(r, spec))));
-    const outputs = await this.run(host, feeds, fetches, true, signal);
+    // dim 0 is shared by a request's inputs, so the first one's is the request's row count
+    const rows = requests.map((r) => r.inputs[0]?.shape[0] ?? 0);
+    const feeds = this.metadata.inputs.map((spec, k) => concatBatch(spec.name, requests.map((r) => r.inputs[k]!)));
+    const outputs = await this.#run(host, feeds, fetches, true, signal);
     const total = rows.reduce((a, b) => a + b, 0);
     for (const t of outputs) {
-      if (!this.wholeOutputs.has(t.name) && t.shape[0] !== total) {
+      if (!this.#wholeOutputs.has(t.name) && t.shape[0] !== total) {
         throw new TesseraError(
           'TESSERA_E_INFERENCE_FAILED',
-          `${label(this.spec)}: output '${t.name}' has shape [${t.shape.join(', ')}] for a batch of ${total} rows, so it cannot be split per request ` +
+          `${label(this.#spec)}: output '${t.name}' has shape [${t.shape.join(', ')}] for a batch of ${total} rows, so it cannot be split per request ` +
             '(the model mixes rows of the batch). Set batching.maxBatchSize: 0 for this model.',
         );
       }
     }
     let start = 0;
-    return requests.map((request, i) => {
-      const end = start + rows[i]!;
-      const mine = outputs.map((t) => (this.wholeOutputs.has(t.name) ? { ...t, shape: [...t.shape] } : sliceRows(t, start, end)));
+    return rows.map((n) => {
+      const end = start + n;
+      const mine = outputs.map((t) => (this.#wholeOutputs.has(t.name) ? { ...t, shape: [...t.shape] } : sliceRows(t, start, end)));
       start = end;
-      return pick(mine, request.outputs);
+      return mine;
     });
   }
 
   /** Runs once with zeros (in the worker, when the session runs in one): shapes from `warmupShapes`, else dim 0 → 1 and other dynamic dims → 32. */
   async warmup(): Promise<void> {
-    const shapes = (this.spec.config as OnnxRuntimeModelConfig).warmupShapes ?? {};
+    const shapes = (this.#spec.config as OnnxRuntimeModelConfig).warmupShapes ?? {};
     const inputs = this.metadata.inputs.map((spec) => {
       const shape = shapes[spec.name] ?? spec.shape.map((d, i) => (d >= 0 ? d : i === 0 ? 1 : DEFAULT_WARMUP_DIM));
       const size = shape.reduce((a, b) => a * b, 1);
@@ -365,7 +366,7 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
       await this.execute({ requests: [{ inputs }] }, new AbortController().signal);
     } catch (err) {
       const shown = inputs.map((i) => `${i.name} [${i.shape.join(', ')}]`).join(', ');
-      throw new TesseraError('TESSERA_E_MODEL_WARMUP', `${label(this.spec)}: warm-up with zeros (${shown}) failed: ${errorMessage(err).trim()}. Set warmupShapes in the model config to shapes the model accepts.`, {
+      throw new TesseraError('TESSERA_E_MODEL_WARMUP', `${label(this.#spec)}: warm-up with zeros (${shown}) failed: ${errorMessage(err).trim()}. Set warmupShapes in the model config to shapes the model accepts.`, {
         cause: err,
       });
     }
@@ -373,7 +374,7 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
 
   /** False once unloaded, and when the worker running the session died (every execute then fails). */
   async ready(): Promise<boolean> {
-    return this.host !== undefined && !this.unloading && this.host.failure === undefined;
+    return this.#host !== undefined && !this.#unloading && this.#host.failure === undefined;
   }
 
   /**
@@ -382,12 +383,12 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
    * is terminated). Later calls (and concurrent ones) wait for the same release.
    */
   unload(): Promise<void> {
-    this.unloading ??= (async () => {
-      const host = this.host;
-      this.host = undefined;
+    this.#unloading ??= (async () => {
+      const host = this.#host;
+      this.#host = undefined;
       await host?.release();
     })();
-    return this.unloading;
+    return this.#unloading;
   }
 
   /**
@@ -396,73 +397,33 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
    * aborts the whole process, see `WorkerSessionHost`).
    */
   get workerForTests(): Worker | undefined {
-    return this.host instanceof WorkerSessionHost ? this.host.workerForTests : undefined;
+    return this.#host instanceof WorkerSessionHost ? this.#host.workerForTests : undefined;
   }
 
-  private fetchNames(batch: InferenceBatch): string[] {
+  /** The outputs to fetch, in the model's order: every one, or those the batch and its requests named. */
+  #fetchNames(batch: InferenceBatch): string[] {
     const all = this.metadata.outputs.map((o) => o.name);
     if (!batch.outputs) return all;
     // include what single requests named too, so that a request never misses an output it asked for
     const wanted = new Set([...batch.outputs, ...batch.requests.flatMap((r) => r.outputs ?? [])]);
-    for (const name of wanted) {
-      if (!all.includes(name)) throw new TesseraError('TESSERA_E_OUTPUT_UNKNOWN', `${label(this.spec)} has no output '${name}' (outputs: ${all.join(', ')})`);
-    }
     return all.filter((n) => wanted.has(n));
   }
 
-  private inputOf(request: InferenceRequest, spec: TensorSpec): Tensor {
-    const t = request.inputs.find((i) => i.name === spec.name);
-    if (!t) throw new TesseraError('TESSERA_E_INPUT_MISSING', `${label(this.spec)} needs input '${spec.name}'`);
-    checkInput(t, spec);
-    return t;
-  }
-
-  private feedsOf(request: InferenceRequest): WireTensor[] {
-    for (const t of request.inputs) {
-      if (!this.inputSpecs.has(t.name)) throw new TesseraError('TESSERA_E_INPUT_UNKNOWN', `${label(this.spec)} has no input '${t.name}'`);
-    }
-    return this.metadata.inputs.map((spec) => toWire(this.inputOf(request, spec)));
-  }
-
-  /** dim 0 of a request: the same for every input, or the batch cannot be split back. */
-  private rowsOf(request: InferenceRequest): number {
-    let rows: number | undefined;
-    for (const spec of this.metadata.inputs) {
-      const t = this.inputOf(request, spec);
-      const n = t.shape[0] ?? 0;
-      if (rows !== undefined && n !== rows) {
-        throw new TesseraError('TESSERA_E_INPUT_SHAPE', `inputs of one request must share dim 0 (the batch dim): '${spec.name}' has ${n}, another input has ${rows}`);
-      }
-      rows = n;
-    }
-    return rows ?? 0;
-  }
-
   /** One run of the session. `owned`: the feeds' buffers were allocated for this run and may be moved to the worker. */
-  private async run(host: SessionHost, feeds: WireTensor[], fetches: string[], owned: boolean, signal: AbortSignal): Promise<Tensor[]> {
-    if (signal.aborted) throw this.cancelled(signal, 'before it ran');
+  async #run(host: SessionHost, feeds: WireTensor[], fetches: string[], owned: boolean, signal: AbortSignal): Promise<Tensor[]> {
+    if (signal.aborted) throw this.#cancelled(signal, 'before it ran');
     let out: WireTensor[];
     try {
       out = await host.run(feeds, fetches, owned);
     } catch (err) {
       if (isTesseraError(err)) throw err;
-      throw new TesseraError('TESSERA_E_INFERENCE_FAILED', `${label(this.spec)}: inference failed: ${errorMessage(err).trim()}`, { cause: err });
+      throw new TesseraError('TESSERA_E_INFERENCE_FAILED', `${label(this.#spec)}: inference failed: ${errorMessage(err).trim()}`, { cause: err });
     }
-    if (signal.aborted) throw this.cancelled(signal, 'while it ran (ONNX Runtime cannot stop a run); its result was dropped');
+    if (signal.aborted) throw this.#cancelled(signal, 'while it ran (ONNX Runtime cannot stop a run); its result was dropped');
     return out.map((t) => fromOrtTensor(t.name, t));
   }
 
-  private cancelled(signal: AbortSignal, when: string): TesseraError {
-    return new TesseraError('TESSERA_E_REQUEST_CANCELLED', `${label(this.spec)}: the batch was cancelled ${when}`, { cause: signal.reason });
+  #cancelled(signal: AbortSignal, when: string): TesseraError {
+    return new TesseraError('TESSERA_E_REQUEST_CANCELLED', `${label(this.#spec)}: the batch was cancelled ${when}`, { cause: signal.reason });
   }
-}
-
-/** The outputs a request asked for, in the order it asked; all of them when it named none. */
-function pick(outputs: Tensor[], wanted: string[] | undefined): Tensor[] {
-  if (!wanted) return outputs;
-  return wanted.map((name) => {
-    const t = outputs.find((o) => o.name === name);
-    if (!t) throw new TesseraError('TESSERA_E_OUTPUT_UNKNOWN', `the model has no output '${name}' (outputs: ${outputs.map((o) => o.name).join(', ')})`);
-    return t;
-  });
 }

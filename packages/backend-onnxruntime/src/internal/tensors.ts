@@ -4,7 +4,7 @@
  * dim 0 (one copy of each request's bytes) and splitting of outputs with `subarray` views (no copies).
  */
 import * as ort from 'onnxruntime-node';
-import type { DataType, Tensor, TensorSpec } from '@tessera/core';
+import type { DataType, Tensor } from '@tessera/core';
 import { TesseraError, shapeSize, typedArrayConstructor } from '@tessera/core';
 import type { WireData, WireTensor } from './protocol.js';
 
@@ -35,28 +35,6 @@ export function datatypeOfOrt(type: string): DataType | undefined {
 /** Declared dims → Tessera shape: symbolic (string), unnamed (`''`) and negative dims become -1. */
 export function specShape(dims: readonly (number | string)[]): number[] {
   return dims.map((d) => (typeof d === 'number' && d >= 0 ? d : -1));
-}
-
-/** Checks one request tensor against the model's input spec before it reaches ONNX Runtime. */
-export function checkInput(t: Tensor, spec: TensorSpec): void {
-  if (t.datatype !== spec.datatype) {
-    throw new TesseraError('TESSERA_E_INPUT_DATATYPE', `input '${t.name}' is ${t.datatype}, the model expects ${spec.datatype}`);
-  }
-  if (spec.shape.length > 0 && (t.shape.length !== spec.shape.length || t.shape.some((d, i) => spec.shape[i] !== -1 && spec.shape[i] !== d))) {
-    throw new TesseraError('TESSERA_E_INPUT_SHAPE', `input '${t.name}' has shape [${t.shape.join(', ')}], the model expects [${spec.shape.join(', ')}] (-1 = any)`);
-  }
-  if (t.data.length !== shapeSize(t.shape)) {
-    throw new TesseraError('TESSERA_E_INPUT_DATA', `input '${t.name}' has ${t.data.length} elements for shape [${t.shape.join(', ')}] (expected ${shapeSize(t.shape)})`);
-  }
-  if (t.datatype === 'BYTES') {
-    if (!Array.isArray(t.data)) throw new TesseraError('TESSERA_E_INPUT_DATA', `input '${t.name}' is BYTES: its data must be a string[]`);
-  } else {
-    const Ctor = typedArrayConstructor(t.datatype);
-    // ONNX Runtime checks `instanceof` too, with a less helpful message
-    if (!(t.data instanceof (Ctor as unknown as typeof Uint8Array))) {
-      throw new TesseraError('TESSERA_E_INPUT_DATA', `input '${t.name}' is ${t.datatype}: its data must be a ${Ctor.name}, got ${t.data.constructor.name}`);
-    }
-  }
 }
 
 /** A request tensor as a wire tensor, without copying: `data` is the request's own array. */
@@ -96,8 +74,9 @@ export function fromOrtTensor(name: string, t: Pick<WireTensor, 'type' | 'dims' 
 
 /**
  * Concatenates the tensors of one input across requests along dim 0: one preallocated array,
- * each request's data copied into it exactly once. Requests must share the non-batch dims. The
- * result's buffer is new and viewed by nothing else, so it may be transferred to another thread.
+ * each request's data copied into it exactly once. Requests must share the non-batch dims (the
+ * batchers form batches so; checked, since a mismatch would misplace rows). The result's buffer is
+ * new and viewed by nothing else, so it may be transferred to another thread.
  */
 export function concatBatch(name: string, parts: readonly Tensor[]): WireTensor {
   const first = parts[0]!;

@@ -1,15 +1,15 @@
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { InferenceBatch, InferenceRequest, ModelInstance, ModelMetadata } from '../contracts/backend.js';
+import type { InferenceBatch, InferenceRequest, ModelInstance, ModelMetadata, RequestResult } from '../contracts/backend.js';
 import { BATCHER_FACTORY } from '../contracts/batcher.js';
 import type { BatcherFactory } from '../contracts/batcher.js';
 import type { ServingEventMap } from '../contracts/events.js';
 import { ServingEvents } from '../contracts/events.js';
 import type { DataType, Tensor } from '../contracts/tensor.js';
 import { resolveConfig } from '../config/resolve.js';
-import { validateAgainstSchema } from '../config/validate.js';
+import { TesseraError } from '../errors.js';
 import { TesseraServer } from '../server.js';
-import { BatchLatencyModel, DYNAMIC_BATCHER_OPTIONS_SCHEMA, DynamicBatcher, dynamicBatcherFactory, resolveDynamicBatcherOptions } from './dynamic-batcher.js';
+import { DynamicBatcher, dynamicBatcherFactory } from './dynamic-batcher.js';
 
 type BatchEvent = ServingEventMap['batch'][0];
 
@@ -17,20 +17,24 @@ interface Call {
   batch: InferenceBatch;
   signal: AbortSignal;
   at: number;
-  resolve: () => void;
+  /** Finishes the execution; `slot` may give a request (by index) an Error instead of its outputs. */
+  resolve: (slot?: (index: number) => Error | undefined) => void;
   reject: (err: Error) => void;
 }
 
 /**
  * A model instance under the test's control: each execution waits for `resolve()`/`reject()`, or,
  * with `cost`, finishes by itself after `cost(samples)` ms of (fake) time. Every request gets its
- * own input back as output `y`, so that tests can tell whose answer is whose.
+ * own input back as output `y`, so that tests can tell whose answer is whose; or, when `failing`
+ * says so, an Error in its slot.
  */
 class FakeInstance implements ModelInstance {
   readonly metadata: ModelMetadata;
   readonly calls: Call[] = [];
   running = 0;
   maxRunning = 0;
+  /** An Error for the slot of a request (by its value), for executions that finish by themselves. */
+  failing: ((value: number) => Error | undefined) | undefined;
 
   constructor(
     maxBatchSize = 8,
@@ -39,7 +43,7 @@ class FakeInstance implements ModelInstance {
     this.metadata = { platform: 'test', inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, -1] }], outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, -1] }], maxBatchSize };
   }
 
-  execute(batch: InferenceBatch, signal: AbortSignal): Promise<Tensor[][]> {
+  execute(batch: InferenceBatch, signal: AbortSignal): Promise<RequestResult[]> {
     this.running++;
     this.maxRunning = Math.max(this.maxRunning, this.running);
     return new Promise((resolve, reject) => {
@@ -47,9 +51,9 @@ class FakeInstance implements ModelInstance {
         batch,
         signal,
         at: performance.now(),
-        resolve: () => {
+        resolve: (slot = (i) => this.failing?.(valueOf(batch.requests[i]!))) => {
           this.running--;
-          resolve(batch.requests.map((r) => [{ ...r.inputs[0]!, name: 'y' }]));
+          resolve(batch.requests.map((r, i) => slot(i) ?? [{ ...r.inputs[0]!, name: 'y' }]));
         },
         reject: (err) => {
           this.running--;
@@ -59,7 +63,7 @@ class FakeInstance implements ModelInstance {
       this.calls.push(call);
       if (this.cost) {
         const samples = batch.requests.reduce((n, r) => n + (r.inputs[0]?.shape[0] ?? 1), 0);
-        setTimeout(call.resolve, this.cost(samples));
+        setTimeout(() => call.resolve(), this.cost(samples));
       }
     });
   }
@@ -153,7 +157,7 @@ describe(DynamicBatcher, () => {
       inst.calls[0]!.resolve();
       expect((await p1)[0]!.data).toEqual(new Float32Array(4).fill(1));
       expect((await p2)[0]!.data).toEqual(new Float32Array(4).fill(2));
-      expect(batches).toEqual([{ model: 'm', version: '1', size: 2, requests: 2, queueMs: [10, 5], executeMs: 0, ok: true }]);
+      expect(batches).toEqual([{ model: 'm', version: '1', size: 2, requests: 2, queueMs: [10, 5], executeMs: 0, ok: true, failed: 0 }]);
     });
 
     it('should accept durations with units', async () => {
@@ -217,9 +221,19 @@ describe(DynamicBatcher, () => {
       ]);
     });
 
-    it('should reject a request larger than maxBatchSize', async () => {
-      const { b } = make({}, [new FakeInstance(4)]);
-      await expect(b.submit(req(1, { samples: 5 }), live())).rejects.toMatchObject({ code: 'TESSERA_E_INPUT_SHAPE', status: 400 });
+    it('should run a request larger than maxBatchSize alone rather than hold it forever (the pipeline rejects such requests first)', async () => {
+      const { b, inst } = make({ maxQueueDelayMs: 100 }, [new FakeInstance(4)]);
+      const big = track(b.submit(req(1, { samples: 5 }), live()));
+      const next = track(b.submit(req(2), live()));
+      await flush();
+      expect(inst.values).toEqual([[1]]);
+      inst.calls[0]!.resolve();
+      await advance(100);
+      expect(inst.values).toEqual([[1], [2]]);
+      inst.calls[1]!.resolve();
+      await flush();
+      expect(big.outputs).toHaveLength(1);
+      expect(next.outputs).toHaveLength(1);
     });
 
     it('should run requests one at a time when the model does not batch (maxBatchSize 0)', async () => {
@@ -516,6 +530,69 @@ describe(DynamicBatcher, () => {
     });
   });
 
+  describe('.submit having a request that fails inside its batch', () => {
+    it('should give the others of the batch their outputs, and that request its own error, status kept', async () => {
+      const { b, inst, batches } = make({ maxQueueDelayMs: 1 });
+      const ps = [1, 2, 3, 4].map((v) => track(b.submit(req(v), live())));
+      await advance(1);
+      expect(inst.values).toEqual([[1, 2, 3, 4]]);
+      const bad = new TesseraError('TESSERA_E_INPUT_DATA', 'request 2: a value the model cannot take');
+      inst.calls[0]!.resolve((i) => (i === 1 ? bad : undefined));
+      await flush();
+      expect(ps[1]!.error).toBe(bad);
+      expect(ps[1]!.error).toMatchObject({ code: 'TESSERA_E_INPUT_DATA', status: 400 });
+      for (const i of [0, 2, 3]) {
+        expect(ps[i]!.error, `request ${i + 1}`).toBeUndefined();
+        expect(ps[i]!.outputs![0]!.data, `request ${i + 1}`).toEqual(new Float32Array(4).fill(i + 1));
+      }
+      expect(batches).toEqual([{ model: 'm', version: '1', size: 4, requests: 4, queueMs: [1, 1, 1, 1], executeMs: 0, ok: true, failed: 1 }]);
+    });
+
+    it('should turn a plain Error in a slot into TESSERA_E_INFERENCE_FAILED naming the model and version', async () => {
+      const { b, inst } = make({ maxQueueDelayMs: 1 });
+      const ps = [1, 2].map((v) => track(b.submit(req(v), live())));
+      await advance(1);
+      const cause = new Error('row 0 is out of range');
+      inst.calls[0]!.resolve((i) => (i === 0 ? cause : undefined));
+      await flush();
+      expect(ps[0]!.error).toMatchObject({ code: 'TESSERA_E_INFERENCE_FAILED', status: 500, message: 'm v1: row 0 is out of range', cause });
+      expect(ps[1]!.outputs).toHaveLength(1);
+    });
+
+    it('should still learn the execution time from an execution that failed some of its requests', async () => {
+      // the latency budget sheds only once 3 executions were observed (see the latencyBudgetMs tests)
+      const inst = new FakeInstance(1, () => 10);
+      inst.failing = () => new TesseraError('TESSERA_E_INPUT_DATA', 'no');
+      const { b, batches } = make({ latencyBudgetMs: 25 }, [inst]);
+      for (let i = 0; i < 3; i++) {
+        const p = track(b.submit(req(i), live()));
+        await advance(10);
+        expect(p.error).toMatchObject({ code: 'TESSERA_E_INPUT_DATA' });
+      }
+      expect(batches.map((e) => [e.ok, e.failed])).toEqual([
+        [true, 1],
+        [true, 1],
+        [true, 1],
+      ]);
+      inst.failing = undefined;
+      const ps = [1, 2, 3, 4].map((v) => track(b.submit(req(v), live())));
+      await flush();
+      expect(ps.map((p) => p.error?.code)).toEqual([undefined, undefined, 'TESSERA_E_QUEUE_SHED', 'TESSERA_E_QUEUE_SHED']);
+      await advance(20);
+      expect(ps[0]!.outputs && ps[1]!.outputs).toBeTruthy();
+    });
+
+    it('should fail the whole batch when a slot is neither outputs nor an Error', async () => {
+      const inst = new FakeInstance();
+      inst.execute = () => Promise.resolve([[], undefined] as unknown as RequestResult[]);
+      const { b, batches } = make({ maxQueueDelayMs: 1 }, [inst]);
+      const ps = [1, 2].map((v) => track(b.submit(req(v), live())));
+      await advance(1);
+      for (const p of ps) expect(p.error).toMatchObject({ code: 'TESSERA_E_INFERENCE_FAILED', message: expect.stringContaining('undefined for request 2 of the batch') });
+      expect(batches.map((e) => [e.ok, e.failed])).toEqual([[false, 0]]);
+    });
+  });
+
   describe('.drain', () => {
     it('should dispatch queued work at once, refuse new work and resolve when everything finished', async () => {
       const { b, inst } = make({ maxQueueDelayMs: 1000 }, [new FakeInstance(2)]);
@@ -711,65 +788,7 @@ describe(DynamicBatcher, () => {
   });
 });
 
-describe(BatchLatencyModel, () => {
-  it('should fit t(b) = a + c·b from per-size averages', () => {
-    const m = new BatchLatencyModel();
-    for (let i = 0; i < 5; i++) for (const b of [1, 4, 8]) m.observe(b, 3 + 0.5 * b);
-    const { a, c } = m.coefficients();
-    expect(a).toBeCloseTo(3);
-    expect(c).toBeCloseTo(0.5);
-    expect(m.predict(16)).toBeCloseTo(11);
-  });
-
-  it('should assume no batching gain from a single observed size', () => {
-    const m = new BatchLatencyModel();
-    m.observe(2, 10);
-    expect(m.coefficients()).toEqual({ a: 0, c: 5 });
-    expect(new BatchLatencyModel().predict(4)).toBe(0);
-  });
-
-  it('should keep the coefficients non-negative', () => {
-    const m = new BatchLatencyModel();
-    m.observe(1, 10);
-    m.observe(8, 5);
-    expect(m.coefficients()).toEqual({ a: 7.5, c: 0 });
-    const n = new BatchLatencyModel();
-    n.observe(1, 0.1);
-    n.observe(10, 20);
-    expect(n.coefficients().a).toBe(0);
-    expect(n.coefficients().c).toBeGreaterThan(0);
-  });
-});
-
-describe('dynamic batcher options', () => {
-  it('should resolve defaults and durations', () => {
-    expect(resolveDynamicBatcherOptions({})).toEqual({
-      maxQueueDelayMs: 0,
-      preferredBatchSizes: [],
-      maxQueueSize: 1024,
-      timeoutMs: 0,
-      priorityLevels: 1,
-      defaultPriorityLevel: 1,
-      latencyBudgetMs: 0,
-      adaptiveMaxDelayMs: 10,
-    });
-    const options = { maxQueueDelayMs: '2ms', timeoutMs: '1.5s', preferredBatchSizes: [16, 8], priorityLevels: 3 };
-    expect(resolveDynamicBatcherOptions(options)).toMatchObject({ maxQueueDelayMs: 2, timeoutMs: 1500, preferredBatchSizes: [8, 16], defaultPriorityLevel: 3 });
-    expect(options.maxQueueDelayMs).toBe('2ms');
-    expect(resolveDynamicBatcherOptions({ maxQueueDelayMs: 'auto' }).maxQueueDelayMs).toBe('auto');
-  });
-
-  it('should reject invalid options with the path, the value and what is allowed', () => {
-    expect(() => resolveDynamicBatcherOptions({ maxQueueDelayMs: 'soon' })).toThrow(/batching\.maxQueueDelayMs: must be a number ≥ 0, or "auto", or a duration.*got "soon"/);
-    expect(() => validateAgainstSchema(dynamicBatcherFactory.optionsSchema!, { maxQueueDelay: 2 }, 'models.m.batching')).toThrow(/unknown key "maxQueueDelay".*did you mean "maxQueueDelayMs"/);
-    expect(() => validateAgainstSchema(DYNAMIC_BATCHER_OPTIONS_SCHEMA, { priorityLevels: 0 }, 'b')).toThrow(/b\.priorityLevels: must be an integer ≥ 1/);
-  });
-
-  it('should give every option a description', () => {
-    const properties = DYNAMIC_BATCHER_OPTIONS_SCHEMA['properties'] as Record<string, { description?: string }>;
-    for (const [key, p] of Object.entries(properties)) expect(p.description, key).toBeTruthy();
-  });
-
+describe('dynamicBatcherFactory', () => {
   it('should be registered in the core as `dynamic`', () => {
     const server = new TesseraServer({ config: resolveConfig({}, { configDir: '/', env: {} }), logger: pino({ level: 'silent' }) });
     expect(server.container.get<BatcherFactory>(BATCHER_FACTORY, { name: 'dynamic' })).toBe(dynamicBatcherFactory);

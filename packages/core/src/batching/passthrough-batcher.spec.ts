@@ -1,8 +1,8 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { InferenceBatch, ModelInstance } from '../contracts/backend.js';
+import type { InferenceBatch, ModelInstance, RequestResult } from '../contracts/backend.js';
+import type { ServingEventMap } from '../contracts/events.js';
 import { ServingEvents } from '../contracts/events.js';
-import type { Tensor } from '../contracts/tensor.js';
 import { TesseraError } from '../errors.js';
 import { PassthroughBatcher } from './passthrough-batcher.js';
 
@@ -10,19 +10,20 @@ import { PassthroughBatcher } from './passthrough-batcher.js';
 class ControlledInstance implements ModelInstance {
   readonly metadata = { platform: 'test', inputs: [{ name: 'x', datatype: 'FP32' as const, shape: [-1] }], outputs: [{ name: 'y', datatype: 'FP32' as const, shape: [-1] }], maxBatchSize: 8 };
   readonly calls: InferenceBatch[] = [];
-  readonly pending: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  /** `resolve(slot)`: the request gets `slot` (an Error) instead of its outputs, when given. */
+  readonly pending: { resolve: (slot?: Error) => void; reject: (e: Error) => void }[] = [];
   running = 0;
   maxRunning = 0;
 
-  execute(batch: InferenceBatch): Promise<Tensor[][]> {
+  execute(batch: InferenceBatch): Promise<RequestResult[]> {
     this.calls.push(batch);
     this.running++;
     this.maxRunning = Math.max(this.maxRunning, this.running);
     return new Promise((resolve, reject) => {
       this.pending.push({
-        resolve: () => {
+        resolve: (slot) => {
           this.running--;
-          resolve(batch.requests.map((r) => [{ ...r.inputs[0]!, name: 'y' }]));
+          resolve(batch.requests.map((r) => slot ?? [{ ...r.inputs[0]!, name: 'y' }]));
         },
         reject: (e) => {
           this.running--;
@@ -41,9 +42,11 @@ const req = (v: number) => ({ inputs: [{ name: 'x', datatype: 'FP32' as const, s
 function make(instances: ModelInstance[]) {
   const events = new ServingEvents();
   const batches: number[] = [];
+  const batchEvents: ServingEventMap['batch'][0][] = [];
   events.on('batch', (e) => batches.push(e.requests));
+  events.on('batch', (e) => batchEvents.push(e));
   const b = new PassthroughBatcher({ model: 'm', version: '1', metadata: instances[0]!.metadata, instances, options: {}, events, logger: pino({ level: 'silent' }) });
-  return { b, batches };
+  return { b, batches, batchEvents };
 }
 
 describe('PassthroughBatcher', () => {
@@ -102,6 +105,44 @@ describe('PassthroughBatcher', () => {
     await tick();
     inst.pending[1]!.resolve();
     await expect(q).resolves.toHaveLength(1);
+  });
+
+  it('should reject a request with the Error in its slot, a TesseraError as is, and count it in the batch event', async () => {
+    const inst = new ControlledInstance();
+    const { b, batchEvents } = make([inst]);
+    const p = b.submit(req(1), new AbortController().signal);
+    await tick();
+    const bad = new TesseraError('TESSERA_E_INPUT_DATA', 'a value the model cannot take');
+    inst.pending[0]!.resolve(bad);
+    await expect(p).rejects.toBe(bad);
+    expect(bad.status).toBe(400);
+    expect(batchEvents).toEqual([{ model: 'm', version: '1', size: 1, requests: 1, queueMs: [expect.any(Number)], executeMs: expect.any(Number), ok: true, failed: 1 }]);
+    const q = b.submit(req(2), new AbortController().signal);
+    await tick();
+    inst.pending[1]!.resolve();
+    await expect(q).resolves.toHaveLength(1);
+    expect(batchEvents.map((e) => [e.ok, e.failed])).toEqual([
+      [true, 1],
+      [true, 0],
+    ]);
+  });
+
+  it('should wrap a plain Error in a slot as TESSERA_E_INFERENCE_FAILED with the model and version', async () => {
+    const inst = new ControlledInstance();
+    const { b } = make([inst]);
+    const p = b.submit(req(1), new AbortController().signal);
+    await tick();
+    const cause = new Error('out of range');
+    inst.pending[0]!.resolve(cause);
+    await expect(p).rejects.toMatchObject({ code: 'TESSERA_E_INFERENCE_FAILED', status: 500, message: 'm v1: out of range', cause });
+  });
+
+  it('should fail the execution when the backend returns the wrong number of results', async () => {
+    const inst = new ControlledInstance();
+    inst.execute = () => Promise.resolve([]);
+    const { b, batchEvents } = make([inst]);
+    await expect(b.submit(req(1), new AbortController().signal)).rejects.toMatchObject({ code: 'TESSERA_E_INFERENCE_FAILED', message: expect.stringContaining('0 output lists for a batch of 1') });
+    expect(batchEvents.map((e) => [e.ok, e.failed])).toEqual([[false, 0]]);
   });
 
   it('should finish queued work on drain and refuse new work', async () => {

@@ -1,8 +1,9 @@
 import type { InferenceRequest, ModelInstance } from '../contracts/backend.js';
 import type { Batcher, BatcherContext, BatcherFactory, BatcherStats } from '../contracts/batcher.js';
 import type { Tensor } from '../contracts/tensor.js';
-import { TesseraError, errorMessage, isTesseraError } from '../errors.js';
 import { startBatchSpans, withContext } from '../telemetry/tracing.js';
+import { asInferenceError, readResults, requestBatchSize } from './internal/batch-results.js';
+import { cancelled, draining } from './internal/refusals.js';
 
 interface Waiter {
   request: InferenceRequest;
@@ -13,22 +14,11 @@ interface Waiter {
   onAbort: () => void;
 }
 
-/** Number of samples a request carries along dim 0 (1 for models that do not batch). */
-export function requestBatchSize(request: InferenceRequest, batched: boolean): number {
-  if (!batched) return 1;
-  return request.inputs[0]?.shape[0] ?? 1;
-}
-
-/** Wraps any backend failure as a TesseraError so the HTTP edge maps it to a status. */
-export function asInferenceError(err: unknown, model: string, version: string): TesseraError {
-  if (isTesseraError(err)) return err;
-  return new TesseraError('TESSERA_E_INFERENCE_FAILED', `${model} v${version}: ${errorMessage(err)}`, { cause: err });
-}
-
 /**
  * One request, one execution: no batching across requests. Each instance runs one execution at a
  * time (Triton's instance semantics); requests wait in FIFO order for a free instance and leave the
- * queue when their client goes away.
+ * queue when their client goes away. Requests arrive validated against the model's metadata (see
+ * `InferenceRequest`) and go to the backend as they are.
  */
 export class PassthroughBatcher implements Batcher {
   readonly #ctx: BatcherContext;
@@ -45,11 +35,7 @@ export class PassthroughBatcher implements Batcher {
   }
 
   submit(request: InferenceRequest, signal: AbortSignal): Promise<Tensor[]> {
-    if (this.#draining) {
-      return Promise.reject(
-        new TesseraError('TESSERA_E_MODEL_NOT_READY', `${this.#ctx.model} v${this.#ctx.version} is draining`, { headers: { 'retry-after': '1' } }),
-      );
-    }
+    if (this.#draining) return Promise.reject(draining(this.#ctx.model, this.#ctx.version));
     if (signal.aborted) return Promise.reject(cancelled());
     return new Promise<Tensor[]>((resolve, reject) => {
       const waiter: Waiter = {
@@ -87,15 +73,20 @@ export class PassthroughBatcher implements Batcher {
     this.#executing++;
     const started = performance.now();
     let ok = false;
+    let failed = 0;
     let failure: unknown;
     const size = requestBatchSize(waiter.request, metadata.maxBatchSize > 0);
     const spans = waiter.request.trace ? startBatchSpans(model, version, [{ trace: waiter.request.trace, enqueuedAt: waiter.enqueuedAt }], size, started) : undefined;
     try {
       const results = await withContext(spans?.context, () => instance.execute!({ requests: [waiter.request], ...(waiter.request.outputs ? { outputs: waiter.request.outputs } : {}) }, waiter.signal));
-      const outputs = results[0];
-      if (!outputs) throw new Error('the backend returned no outputs for the request');
+      const outcome = readResults(results, 1, model, version)[0]!;
       ok = true;
-      waiter.resolve(outputs as Tensor[]);
+      if ('outputs' in outcome) {
+        waiter.resolve(outcome.outputs);
+      } else {
+        failed = 1;
+        waiter.reject(outcome.error);
+      }
     } catch (err) {
       failure = asInferenceError(err, model, version);
       waiter.reject(failure);
@@ -112,6 +103,7 @@ export class PassthroughBatcher implements Batcher {
         queueMs: [started - waiter.enqueuedAt],
         executeMs: finished - started,
         ok,
+        failed,
       });
       this.#pump();
       this.#checkDrained();
@@ -137,10 +129,6 @@ export class PassthroughBatcher implements Batcher {
   stats(): BatcherStats {
     return { queued: this.#queue.length, executing: this.#executing };
   }
-}
-
-function cancelled(): TesseraError {
-  return new TesseraError('TESSERA_E_REQUEST_CANCELLED', 'the client closed the connection before the answer was ready');
 }
 
 /** The built-in `passthrough` batcher. */

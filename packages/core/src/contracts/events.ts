@@ -12,8 +12,13 @@ export interface ServingEventMap {
   request: [event: RequestEvent];
   /** A shadow copy of a request ended (its answer was discarded). */
   shadow: [event: { model: string; version: string; kind: 'tensor' | 'generate'; status: number; code?: string; durationMs: number }];
-  /** A batch was executed. */
-  batch: [event: { model: string; version: string; size: number; requests: number; queueMs: number[]; executeMs: number; ok: boolean }];
+  /**
+   * A batch was executed. `size`: samples along dim 0; `queueMs`: each request's wait, in request
+   * order; `ok`: whether the execution itself succeeded; `failed`: requests that failed inside a
+   * successful execution (an `Error` in their slot, see `RequestResult`) — 0 when `ok` is false,
+   * since then every request of the batch failed.
+   */
+  batch: [event: { model: string; version: string; size: number; requests: number; queueMs: number[]; executeMs: number; ok: boolean; failed: number }];
   /** A model version changed state. */
   modelState: [event: { model: string; version: string; state: ModelState; reason?: string }];
   /** An LLM generation ended (any outcome). Token counts come from the engine's `usage`. */

@@ -1,0 +1,38 @@
+/** The errors a batcher refuses or drops a request with (not the backend's). */
+import { TesseraError } from '../../errors.js';
+
+/** 503s carry it: the work was refused for load, not for its content, so a later retry may succeed. */
+export const RETRY_AFTER: Readonly<Record<string, string>> = { 'retry-after': '1' };
+
+export function cancelled(): TesseraError {
+  return new TesseraError('TESSERA_E_REQUEST_CANCELLED', 'the client closed the connection before the answer was ready');
+}
+
+export function draining(model: string, version: string): TesseraError {
+  return new TesseraError('TESSERA_E_MODEL_NOT_READY', `${model} v${version} is draining`, { headers: { ...RETRY_AFTER } });
+}
+
+export function queueFull(model: string, version: string, queued: number, maxQueueSize: number): TesseraError {
+  return new TesseraError('TESSERA_E_QUEUE_FULL', `${model} v${version}: the batching queue is full (${queued} requests waiting, batching.maxQueueSize ${maxQueueSize}); retry later`, {
+    headers: { ...RETRY_AFTER },
+  });
+}
+
+export function queueTimeout(model: string, version: string, waitedMs: number, timeoutMs: number): TesseraError {
+  return new TesseraError('TESSERA_E_QUEUE_TIMEOUT', `${model} v${version}: the request waited ${Math.round(waitedMs)} ms in the batching queue, over its timeout of ${timeoutMs} ms; retry later`, {
+    headers: { ...RETRY_AFTER },
+  });
+}
+
+export function shed(model: string, version: string, predictedMs: number, budgetMs: number): TesseraError {
+  return new TesseraError(
+    'TESSERA_E_QUEUE_SHED',
+    `${model} v${version}: the request would take about ${Math.round(predictedMs)} ms, over batching.latencyBudgetMs ${budgetMs}; shed early, retry later`,
+    { headers: { ...RETRY_AFTER } },
+  );
+}
+
+/** A `parameters` value the batcher reads (`priority`, `timeout`) that it cannot use. */
+export function invalidParameter(message: string): TesseraError {
+  return new TesseraError('TESSERA_E_REQUEST_INVALID', message);
+}
