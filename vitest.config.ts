@@ -1,13 +1,33 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
+
+// Unit tests are `*.spec.ts`: pure code, in-process ONNX Runtime sessions and worker threads.
+// Integration tests are `*.int.spec.ts`: they listen on a port, spawn a process or run the CLI.
+const SPEC_FOLDERS = ['packages/*/src/**/', 'packages/*/test/**/', 'test/**/', 'examples/**/'];
 
 export default defineConfig({
   test: {
-    include: ['packages/*/src/**/*.spec.ts', 'packages/*/test/**/*.spec.ts', 'test/**/*.spec.ts', 'examples/**/*.spec.ts'],
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
     pool: 'forks',
-    // the JSON report feeds .ci/run's `N passed, N failed` line
+    // the JSON report (one file for both projects) feeds .ci/run's `N passed, N failed` line
     reporters: ['default', 'json'],
     outputFile: { json: 'test-results/vitest.json' },
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: SPEC_FOLDERS.map((folder) => `${folder}*.spec.ts`),
+          exclude: [...configDefaults.exclude, '**/*.int.spec.ts'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: SPEC_FOLDERS.map((folder) => `${folder}*.int.spec.ts`),
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+        },
+      },
+    ],
   },
 });

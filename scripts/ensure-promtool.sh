@@ -3,7 +3,7 @@
 # Idempotent: when promtool is already on PATH it only prints the path. Otherwise it installs the
 # Debian package `prometheus` (which ships /usr/bin/promtool) with apt-get, non-interactively,
 # through sudo when not root. Exits non-zero with a message when it cannot.
-# Used by CI before the deploy/ tests (test/deploy/deploy.spec.ts).
+# Used by CI before the deploy/ tests (test/deploy/deploy.int.spec.ts).
 set -euo pipefail
 
 if path=$(command -v promtool 2>/dev/null); then

@@ -1,23 +1,13 @@
 /**
- * deploy/: the Prometheus rules, their promtool unit tests, the scrape config and the Grafana
- * dashboard. promtool checks run the real promtool (Debian package `prometheus`; CI installs it
- * with scripts/ensure-promtool.sh). Without promtool they fail, unless TESSERA_SKIP_PROMTOOL=1,
- * which skips them with a reason. The dashboard checks need nothing but Node.
+ * deploy/ without promtool: the Prometheus rules, their promtool unit tests and the Grafana
+ * dashboard read as data — names, labels, annotations, the metrics each expression reads, and
+ * runbook links into docs/operations.md. Needs nothing but Node; deploy.int.spec.ts runs the real
+ * promtool on the same files.
  */
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import type { TestContext } from 'vitest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const RULES = 'deploy/prometheus/rules.yml';
-const RULES_TEST = 'deploy/prometheus/rules.test.yml';
-const PROM_CONFIG = 'deploy/prometheus/prometheus.yml';
-const DASHBOARD = 'deploy/grafana/tessera-dashboard.json';
-const OPERATIONS = 'docs/operations.md';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import type { Dashboard, Panel, Rule, RuleFile, RuleTestFile } from './files.js';
+import { DASHBOARD, OPERATIONS, RULES, RULES_TEST, allPanels as panelsOf, queryPanels as queryPanelsOf, readRepoFile } from './files.js';
 
 // --- metric names allowed in expressions (DESIGN §6, prom-client 15 defaults, Prometheus) ---------
 
@@ -99,46 +89,6 @@ function slug(heading: string): string {
     .replace(/ /g, '-');
 }
 
-// --- file models --------------------------------------------------------------------------------
-
-interface Rule {
-  record?: string;
-  alert?: string;
-  expr: string;
-  for?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-}
-interface RuleFile {
-  groups: { name: string; rules: Rule[] }[];
-}
-interface RuleTestFile {
-  rule_files: string[];
-  tests: { name?: string; alert_rule_test?: { alertname: string; eval_time: string; exp_alerts?: unknown[] }[] }[];
-}
-interface Target {
-  refId?: string;
-  expr?: string;
-  datasource?: { type?: string; uid?: string };
-}
-interface Panel {
-  id?: number;
-  type: string;
-  title?: string;
-  datasource?: { type?: string; uid?: string };
-  targets?: Target[];
-  panels?: Panel[];
-  gridPos?: { h: number; w: number; x: number; y: number };
-}
-interface Dashboard {
-  schemaVersion: number;
-  uid?: string;
-  title?: string;
-  panels: Panel[];
-  templating: { list: { name: string; type: string; query?: unknown; definition?: string; datasource?: { type?: string; uid?: string } }[] };
-  annotations?: { list: { expr?: string; builtIn?: number; datasource?: { type?: string; uid?: string } }[] };
-}
-
 let rules: RuleFile;
 let ruleTests: RuleTestFile;
 let dashboard: Dashboard;
@@ -147,11 +97,10 @@ let recordingRules: Map<string, string>;
 let alerts: Rule[];
 
 beforeAll(async () => {
-  const read = (p: string) => readFile(path.join(ROOT, p), 'utf8');
-  rules = parseYaml(await read(RULES)) as RuleFile;
-  ruleTests = parseYaml(await read(RULES_TEST)) as RuleTestFile;
-  dashboard = JSON.parse(await read(DASHBOARD)) as Dashboard;
-  operations = await read(OPERATIONS);
+  rules = parseYaml(await readRepoFile(RULES)) as RuleFile;
+  ruleTests = parseYaml(await readRepoFile(RULES_TEST)) as RuleTestFile;
+  dashboard = JSON.parse(await readRepoFile(DASHBOARD)) as Dashboard;
+  operations = await readRepoFile(OPERATIONS);
   const all = rules.groups.flatMap((g) => g.rules);
   recordingRules = new Map(all.filter((r) => r.record).map((r) => [r.record!, r.expr]));
   alerts = all.filter((r) => r.alert);
@@ -171,94 +120,8 @@ function rawSeries(expr: string, seen = new Set<string>()): Set<string> {
   return out;
 }
 
-const allPanels = (): Panel[] => dashboard.panels.flatMap((p) => [p, ...(p.panels ?? [])]);
-const queryPanels = (): Panel[] => allPanels().filter((p) => p.type !== 'row');
-
-// --- promtool -------------------------------------------------------------------------------------
-
-interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(bin: string, args: string[]): Promise<RunResult & { missing?: boolean }> {
-  return new Promise((resolve) => {
-    execFile(bin, args, { cwd: ROOT, timeout: 60_000 }, (err, stdout, stderr) => {
-      const e = err as (NodeJS.ErrnoException & { code?: number | string }) | null;
-      if (e?.code === 'ENOENT') resolve({ code: -1, stdout, stderr, missing: true });
-      else resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-const PROMTOOL = process.env.PROMTOOL ?? 'promtool';
-const SKIP_PROMTOOL = process.env.TESSERA_SKIP_PROMTOOL === '1';
-const MISSING =
-  `promtool not found (${PROMTOOL}): run scripts/ensure-promtool.sh to install it (Debian package "prometheus"), ` +
-  'or set TESSERA_SKIP_PROMTOOL=1 to skip the promtool checks';
-let promtoolFound: boolean | undefined;
-
-/** Runs promtool; fails the test when it is missing, or skips it under TESSERA_SKIP_PROMTOOL=1. */
-async function promtool(ctx: TestContext, args: string[]): Promise<RunResult> {
-  if (promtoolFound === undefined) promtoolFound = !(await run(PROMTOOL, ['--version'])).missing;
-  if (!promtoolFound) {
-    if (SKIP_PROMTOOL) {
-      console.warn(`[deploy.spec] SKIPPED promtool check: promtool is not installed and TESSERA_SKIP_PROMTOOL=1`);
-      ctx.skip('promtool is not installed and TESSERA_SKIP_PROMTOOL=1');
-    }
-    throw new Error(MISSING);
-  }
-  return run(PROMTOOL, args);
-}
-
-const output = (r: RunResult) => `${r.stdout}\n${r.stderr}`;
-
-describe('promtool', () => {
-  it('check rules: rules.yml is valid', async (ctx) => {
-    const r = await promtool(ctx, ['check', 'rules', RULES]);
-    expect(r.code, output(r)).toBe(0);
-    expect(r.stdout).toMatch(/SUCCESS: \d+ rules found/);
-  });
-
-  it('test rules: every alert fires on its input series and not on the others', async (ctx) => {
-    const r = await promtool(ctx, ['test', 'rules', RULES_TEST]);
-    expect(r.code, output(r)).toBe(0);
-    expect(r.stdout).toContain('SUCCESS');
-  });
-
-  it('check config: prometheus.yml is valid and loads rules.yml (relative to itself)', async (ctx) => {
-    const r = await promtool(ctx, ['check', 'config', PROM_CONFIG]);
-    expect(r.code, output(r)).toBe(0);
-    expect(output(r)).toMatch(/SUCCESS: 1 rule files found/);
-    expect(output(r)).toContain('rules.yml');
-  });
-
-  describe('dashboard queries', () => {
-    let dir: string;
-    afterAll(async () => {
-      if (dir) await rm(dir, { recursive: true, force: true });
-    });
-
-    it('every panel expression parses as PromQL', async (ctx) => {
-      // Grafana variables replaced by what Grafana would send, each expression as a recording rule
-      const grafana = (e: string) =>
-        e
-          .replace(/\$__rate_interval|\$__interval|\$__range/g, '5m')
-          .replace(/\$\{?(\w+)\}?/g, '.*');
-      const records = queryPanels().flatMap((p) =>
-        (p.targets ?? []).map((t) => ({ record: `dashboard:panel_${p.id}:${(t.refId ?? 'x').toLowerCase()}`, expr: grafana(t.expr ?? '') })),
-      );
-      const annotations = (dashboard.annotations?.list ?? []).filter((a) => a.expr).map((a, i) => ({ record: `dashboard:annotation_${i}:expr`, expr: grafana(a.expr!) }));
-      dir = await mkdtemp(path.join(tmpdir(), 'tessera-dashboard-'));
-      const file = path.join(dir, 'dashboard-exprs.yml');
-      await writeFile(file, stringifyYaml({ groups: [{ name: 'dashboard', rules: [...records, ...annotations] }] }));
-      const r = await promtool(ctx, ['check', 'rules', file]);
-      expect(r.code, output(r)).toBe(0);
-      expect(r.stdout).toContain(`SUCCESS: ${records.length + annotations.length} rules found`);
-    });
-  });
-});
+const allPanels = (): Panel[] => panelsOf(dashboard);
+const queryPanels = (): Panel[] => queryPanelsOf(dashboard);
 
 // --- rules.yml without promtool ---------------------------------------------------------------------
 

@@ -78,7 +78,13 @@ afterAll(async () => {
   await Promise.all(loaded.map((i) => i.unload()));
 });
 
-describe('OnnxRuntimeBackend worker threads', () => {
+/**
+ * Longer than the unit project's default: these run the real PP-OCR detector (960 × 960) in worker
+ * threads, seconds per test on a shared CPU; the `within()` guards inside bound what may hang.
+ */
+const DETECTOR_TIMEOUT_MS = 30_000;
+
+describe('OnnxRuntimeBackend worker threads', { timeout: DETECTOR_TIMEOUT_MS }, () => {
   it('should run sessions in a worker by default, and inline with runInWorker: false', async () => {
     const inWorker = await load(models.affine);
     expect(inWorker.runsInWorker).toBe(true);
@@ -107,7 +113,7 @@ describe('OnnxRuntimeBackend worker threads', () => {
       inline = await load({ path: DET_MODEL, name: 'det' }, { ...config, runInWorker: false });
       await inWorker.warmup();
       await inline.warmup();
-    });
+    }, DETECTOR_TIMEOUT_MS);
 
     it('should keep the event loop free while the model runs in the worker (not inline)', async () => {
       const worker = await ticksDuring(inWorker, input);

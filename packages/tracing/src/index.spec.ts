@@ -2,33 +2,12 @@ import { createRequire } from 'node:module';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { trace } from '@opentelemetry/api';
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
-import { CORE_VERSION, TesseraError, isTesseraPlugin, registerPlugins } from '@tessera/core';
+import { TesseraError, isTesseraPlugin } from '@tessera/core';
 import type { PluginRegistrations } from '@tessera/core';
 import plugin, { TRACING_CONFIG_SCHEMA, startTracing } from './index.js';
-import { recordingLogger, startReceiver } from './otlp-receiver.test-support.js';
-import type { Receiver } from './otlp-receiver.test-support.js';
+import { recordingLogger } from './otlp-receiver.test-support.js';
+import { close, register } from './plugin-host.test-support.js';
 
-type Host = Parameters<typeof registerPlugins>[1];
-
-/** Registers the plugin through the core's loader (schema validation included), as `tessera serve` does. */
-async function register(sections: Record<string, unknown>, logger = recordingLogger()): Promise<{ regs: PluginRegistrations; logger: ReturnType<typeof recordingLogger> }> {
-  const host: Host = {
-    container: {} as Host['container'], // the plugin binds nothing
-    logger: logger as unknown as Host['logger'],
-    coreVersion: CORE_VERSION,
-    configDir: process.cwd(),
-    configFile: '/srv/tessera.config.yaml',
-    sections,
-  };
-  const regs = await registerPlugins([{ plugin, source: '@tessera/tracing' }], host);
-  return { regs, logger };
-}
-
-async function close(regs: PluginRegistrations): Promise<void> {
-  for (const hook of [...regs.closeHooks].reverse()) await hook();
-}
-
-let receiver: Receiver | undefined;
 let regs: PluginRegistrations | undefined;
 beforeEach(() => {
   // the plugin reads process.env; keep the machine's OTEL_* out of these tests
@@ -36,9 +15,7 @@ beforeEach(() => {
 });
 afterEach(async () => {
   if (regs) await close(regs);
-  await receiver?.close();
   regs = undefined;
-  receiver = undefined;
   vi.unstubAllEnvs();
 });
 
@@ -53,23 +30,6 @@ describe('@tessera/tracing plugin', () => {
     expect(plugin.configSchema).toBe(TRACING_CONFIG_SCHEMA);
   });
 
-  it('should start tracing at register and flush and stop it in its close hook', async () => {
-    receiver = await startReceiver();
-    ({ regs } = await register({ tracing: { endpoint: receiver.url, protocol: 'http/json', serviceName: 'plugin-test', batch: { scheduledDelay: '1h' } } }));
-    expect(regs.configKeys.has('tracing')).toBe(true);
-    expect(regs.closeHooks).toHaveLength(1);
-
-    trace.getTracer('@tessera/core').startSpan('tessera.route').end();
-    expect(receiver.requests).toHaveLength(0);
-    await close(regs);
-    regs = undefined;
-    expect(receiver.requests).toHaveLength(1);
-    const body = JSON.parse(receiver.requests[0]!.body.toString());
-    expect(body.resourceSpans[0].scopeSpans[0].spans[0].name).toBe('tessera.route');
-    // the global API is back to its no-op
-    expect(trace.getTracer('x').startSpan('after').isRecording()).toBe(false);
-  });
-
   it('should log where it exports to, without header values', async () => {
     const logger = recordingLogger();
     ({ regs } = await register({ tracing: { endpoint: 'https://user:pw@otlp.example.com', headers: { authorization: 'Bearer s3cret' } } }, logger));
@@ -78,20 +38,6 @@ describe('@tessera/tracing plugin', () => {
     const logged = JSON.stringify(logger.calls);
     expect(logged).not.toContain('s3cret');
     expect(logged).not.toContain('pw@');
-  });
-
-  it('should use the OTEL_* environment for keys the section leaves out', async () => {
-    receiver = await startReceiver();
-    vi.stubEnv('OTEL_EXPORTER_OTLP_ENDPOINT', receiver.url);
-    vi.stubEnv('OTEL_EXPORTER_OTLP_PROTOCOL', 'http/json');
-    vi.stubEnv('OTEL_SERVICE_NAME', 'from-env');
-    ({ regs } = await register({ tracing: { serviceName: 'from-config' } }));
-    trace.getTracer('x').startSpan('op').end();
-    await close(regs);
-    regs = undefined;
-    const body = JSON.parse(receiver.requests[0]!.body.toString());
-    const attributes = body.resourceSpans[0].resource.attributes;
-    expect(attributes).toContainEqual({ key: 'service.name', value: { stringValue: 'from-config' } });
   });
 
   it('should reject an invalid section with the loader error, naming the key and the file', async () => {

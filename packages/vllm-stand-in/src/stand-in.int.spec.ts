@@ -1,12 +1,12 @@
 /**
  * The vLLM stand-in against the official `openai` client and raw HTTP: vLLM's response shapes
  * (fields, order, SSE framing), errors, metrics, health, continuous batching, aborts and faults,
- * and the `vllm serve` command line.
+ * and the `vllm serve` command line (its flag parsing alone is unit-tested in cli.spec.ts).
  */
 import OpenAI, { APIError } from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { VllmStandIn, VllmStandInOptions } from './index.js';
-import { CliUsageError, parseServeArgs, runCli, startVllmStandIn } from './index.js';
+import { runCli, startVllmStandIn } from './index.js';
 
 const MODEL = 'stand-in-model';
 
@@ -567,23 +567,6 @@ describe('throughput', () => {
 });
 
 describe('vllm serve command line', () => {
-  it('parses vLLM\'s flags', () => {
-    const a = parseServeArgs([
-      'org/model', '--host', '127.0.0.1', '--port=8123', '--served-model-name', 'a', 'b', '--api-key', 'k', '--max-model-len', '32k',
-      '--max_num_seqs', '64', '-tp', '2', '--gpu-memory-utilization', '0.85', '-q', 'awq', '--no-enable-prefix-caching', '--enforce-eager', '-O3',
-    ]);
-    expect(a).toMatchObject({
-      model: 'org/model', host: '127.0.0.1', port: 8123, servedModelName: ['a', 'b'], apiKey: ['k'], maxModelLen: 32000, maxNumSeqs: 64,
-      tensorParallelSize: 2, gpuMemoryUtilization: 0.85, quantization: 'awq', enablePrefixCaching: false,
-    });
-    expect(a.flags['enforce-eager']).toBe(true);
-    expect(a.flags['compilation-config']).toBe('3');
-    expect(parseServeArgs(['m', '--max-model-len', '4K']).maxModelLen).toBe(4096);
-    expect(() => parseServeArgs(['m', '--frobnicate'])).toThrow(new CliUsageError('unrecognized arguments: --frobnicate'));
-    expect(() => parseServeArgs(['m', '--port', 'x'])).toThrow("argument --port: invalid int value: 'x'");
-    expect(() => parseServeArgs(['m', '--port'])).toThrow('argument --port: expected one argument');
-  });
-
   it('exits 2 with argparse\'s message for an unknown flag', async () => {
     let code: number | undefined;
     let stderr = '';
