@@ -207,7 +207,7 @@ export class TesseraServer {
 
   /** Exporters' routes, with the endpoint kind `metrics` unless they say otherwise. */
   async #exporterRoutes(app: FastifyInstance): Promise<void> {
-    const exporters = this.#exporters.filter((e) => e.exporter.routes);
+    const exporters = this.#exporters.filter((e) => e.exporter.routes !== undefined);
     if (exporters.length === 0) return;
     await app.register(async (scope) => {
       scope.addHook('onRoute', (route) => {

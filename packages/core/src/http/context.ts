@@ -1,4 +1,5 @@
 import type { FastifyReply } from 'fastify';
+import type { EndpointKind } from '../contracts/hook.js';
 import type { ServingRequest } from '../pipeline/serving-request.js';
 
 declare module 'fastify' {
@@ -8,7 +9,7 @@ declare module 'fastify' {
   }
   interface FastifyContextConfig {
     /** What the endpoint is for (hooks decide by it); default `admin`. */
-    endpoint?: import('../contracts/hook.js').EndpointKind;
+    endpoint?: EndpointKind;
   }
 }
 

@@ -59,7 +59,7 @@ export class HookChain {
       };
       try {
         const result = h.hook.onResponse!(response);
-        if (result && typeof (result as Promise<void>).then === 'function') (result as Promise<void>).catch(report);
+        if (result && typeof (result).then === 'function') (result).catch(report);
       } catch (err) {
         report(err);
       }

@@ -306,8 +306,8 @@ describe('ServingPipeline', () => {
         r.call('POST', '/v2/models/m/infer', xRequest([[3, 3, 3, 3]])),
       ]);
       expect(answers.map((a) => a.status)).toEqual([200, 400, 200]);
-      expect(answers[1]!.body.code).toBe('TESSERA_E_INPUT_DATA');
-      expect(answers[2]!.body.outputs[0].data).toEqual([6, 6, 6, 6]);
+      expect(answers[1].body.code).toBe('TESSERA_E_INPUT_DATA');
+      expect(answers[2].body.outputs[0].data).toEqual([6, 6, 6, 6]);
       // the three went in one batch
       expect(backend.instancesOf('m')[0]!.batches.map((b) => b.requests.length)).toEqual([3]);
     });

@@ -16,10 +16,14 @@ export function testPlugin(name: string, register: (ctx: PluginContext) => void 
   return definePlugin({ name, version: '1.0.0', core: '^0.1.0', register, ...extra });
 }
 
+/** An answer as the specs read it (bodies read freely). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Answer = { status: number; body: any; headers: Record<string, unknown> };
+
 export interface InProcess {
   server: TesseraServer;
   /** One request through fastify's inject (no socket); JSON bodies parsed. */
-  call(method: 'GET' | 'POST', url: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Record<string, unknown> }>;
+  call(method: 'GET' | 'POST', url: string, body?: unknown, headers?: Record<string, string>): Promise<Answer>;
   close(): Promise<void>;
 }
 

@@ -13,7 +13,8 @@ import { TesseraError, errorMessage, isTesseraError } from '../errors.js';
 import { closeSteps, createProcessors } from '../pipeline/processors.js';
 import type { Catalog } from '../plugins/catalog.js';
 import { compareVersions } from '../routing/latest-router.js';
-import { ModelEntry, ModelVersion } from './model-version.js';
+import type { ModelVersion } from './model-version.js';
+import { ModelEntry } from './model-version.js';
 import { warmInstance } from './warmup.js';
 
 export { ModelEntry, ModelVersion } from './model-version.js';

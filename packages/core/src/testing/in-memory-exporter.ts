@@ -21,7 +21,7 @@ export class InMemoryExporter implements Exporter {
     for (const name of Object.keys(this.events) as (keyof ServingEventMap)[]) {
       const listener = (event: unknown): void => void (this.events[name] as unknown[]).push(event);
       this.#listeners.push([name, listener]);
-      events.on(name, listener as never);
+      events.on(name, listener);
     }
   }
 
@@ -46,7 +46,7 @@ export class InMemoryExporter implements Exporter {
   async shutdown(): Promise<void> {
     if (this.#shutdown) return;
     this.#shutdown = true;
-    for (const [name, listener] of this.#listeners) this.#hub?.off(name, listener as never);
+    for (const [name, listener] of this.#listeners) this.#hub?.off(name, listener);
     this.#listeners = [];
     this.#hub = undefined;
   }

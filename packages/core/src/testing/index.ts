@@ -29,3 +29,5 @@ export { describeRouterConformance, testRouteOutcome, testRouteRequest, testRout
 export type { ProcessorConformanceOptions } from './processor-conformance.js';
 export { describeProcessorConformance, testProcessContext } from './processor-conformance.js';
 export { checkErrorCodeDocs } from './error-docs.js';
+export type { TestRegistrations } from './register-plugins.js';
+export { registerTestPlugins } from './register-plugins.js';
