@@ -1,11 +1,37 @@
 #!/usr/bin/env node
+import { existsSync } from 'node:fs';
 import { access } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config/index.js';
 import type { TesseraConfig } from './config/types.js';
 import { TesseraError, isTesseraError } from './errors.js';
 import { CORE_VERSION } from './internal/core-version.js';
 import { TesseraServer } from './server.js';
+
+/**
+ * Where the user docs are on this machine: the copy packed into @tessera/core (an installed
+ * package, `docs/` beside `dist/`), else the repository's `docs/` (a clone of this monorepo).
+ */
+function docsFolder(): string | undefined {
+  for (const relative of ['../docs/', '../../../docs/']) {
+    const folder = fileURLToPath(new URL(relative, import.meta.url));
+    if (existsSync(`${folder}configuration.md`)) return folder;
+  }
+  return undefined;
+}
+
+/** The help's last lines: the absolute paths of the docs and of the package README, when they exist. */
+function docsHelp(): string {
+  const folder = docsFolder();
+  const readme = fileURLToPath(new URL('../README.md', import.meta.url));
+  if (!folder) return 'Docs: docs/configuration.md, docs/protocols.md and docs/errors.md in the Tessera repository';
+  return [
+    'Docs (Markdown; start with configuration.md, protocols.md and errors.md):',
+    `  ${folder}`,
+    ...(existsSync(readme) ? [`  ${readme}`] : []),
+  ].join('\n');
+}
 
 const HELP = `tessera ${CORE_VERSION} — a model server composed from npm plugins
 
@@ -23,7 +49,7 @@ Options:
   -h, --help          this help
   -v, --version       the version
 
-Docs: docs/configuration.md, docs/protocols.md and docs/errors.md in the Tessera repository`;
+${docsHelp()}`;
 
 /** A mistake on the command line. */
 function usage(message: string): TesseraError {
