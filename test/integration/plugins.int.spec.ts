@@ -402,7 +402,7 @@ export default definePlugin({
       const file = await writeConfig(dir, { plugins: ['./plugins/scaler.js'], models: { m: { backend: 'scaler' } } });
       const res = await runTesseraCli({ args: ['validate', '--load', '-c', file] });
       expect(res.code, res.stderr).toBe(0);
-      expect(res.stdout).toContain('m (scaler, v1)');
+      expect(res.stdout).toContain('m (scaler, v1: warmed)');
       // the plugin's backend unloaded the model after the check
       expect(readFileSync(path.join(dir, 'events.log'), 'utf8')).toBe('scaler unload m\n');
     });
