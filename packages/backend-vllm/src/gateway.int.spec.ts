@@ -343,6 +343,21 @@ describe('balancing across replicas', () => {
     expect(spread.every((c) => c >= 25)).toBe(true);
   });
 
+  it('prefix-affinity: a session header other than the default reaches the backend (issue 9: it fell back to the prompt prefix)', async () => {
+    const rs = await replicas(4);
+    const { client } = await gateway(rs, { balance: { strategy: 'prefix-affinity', sessionHeader: 'X-Conversation', prefixChars: 40 } });
+    const counts = () => rs.map((r) => r.stats().received);
+    // distinct prompts (distinct prefixes) of one conversation: only the header can keep them together
+    for (let i = 0; i < 12; i++) {
+      await client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: `${i} question number ${i}` }], max_tokens: 1 }, { headers: { 'x-conversation': 'c-7' } });
+    }
+    expect(counts().filter((c) => c > 0)).toEqual([12]);
+    // the same prompts without the header spread by their prefixes (so the header is what held them)
+    const before = counts();
+    for (let i = 0; i < 12; i++) await client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: `${i} question number ${i}` }], max_tokens: 1 });
+    expect(counts().filter((c, i) => c - before[i]! > 0).length).toBeGreaterThan(1);
+  });
+
   it('prefix-affinity: a hot replica sheds keys beyond the load bound', async () => {
     const rs = await replicas(2, { tokenDelayMs: 20 });
     const { client } = await gateway(rs, { balance: { strategy: 'prefix-affinity', loadFactor: 1.25 } });
