@@ -76,7 +76,9 @@ describe('docs/configuration.md', () => {
     expect(blocks.length).toBeGreaterThan(5);
     for (const block of blocks) {
       const raw = loadYaml('docs/configuration.md', block);
-      expect(() => resolveConfig(raw, { configDir: root, env: {} }), block).not.toThrow();
+      // a secret shown as `${VAR}` (no default, on purpose) gets a value, as a user's environment would give it
+      const env = Object.fromEntries([...block.matchAll(/\$\{([A-Z0-9_]+)\}/g)].map((m) => [m[1]!, 'example-value']));
+      expect(() => resolveConfig(raw, { configDir: root, env }), block).not.toThrow();
     }
   });
 

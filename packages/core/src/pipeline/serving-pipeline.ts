@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { GenerateRequest, InferenceRequest } from '../contracts/backend.js';
-import type { ServingEvents } from '../contracts/events.js';
+import type { RequestEvent, ServingEvents } from '../contracts/events.js';
 import type { HookRequest, InferHookContext } from '../contracts/hook.js';
 import type { RouteOutcome, RouteRequest, RouteTarget } from '../contracts/router.js';
 import type { Tensor } from '../contracts/tensor.js';
@@ -153,7 +153,7 @@ export class ServingPipeline {
     request.finished = true;
     const { endpoint } = request;
     if (endpoint !== 'health' && endpoint !== 'metrics' && endpoint !== 'unknown') {
-      this.#events.emit('request', {
+      const event: RequestEvent = {
         id: request.id,
         method: request.method,
         path: request.path,
@@ -163,28 +163,30 @@ export class ServingPipeline {
         model: request.model,
         version: request.version,
         status,
-        ...(request.code ? { code: request.code } : {}),
         durationMs,
-      });
+      };
+      if (request.code) event.code = request.code;
+      this.#events.emit('request', event);
     }
     const routed = request.routed;
     if (routed && request.version !== undefined) {
       const judged = request.outcomeStatus ?? status;
-      this.#observe(routed.entry, {
+      const outcome: RouteOutcome = {
         model: routed.entry.name,
         version: request.version,
-        ...(routed.target ? { target: routed.target } : {}),
         explicit: routed.target === undefined,
         shadow: false,
         kind: routed.kind,
         status: judged,
         statusClass: statusClass(judged),
-        ...(request.code ? { code: request.code } : {}),
         durationMs,
-        ...(request.ttftMs !== undefined ? { ttftMs: request.ttftMs } : {}),
-        ...(request.tpotMs !== undefined ? { tpotMs: request.tpotMs } : {}),
         at: performance.now(),
-      });
+      };
+      if (routed.target) outcome.target = routed.target;
+      if (request.code) outcome.code = request.code;
+      if (request.ttftMs !== undefined) outcome.ttftMs = request.ttftMs;
+      if (request.tpotMs !== undefined) outcome.tpotMs = request.tpotMs;
+      this.#observe(routed.entry, outcome);
     }
     if (request.afterAnswer) for (const start of request.afterAnswer.splice(0)) start();
     if (request.admitted && this.#hooks.hasOnResponse) {
