@@ -60,7 +60,7 @@ function configDirOf(file: string): string {
 /** Values for `${VAR}` references without a default, so that the config resolves as a user's would. */
 function envFor(text: string): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const m of text.matchAll(/\$\{([A-Z0-9_]+)\}/g)) env[m[1]!] = /URL/.test(m[1]!) ? 'http://127.0.0.1:9' : 'example-value';
+  for (const m of text.matchAll(/\$\{([A-Z0-9_]+)\}/g)) env[m[1]!] = /URL/.test(m[1]!) ? 'http://127.0.0.1:9' : 'example-value-not-a-secret';
   return env;
 }
 
@@ -68,7 +68,7 @@ const configs = markdownFiles()
   .flatMap(yamlBlocks)
   .filter((b) => {
     try {
-      const value: unknown = parse(b.text);
+      const value: unknown = parse(b.text, { merge: true });
       return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).some((k) => CORE_ROOT_KEYS.includes(k));
     } catch {
       return true; // a block that does not even parse is reported by its test
@@ -87,7 +87,7 @@ describe('config examples in the docs', () => {
       continue;
     }
     it(`${name} should resolve and pass \`tessera validate\` with its plugins loaded`, async () => {
-      const config = resolveConfig(parse(block.text), { configDir: configDirOf(block.file), configFile: path.join(configDirOf(block.file), 'tessera.config.yaml'), env: envFor(block.text) });
+      const config = resolveConfig(parse(block.text, { merge: true }), { configDir: configDirOf(block.file), configFile: path.join(configDirOf(block.file), 'tessera.config.yaml'), env: envFor(block.text) });
       const server = new TesseraServer({ config: { ...config, server: { ...config.server, port: 0, host: '127.0.0.1', logLevel: 'silent' } }, logger: pino({ level: 'silent' }), stateStore: () => new MemoryStateStore() });
       try {
         await server.check();
