@@ -6,7 +6,7 @@
 export interface ErrorCodeInfo {
   /** HTTP status sent when this error reaches a client. */
   status: number;
-  /** One line: what happened and what to do. Used to generate and check docs/errors.md. */
+  /** One line: what happened and what to do, for the docs table (`checkErrorCodeDocs` compares codes and statuses, not this text). */
   description: string;
 }
 

@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyInstance } from 'fastify';
 import { Container } from 'inversify';
@@ -106,6 +107,8 @@ export class TesseraServer {
       // one access-log line per request is written by the edge, with the model and version
       logController: new LogController({ disableRequestLogging: true }),
       requestIdHeader: 'x-request-id',
+      // a random id (not fastify's req-1, req-2, … that restart with every process): routers hash it to sample traffic
+      genReqId: () => randomUUID(),
       return503OnClosing: false,
       forceCloseConnections: 'idle',
       ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { JSONSchema } from './backend.js';
+import type { Clock } from './clock.js';
 import type { ServingEvents } from './events.js';
 import type { MetricRegistrar } from './metrics.js';
 
@@ -10,22 +11,33 @@ import type { MetricRegistrar } from './metrics.js';
  * and reports listener errors once), flushes on demand and at shutdown.
  */
 export interface Exporter {
-  /** Starts listening to the events (called once, before the server listens). */
+  /** Starts listening to the events: called once, at start, before the server listens and before any model loads (so `modelState` events from `loading` on arrive). */
   attach(events: ServingEvents): void;
   /** Adds HTTP routes (e.g. `GET /metrics`) to the main server and to the `server.metricsPort` listener. Their endpoint kind is `metrics`. */
   routes?(app: FastifyInstance): void | Promise<void>;
   /** Writes out what is buffered now (tests, and before shutdown). */
   forceFlush?(): Promise<void>;
-  /** Flushes and releases; later events are ignored. Idempotent. */
+  /**
+   * Flushes and releases; later events are ignored. Idempotent. Called last at shutdown: after the
+   * last request, after every model closed (so the `draining` and `closed` states were emitted) and
+   * after `forceFlush`; exporters shut down in reverse config order.
+   */
   shutdown(): Promise<void>;
 }
 
 /** What an exporter factory gets. */
 export interface ExporterContext {
-  /** The exporter's entry in `exporters:` without `exporter` (validated against the factory's schema). */
+  /**
+   * The exporter's entry in `exporters:` without `exporter`, validated against the factory's
+   * schema: the schema's `default`s filled in, strings converted where it wants numbers, booleans
+   * or lists, `${VAR}` references already substituted.
+   */
   options: Readonly<Record<string, unknown>>;
   logger: Logger;
   metrics: MetricRegistrar;
+  /** Time and timers (flush intervals); a `FakeClock` in tests. */
+  clock: Clock;
+  /** The config file's folder: relative paths in options resolve against it. */
   configDir: string;
 }
 

@@ -20,6 +20,8 @@ export interface HookRequest {
   readonly path: string;
   /** The route template (`/v2/models/:model/infer`), undefined when no route matched. */
   readonly route: string | undefined;
+  /** The route's parameters (`{model: 'cls', version: '2'}` for `/v2/models/:model/versions/:version/infer`); `{}` when none. */
+  readonly params: Readonly<Record<string, string>>;
   readonly endpoint: EndpointKind;
   /** Request headers, lower-cased. May carry secrets: never log them. */
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
@@ -45,7 +47,13 @@ export interface InferHookContext extends HookRequest {
 /** A request after its answer was sent (or the client went away). */
 export interface HookResponse extends HookRequest {
   readonly protocol: string | undefined;
+  /**
+   * The model the request was about, once the server knew it: serving requests that named a
+   * configured model, and model metadata, readiness and repository requests. Undefined for an
+   * unknown model and for endpoints about no model.
+   */
   readonly model: string | undefined;
+  /** The version that served it (serving requests), or the one a metadata request named. */
   readonly version: string | undefined;
   readonly status: number;
   /** The error code, when the request failed. */
@@ -58,9 +66,12 @@ export interface HookResponse extends HookRequest {
  * for every protocol alike. Every method is optional. Hooks run in the order `hooks:` lists them.
  *
  * - `onRequest`: every request (any endpoint), before its body is read. Throw a TesseraError to
- *   answer with it instead (401, 403, 429 …; its `headers` are sent); later hooks do not run.
- * - `preInfer`: serving requests (tensor and generate), after routing, before validation and
- *   queueing: per-model authorization, quotas. Throwing refuses the request, as above.
+ *   answer with it instead (401, 403, 429 …; its `headers` are sent; under `/v1/` OpenAI-style
+ *   endpoints it is sent in OpenAI's error shape, e.g. `authentication_error` for a 401); later
+ *   hooks do not run.
+ * - `preInfer`: serving requests (tensor and generate), right after routing — before the core
+ *   checks that the model supports the request kind, before validation and queueing: per-model
+ *   authorization, quotas. Throwing refuses the request, as above.
  * - `onResponse`: once per request that ran `onRequest`, after the answer (audit). Errors are
  *   logged once and never change the answer.
  */
@@ -74,7 +85,10 @@ export interface RequestHook {
 
 /** What a hook factory gets. */
 export interface RequestHookContext {
-  /** The hook's entry in `hooks:` without `hook` (validated against the factory's schema). */
+  /**
+   * The hook's entry in `hooks:` without `hook`, validated against the factory's schema (its
+   * `default`s filled in, strings converted where it wants numbers, booleans or lists).
+   */
   options: Readonly<Record<string, unknown>>;
   logger: Logger;
   clock: Clock;

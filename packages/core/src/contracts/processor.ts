@@ -10,7 +10,10 @@ export interface ProcessorContext {
   model: string;
   version: string;
   stage: ProcessorStage;
-  /** The step's options: its entry in `preprocess`/`postprocess` without `processor` (validated against the factory's schema). */
+  /**
+   * The step's options: its entry in `preprocess`/`postprocess` without `processor`, validated
+   * against the factory's schema (its `default`s filled in, strings converted).
+   */
   options: Readonly<Record<string, unknown>>;
   /**
    * The tensors the step is next to. For `pre`: the specs it must produce (the model's inputs, or
@@ -34,6 +37,11 @@ export interface ProcessContext {
   parameters: Readonly<Record<string, unknown>>;
   /** Aborted when the client went away. */
   signal: AbortSignal;
+  /**
+   * The outputs the client asked for (names of the served signature), when it asked for some. The
+   * core selects them after the last post step; a post step may use this to skip work.
+   */
+  outputs?: readonly string[];
 }
 
 /**

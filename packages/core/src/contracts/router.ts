@@ -24,7 +24,10 @@ export interface RouteRequest {
   kind: 'tensor' | 'generate';
   /** The protocol the request came in on: `v2`, `predict`, `openai`, … */
   protocol: string;
-  /** The server's id for the request (the client's `x-request-id` when it sent one). */
+  /**
+   * The request's id: the client's `x-request-id` when it sent one, else a random UUID the server
+   * gave it (unique across restarts and replicas, so it can be hashed to sample traffic).
+   */
   id: string;
   /** Request headers, lower-cased (for A/B by header or cookie, sticky sessions). */
   headers: Readonly<Record<string, string | string[] | undefined>>;
@@ -43,6 +46,8 @@ export interface RouteTarget {
 
 /** How a request ended, for routers that judge versions (canary analysis, A/B statistics). */
 export interface RouteOutcome {
+  /** The request's id; a shadow copy's outcome carries its primary's, so the two can be matched. */
+  id: string;
   model: string;
   /** The version that served it (the primary, or the shadow version for a shadow copy). */
   version: string;
@@ -96,7 +101,11 @@ export interface Router {
    * primary stays the asked version.
    */
   shadowsFor?(request: RouteRequest, candidates: readonly RouteCandidate[]): readonly string[] | undefined;
-  /** Feedback after every request of the model (and every shadow copy). Must not throw; runs after the answer was sent. */
+  /**
+   * Feedback after every request of the model (and every shadow copy). Must not throw; runs after
+   * the answer was sent. Never called after `close()` (shadow copies are drained before the routers
+   * close).
+   */
   observe(outcome: RouteOutcome): void;
   /** The router's state for people and tools (weights, stage, judgements). */
   status(): RoutingStatus;
@@ -106,14 +115,17 @@ export interface Router {
    * call `select` to guess, since a router's `select` may count or assign).
    */
   weights?(candidates: readonly RouteCandidate[]): Readonly<Record<string, number>>;
-  /** Stops timers, writes state. Idempotent. */
+  /** Stops timers, writes state. Called once at shutdown, after the models unloaded (and on `close()` of the server); idempotent. */
   close?(): Promise<void>;
 }
 
 /** What a router factory gets for each model. */
 export interface RouterContext {
   model: string;
-  /** The model's `routing` config section without `strategy` (validated against the factory's schema). */
+  /**
+   * The model's `routing` section without `strategy`, validated against the factory's schema: its
+   * `default`s filled in, strings converted where it wants numbers, booleans or lists.
+   */
   options: Readonly<Record<string, unknown>>;
   /** Configured versions, oldest first. */
   versions: readonly string[];
@@ -123,7 +135,11 @@ export interface RouterContext {
   logger: Logger;
   /** Registers the router's own metric series (exported on `/metrics` by the Prometheus exporter). */
   metrics: MetricRegistrar;
-  /** Durable state for this model's router: survives restarts (e.g. a rollout's stage). */
+  /**
+   * Durable state for this model's router: survives restarts (e.g. a rollout's stage). The store is
+   * per model (`<stateDir>/routers/<model>/<key>.json`), shared by whatever strategy the model
+   * uses over time: prefix your keys with your strategy's name when that matters.
+   */
   state: StateStore;
 }
 

@@ -68,6 +68,7 @@ export function installEdge(app: FastifyInstance, options: EdgeOptions): void {
       path: request.url.split('?')[0]!,
       route,
       endpoint,
+      params: (request.params as Record<string, string> | undefined) ?? {},
       headers: request.headers,
       ip: request.ip,
       started,

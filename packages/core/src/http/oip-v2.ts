@@ -81,7 +81,9 @@ export function registerOipV2(app: FastifyInstance, deps: OipDeps): void {
   const metadata = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply): Promise<FastifyReply> => {
     try {
       const entry = registry.require(request.params.model);
+      request.tessera.model = entry.name;
       const v = request.params.version === undefined ? entry.latest() : registry.requireVersion(entry, request.params.version);
+      request.tessera.version = v?.version;
       if (!v || !v.metadata) {
         throw new TesseraError('TESSERA_E_MODEL_NOT_READY', `model '${entry.name}'${v ? ` version ${v.version}` : ''} has no metadata yet (state: ${v?.state ?? 'none'}${v?.reason ? `: ${v.reason}` : ''})`);
       }
@@ -96,8 +98,10 @@ export function registerOipV2(app: FastifyInstance, deps: OipDeps): void {
   const ready = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply): Promise<FastifyReply> => {
     try {
       const entry = registry.require(request.params.model);
+      request.tessera.model = entry.name;
       if (request.params.version !== undefined) {
         const v = registry.requireVersion(entry, request.params.version);
+        request.tessera.version = v.version;
         const serving = await v.serving();
         const reason = v.reason ?? (v.ready && !serving ? 'loaded, but its instances cannot serve now (e.g. no healthy upstream replica)' : undefined);
         const body = { name: entry.name, version: v.version, ready: serving, state: v.state, ...(reason ? { reason } : {}) };

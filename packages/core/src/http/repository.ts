@@ -35,6 +35,7 @@ export function registerRepository(app: FastifyInstance, deps: { registry: Model
 
   app.post('/v2/repository/models/:model/load', ADMIN, async (request: FastifyRequest<{ Params: { model: string } }>, reply: FastifyReply) => {
     try {
+      request.tessera.model = registry.require(request.params.model).name;
       const failed = await registry.loadModel(request.params.model);
       if (failed.length > 0) {
         throw new TesseraError('TESSERA_E_MODEL_LOAD', failed.map((v) => v.reason ?? `${v.model} v${v.version} failed`).join('; '));
@@ -47,6 +48,7 @@ export function registerRepository(app: FastifyInstance, deps: { registry: Model
 
   app.post('/v2/repository/models/:model/unload', ADMIN, async (request: FastifyRequest<{ Params: { model: string } }>, reply: FastifyReply) => {
     try {
+      request.tessera.model = registry.require(request.params.model).name;
       await registry.unloadModel(request.params.model);
       return reply.send({});
     } catch (err) {

@@ -44,7 +44,9 @@ export function registerRoutingApi(app: FastifyInstance, deps: { registry: Model
   app.get('/v1/routing', admin, async (_request, reply) => reply.send({ models: registry.models().map(routingBody) }));
   app.get('/v1/routing/:model', admin, async (request: FastifyRequest<{ Params: { model: string } }>, reply: FastifyReply) => {
     try {
-      return reply.send(routingBody(registry.require(request.params.model)));
+      const entry = registry.require(request.params.model);
+      request.tessera.model = entry.name;
+      return reply.send(routingBody(entry));
     } catch (err) {
       return sendError(request, reply, toTesseraError(err));
     }

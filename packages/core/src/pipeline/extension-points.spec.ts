@@ -173,6 +173,36 @@ describe('extension points', () => {
       expect(seen.requests.map((q) => q.endpoint)).toContain('health');
     });
 
+    it('should give hooks the route params and the model of metadata requests, and run preInfer before telling what kind of model it is', async () => {
+      const views: (HookRequest | HookResponse)[] = [];
+      const hide: RequestHookFactory = {
+        create: () => ({
+          onRequest: (req) => void views.push(req),
+          preInfer: (ctx) => {
+            if (ctx.model === 'llm') throw new TesseraError('TESSERA_E_MODEL_NOT_FOUND', `unknown model '${ctx.model}'`);
+          },
+          onResponse: (res) => void views.push(res),
+        }),
+      };
+      const generative = new FakeBackend({ metadata: { platform: 'fake', inputs: [], outputs: [], maxBatchSize: 0 }, generate: async function* () {} });
+      const r = await start({ hooks: ['hide'], models: { m: { backend: 'fake', warmup: false, versions: { '1': {}, '2': {} } }, llm: { backend: 'gen', warmup: false } } }, [
+        testPlugin('p', (ctx) => {
+          ctx.registerBackend('fake', new FakeBackend());
+          ctx.registerBackend('gen', generative);
+          ctx.registerHook('hide', hide);
+        }),
+      ]);
+      await r.call('GET', '/v2/models/m/versions/2');
+      const request = views[0] as HookRequest;
+      expect(request.params).toEqual({ model: 'm', version: '2' });
+      expect(request.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-/);
+      const response = views[1] as HookResponse;
+      expect([response.model, response.version, response.endpoint]).toEqual(['m', '2', 'metadata']);
+      // a tensor request to the generative model: the hook's 404, not "this is a generative model"
+      const hidden = await r.call('POST', '/v2/models/llm/infer', xRequest([[1, 2, 3, 4]]));
+      expect([hidden.status, hidden.body.code]).toEqual([404, 'TESSERA_E_MODEL_NOT_FOUND']);
+    });
+
     it('should answer 500 TESSERA_E_HOOK_FAILED for a hook that throws a plain error, and warn about hooks not listed', async () => {
       const r = await start({ hooks: ['crash'], models: { m: { backend: 'fake', warmup: false } } }, [plugin]);
       const res = await r.call('GET', '/v2/models/m');

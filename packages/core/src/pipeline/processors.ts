@@ -39,7 +39,9 @@ export async function createProcessors(
       const processor = await factory(entry.name).create({ model, version, stage, options: entry.options, specs, metadata, logger: logger.child({ processor: entry.name }) });
       return { name: entry.name, processor };
     } catch (err) {
-      throw new TesseraError('TESSERA_E_MODEL_LOAD', `${model} v${version}: ${stage}process step '${entry.name}' failed to start: ${errorMessage(err)}`, { cause: err });
+      // a refusal the step made itself keeps its code; anything else is a failed load of the version
+      const code = isTesseraError(err) ? err.code : 'TESSERA_E_MODEL_LOAD';
+      throw new TesseraError(code, `${model} v${version}: ${stage}process step '${entry.name}' failed to start: ${errorMessage(err)}`, { cause: err });
     }
   };
   const pre: ProcessorStep[] = [];

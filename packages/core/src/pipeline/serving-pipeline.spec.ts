@@ -190,6 +190,8 @@ describe('ServingPipeline', () => {
       await until(() => outcomes.some((o) => o.shadow));
       const shadow = outcomes.find((o) => o.shadow)!;
       expect([shadow.version, shadow.status, shadow.statusClass]).toEqual(['2', 500, 'server_error']);
+      // the copy's outcome carries its primary's request id, so the two can be matched
+      expect(shadow.id).toBe(outcomes.find((o) => !o.shadow)!.id);
       expect(backend.instancesOf('m', '2')[0]!.requests).toHaveLength(1);
       expect(exporter.events.shadow).toEqual([expect.objectContaining({ model: 'm', version: '2', status: 500, code: 'TESSERA_E_INFERENCE_FAILED' })]);
       // the request itself is counted once, for version 1

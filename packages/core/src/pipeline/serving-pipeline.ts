@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { GenerateRequest, InferenceRequest } from '../contracts/backend.js';
 import type { RequestEvent, ServingEvents } from '../contracts/events.js';
 import type { HookRequest, InferHookContext } from '../contracts/hook.js';
+import type { ProcessContext } from '../contracts/processor.js';
 import type { RouteOutcome, RouteRequest, RouteTarget } from '../contracts/router.js';
 import type { Tensor } from '../contracts/tensor.js';
 import { TesseraError, errorMessage, isTesseraError } from '../errors.js';
@@ -87,10 +88,11 @@ export class ServingPipeline {
   /** A tensor request: routed, validated, pre-processed, batched, post-processed; the outputs asked for. */
   async infer(request: ServingRequest, call: TensorCall): Promise<TensorResult> {
     const { entry, v, target } = this.#route(request, call.model, call.version, 'tensor');
+    // before anything about the model is told (a hook may hide models from a caller)
+    if (this.#hooks.hasPreInfer) await this.#hooks.preInfer(inferContext(request, 'tensor', entry, v));
     if (!v.batcher || !v.signature) {
       throw new TesseraError('TESSERA_E_MODEL_UNSUPPORTED', `model '${entry.name}' does not accept tensor inference requests${v.instances[0]?.generate ? ': it is a generative model; use the OpenAI-compatible API (/v1/chat/completions)' : ''}`);
     }
-    if (this.#hooks.hasPreInfer) await this.#hooks.preInfer(inferContext(request, 'tensor', entry, v));
     const inference = validateInferRequest(resolveDecoded(call.request, v.signature), v.signature);
     if (request.trace) inference.trace = request.trace;
     if (v.requestHeaders.length > 0) inference.headers = pickHeaders(request, v.requestHeaders, false);
@@ -102,11 +104,11 @@ export class ServingPipeline {
   /** A generation: routed, counted for the drain, its first chunk awaited (a failure before it is a plain error). */
   async generate(request: ServingRequest, call: GenerateCall): Promise<Generation> {
     const { entry, v, target } = this.#route(request, call.body.model, undefined, 'generate');
+    if (this.#hooks.hasPreInfer) await this.#hooks.preInfer(inferContext(request, 'generate', entry, v));
     const instance = pickGenerative(v, this.#turn++);
     if (!instance) {
       throw new TesseraError('TESSERA_E_MODEL_UNSUPPORTED', `model '${entry.name}' is not a generative model: use the Open Inference Protocol (/v2/models/${entry.name}/infer)`);
     }
-    if (this.#hooks.hasPreInfer) await this.#hooks.preInfer(inferContext(request, 'generate', entry, v));
     const { body } = call;
     const stream = body.stream === true;
     const wantsUsage = body.stream_options?.include_usage === true;
@@ -172,6 +174,7 @@ export class ServingPipeline {
     if (routed && request.version !== undefined) {
       const judged = request.outcomeStatus ?? status;
       const outcome: RouteOutcome = {
+        id: request.id,
         model: routed.entry.name,
         version: request.version,
         explicit: routed.target === undefined,
@@ -258,7 +261,7 @@ export class ServingPipeline {
     let submitted = request;
     if (v.pre.length > 0 || v.post.length > 0) {
       submitted = { ...request };
-      const ctx = { model: v.model, version: v.version, stage: 'pre' as const, id, parameters: request.parameters ?? {}, signal };
+      const ctx: ProcessContext = { model: v.model, version: v.version, stage: 'pre', id, parameters: request.parameters ?? {}, signal, ...(wanted ? { outputs: wanted } : {}) };
       if (v.pre.length > 0) {
         const produced = await runSteps(v.pre, request.inputs, ctx);
         submitted.inputs = modelInputsFrom(produced, v.metadata!, v.pre.at(-1)!.name, `${v.model} v${v.version}`);
@@ -298,8 +301,8 @@ function inferContext(request: ServingRequest, kind: 'tensor' | 'generate', entr
 
 /** What hooks see of a request (a plain object: hooks may spread or keep it). */
 function hookView(request: ServingRequest): HookRequest {
-  const { id, method, path, route, endpoint, headers, ip, locals } = request;
-  return { id, method, path, route, endpoint, headers, ip, locals };
+  const { id, method, path, route, endpoint, params, headers, ip, locals } = request;
+  return { id, method, path, route, endpoint, params, headers, ip, locals };
 }
 
 function statusClass(status: number): RouteOutcome['statusClass'] {

@@ -18,6 +18,7 @@ export interface ServingRequestInit {
   path: string;
   route: string | undefined;
   endpoint: EndpointKind;
+  params: Readonly<Record<string, string>>;
   headers: Readonly<Record<string, string | string[] | undefined>>;
   ip: string;
   /** performance.now() at arrival. */
@@ -38,6 +39,7 @@ export class ServingRequest implements HookRequest {
   readonly path: string;
   readonly route: string | undefined;
   readonly endpoint: EndpointKind;
+  readonly params: Readonly<Record<string, string>>;
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   readonly ip: string;
   readonly started: number;
@@ -77,6 +79,7 @@ export class ServingRequest implements HookRequest {
     this.path = init.path;
     this.route = init.route;
     this.endpoint = init.endpoint;
+    this.params = init.params;
     this.headers = init.headers;
     this.ip = init.ip;
     this.started = init.started;

@@ -67,6 +67,7 @@ export class ShadowMirror {
       this.#inflight.set(entry.name, (this.#inflight.get(entry.name) ?? 1) - 1);
       this.#opts.events.emit('shadow', { model: entry.name, version: v.version, kind, status, ...(code ? { code } : {}), durationMs });
       this.#opts.observe(entry, {
+        id,
         model: entry.name,
         version: v.version,
         explicit: false,

@@ -99,8 +99,9 @@ export class ModelRegistry {
           state: this.#opts.stateStore(`routers/${name}`),
         });
       } catch (err) {
-        if (isTesseraError(err)) throw err;
-        throw new TesseraError('TESSERA_E_CONFIG_INVALID', `${this.#filePrefix()}models.${name}.routing: routing strategy '${config.routing.strategy}' failed to start: ${errorMessage(err)}`, { cause: err });
+        // the router's own code when it refused with one; the config path in front either way
+        const code = isTesseraError(err) ? err.code : 'TESSERA_E_CONFIG_INVALID';
+        throw new TesseraError(code, `${this.#filePrefix()}models.${name}.routing: routing strategy '${config.routing.strategy}' failed to start: ${errorMessage(err)}`, { cause: err });
       }
       this.#models.set(name, new ModelEntry(name, config, router, options));
     }

@@ -23,7 +23,7 @@ function isExporter(value: Exporter | ExporterFactory): value is Exporter {
 
 /** The exporters `exporters:` lists, created from their factories with their options. */
 export async function createExporters(shared: Shared): Promise<{ name: string; exporter: Exporter }[]> {
-  const { catalog, config, logger, metrics } = shared;
+  const { catalog, config, logger, metrics, clock } = shared;
   const out: { name: string; exporter: Exporter }[] = [];
   for (const [i, entry] of config.exporters.entries()) {
     const at = `exporters[${i}]`;
@@ -36,7 +36,7 @@ export async function createExporters(shared: Shared): Promise<{ name: string; e
       exporter = value;
     } else {
       const options = value.optionsSchema ? validateAgainstSchema<Record<string, unknown>>(value.optionsSchema, entry.options, at, file(config)) : entry.options;
-      exporter = await create(() => value.create({ options, logger: logger.child({ exporter: entry.name }), metrics, configDir: config.configDir }), config, at, 'exporter', entry);
+      exporter = await create(() => value.create({ options, logger: logger.child({ exporter: entry.name }), metrics, clock, configDir: config.configDir }), config, at, 'exporter', entry);
     }
     out.push({ name: entry.name, exporter });
   }
@@ -63,8 +63,8 @@ async function create<T>(make: () => T | Promise<T>, config: TesseraConfig, at: 
   try {
     return await make();
   } catch (err) {
-    if (isTesseraError(err)) throw err;
-    throw new TesseraError('TESSERA_E_CONFIG_INVALID', `${prefix(config)}${at}: ${what} '${entry.name}' failed to start: ${errorMessage(err)}`, { cause: err });
+    const code = isTesseraError(err) ? err.code : 'TESSERA_E_CONFIG_INVALID';
+    throw new TesseraError(code, `${prefix(config)}${at}: ${what} '${entry.name}' failed to start: ${errorMessage(err)}`, { cause: err });
   }
 }
 

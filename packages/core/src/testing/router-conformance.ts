@@ -1,4 +1,5 @@
 import type { RouteCandidate, RouteOutcome, RouteRequest, Router, RouterContext, RouterFactory } from '../contracts/router.js';
+import { validateAgainstSchema } from '../config/validate.js';
 import { isTesseraError } from '../errors.js';
 import { silentLogger } from './silent-logger.js';
 import { FakeClock } from './fake-clock.js';
@@ -6,17 +7,29 @@ import { InMemoryMetrics } from './in-memory-metrics.js';
 import { MemoryStateStore } from './memory-state-store.js';
 import { requireVitest } from './vitest-api.js';
 
-/** A RouterContext for tests: a FakeClock, in-memory metrics and state, a silent logger. Override any part. */
-export function testRouterContext(overrides: Partial<RouterContext> & { versions?: readonly string[] } = {}): RouterContext & { clock: FakeClock | RouterContext['clock'] } {
+/** A RouterContext whose clock, metrics and state a test can drive and read. */
+export interface TestRouterContext extends RouterContext {
+  clock: FakeClock;
+  metrics: InMemoryMetrics;
+  state: MemoryStateStore;
+}
+
+/**
+ * A RouterContext for tests: a FakeClock, in-memory metrics and state, a silent logger. Override
+ * any part (pass the same `state` to a second router to test a restart). `options` are validated
+ * against `factory.optionsSchema` when a factory is given, as the server does (defaults filled in).
+ */
+export function testRouterContext(overrides: Partial<TestRouterContext> = {}, factory?: RouterFactory): TestRouterContext {
+  const options = factory?.optionsSchema ? validateAgainstSchema<Record<string, unknown>>(factory.optionsSchema, structuredClone({ ...(overrides.options ?? {}) }), 'routing') : (overrides.options ?? {});
   return {
     model: 'model',
-    options: {},
     versions: ['1', '2'],
     clock: new FakeClock(),
     logger: silentLogger(),
     metrics: new InMemoryMetrics(),
     state: new MemoryStateStore(),
     ...overrides,
+    options,
   };
 }
 
@@ -27,7 +40,7 @@ export function testRouteRequest(overrides: Partial<RouteRequest> = {}): RouteRe
 
 /** A RouteOutcome for tests (a 200 tensor request of version `1`, 5 ms). */
 export function testRouteOutcome(overrides: Partial<RouteOutcome> = {}): RouteOutcome {
-  return { model: 'model', version: '1', explicit: false, shadow: false, kind: 'tensor', status: 200, statusClass: 'ok', durationMs: 5, at: 0, ...overrides };
+  return { id: 'req-1', model: 'model', version: '1', explicit: false, shadow: false, kind: 'tensor', status: 200, statusClass: 'ok', durationMs: 5, at: 0, ...overrides };
 }
 
 export interface RouterConformanceOptions {
@@ -57,7 +70,7 @@ export function describeRouterConformance(options: RouterConformanceOptions): vo
     let router: Router;
     let ctx: RouterContext;
     beforeEach(async () => {
-      ctx = testRouterContext({ options: options.options ?? {}, versions });
+      ctx = testRouterContext({ options: options.options ?? {}, versions }, options.factory);
       router = await options.factory.create(ctx);
     });
     afterEach(async () => {
