@@ -192,6 +192,6 @@ describe('examples/shadow-router config errors', () => {
   it('should refuse a shadow version that is not configured', async () => {
     const res = await validate(`{ strategy: shadow-mirror, primary: '1', shadow: '3' }`);
     expect(res.code).toBe(1);
-    expect(res.stderr).toContain("TESSERA_E_CONFIG_INVALID: models.m.routing.shadow: version '3' is not configured (versions: 1, 2)");
+    expect(res.stderr).toMatch(/TESSERA_E_CONFIG_INVALID: \S+tessera\.config\.yaml: models\.m\.routing\.shadow: version '3' is not configured \(versions: 1, 2\)/);
   });
 });

@@ -99,9 +99,9 @@ export class ModelRegistry {
           state: this.#opts.stateStore(`routers/${name}`),
         });
       } catch (err) {
-        // the router's own code when it refused with one; the config path in front either way
-        const code = isTesseraError(err) ? err.code : 'TESSERA_E_CONFIG_INVALID';
-        throw new TesseraError(code, `${this.#filePrefix()}models.${name}.routing: routing strategy '${config.routing.strategy}' failed to start: ${errorMessage(err)}`, { cause: err });
+        // a refusal of the router's own keeps its code and words (the file named in front); anything else is wrapped
+        if (isTesseraError(err)) throw new TesseraError(err.code, `${this.#filePrefix()}${err.message}`, { cause: err, ...(err.headers ? { headers: err.headers } : {}) });
+        throw new TesseraError('TESSERA_E_CONFIG_INVALID', `${this.#filePrefix()}models.${name}.routing: routing strategy '${config.routing.strategy}' failed to start: ${errorMessage(err)}`, { cause: err });
       }
       this.#models.set(name, new ModelEntry(name, config, router, options));
     }

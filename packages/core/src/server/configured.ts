@@ -63,8 +63,8 @@ async function create<T>(make: () => T | Promise<T>, config: TesseraConfig, at: 
   try {
     return await make();
   } catch (err) {
-    const code = isTesseraError(err) ? err.code : 'TESSERA_E_CONFIG_INVALID';
-    throw new TesseraError(code, `${prefix(config)}${at}: ${what} '${entry.name}' failed to start: ${errorMessage(err)}`, { cause: err });
+    if (isTesseraError(err)) throw new TesseraError(err.code, `${prefix(config)}${at}: ${what} '${entry.name}': ${err.message}`, { cause: err });
+    throw new TesseraError('TESSERA_E_CONFIG_INVALID', `${prefix(config)}${at}: ${what} '${entry.name}' failed to start: ${errorMessage(err)}`, { cause: err });
   }
 }
 
