@@ -153,7 +153,7 @@ describe(EXPORTER_NAME, () => {
       expect(regs.names('exporter')).toEqual([EXPORTER_NAME]);
       const factory = regs.get<ExporterFactory>('exporter', EXPORTER_NAME);
       const dir = await mkdtemp(path.join(tmpdir(), 'tessera-jsonl-'));
-      const exporter = (await factory.create({ options: { file: 'logs/e.jsonl', events: ['request'] }, logger: silentLogger(), metrics: new InMemoryMetrics(), configDir: dir })) as JsonlExporter;
+      const exporter = (await factory.create({ options: { file: 'logs/e.jsonl', events: ['request'] }, logger: silentLogger(), metrics: new InMemoryMetrics(), clock: new FakeClock(), configDir: dir })) as JsonlExporter;
       expect(exporter.file).toBe(path.join(dir, 'logs/e.jsonl'));
       const events = new ServingEvents();
       exporter.attach(events);

@@ -1,4 +1,5 @@
 import type { RouteCandidate, RouteOutcome, RouteRequest, Router, RouterContext, RouterFactory } from '../contracts/router.js';
+import type { StateStore } from '../contracts/state-store.js';
 import { validateAgainstSchema } from '../config/validate.js';
 import { isTesseraError } from '../errors.js';
 import { silentLogger } from './silent-logger.js';
@@ -7,11 +8,14 @@ import { InMemoryMetrics } from './in-memory-metrics.js';
 import { MemoryStateStore } from './memory-state-store.js';
 import { requireVitest } from './vitest-api.js';
 
-/** A RouterContext whose clock, metrics and state a test can drive and read. */
-export interface TestRouterContext extends RouterContext {
+/**
+ * A RouterContext whose clock, metrics and state a test can drive and read. `S` is the state
+ * store's type: a `MemoryStateStore` unless the test passes its own (one that fails, say).
+ */
+export interface TestRouterContext<S extends StateStore = MemoryStateStore> extends RouterContext {
   clock: FakeClock;
   metrics: InMemoryMetrics;
-  state: MemoryStateStore;
+  state: S;
 }
 
 /**
@@ -19,7 +23,7 @@ export interface TestRouterContext extends RouterContext {
  * any part (pass the same `state` to a second router to test a restart). `options` are validated
  * against `factory.optionsSchema` when a factory is given, as the server does (defaults filled in).
  */
-export function testRouterContext(overrides: Partial<TestRouterContext> = {}, factory?: RouterFactory): TestRouterContext {
+export function testRouterContext<S extends StateStore = MemoryStateStore>(overrides: Partial<TestRouterContext<S>> = {}, factory?: RouterFactory): TestRouterContext<S> {
   const options = factory?.optionsSchema ? validateAgainstSchema<Record<string, unknown>>(factory.optionsSchema, structuredClone({ ...(overrides.options ?? {}) }), 'routing') : (overrides.options ?? {});
   return {
     model: 'model',
@@ -27,7 +31,7 @@ export function testRouterContext(overrides: Partial<TestRouterContext> = {}, fa
     clock: new FakeClock(),
     logger: silentLogger(),
     metrics: new InMemoryMetrics(),
-    state: new MemoryStateStore(),
+    state: new MemoryStateStore() as StateStore as S,
     ...overrides,
     options,
   };
