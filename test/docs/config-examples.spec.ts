@@ -7,7 +7,8 @@
  * config only (a `models:` excerpt with placeholder paths is still a config), or shows a mistake on
  * purpose, is preceded by `<!-- config-example: skip (the reason) -->`.
  */
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -88,7 +89,14 @@ describe('config examples in the docs', () => {
     }
     it(`${name} should resolve and pass \`tessera validate\` with its plugins loaded`, async () => {
       const config = resolveConfig(parse(block.text, { merge: true }), { configDir: configDirOf(block.file), configFile: path.join(configDirOf(block.file), 'tessera.config.yaml'), env: envFor(block.text) });
-      const server = new TesseraServer({ config: { ...config, server: { ...config.server, port: 0, host: '127.0.0.1', logLevel: 'silent' } }, logger: pino({ level: 'silent' }), stateStore: () => new MemoryStateStore() });
+      // files an exporter writes (at close) go to a temporary folder, not into the repository
+      const out = mkdtempSync(path.join(tmpdir(), 'tessera-docs-config-'));
+      const exporters = config.exporters.map((e) => (typeof e.options['file'] === 'string' ? { ...e, options: { ...e.options, file: path.join(out, path.basename(e.options['file'])) } } : e));
+      const server = new TesseraServer({
+        config: { ...config, exporters, server: { ...config.server, port: 0, host: '127.0.0.1', logLevel: 'silent', stateDir: path.join(out, 'state') } },
+        logger: pino({ level: 'silent' }),
+        stateStore: () => new MemoryStateStore(),
+      });
       try {
         await server.check();
       } finally {
