@@ -60,12 +60,16 @@ export function installEdge(app: FastifyInstance, options: EdgeOptions): void {
 
   app.addHook('onRequest', async (request, reply) => {
     const started = performance.now();
-    const route = request.routeOptions.url;
-    const endpoint: EndpointKind = route === undefined ? 'unknown' : (request.routeOptions.config.endpoint ?? 'admin');
+    // fastify builds a new routeOptions object on every read: read it once
+    const routeOptions = request.routeOptions;
+    const route = routeOptions.url;
+    const endpoint: EndpointKind = route === undefined ? 'unknown' : (routeOptions.config.endpoint ?? 'admin');
+    const url = request.url;
+    const query = url.indexOf('?');
     const req = new ServingRequest({
       id: String(request.id),
       method: request.method,
-      path: request.url.split('?')[0]!,
+      path: query === -1 ? url : url.slice(0, query),
       route,
       endpoint,
       params: (request.params as Record<string, string> | undefined) ?? {},

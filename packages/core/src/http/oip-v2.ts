@@ -52,9 +52,9 @@ export function modelMetadataBody(entry: ModelEntry, v: ModelVersion): Record<st
 export function decodeOipRequest(body: JsonInferRequest, tail: Buffer, binary: boolean): DecodedInferRequest {
   const blobs = splitBinaryInputs(body, tail, binary);
   const inputs: DecodedInput[] = body.inputs.map((input, i) => {
-    const base = { name: input.name, datatype: input.datatype as DecodedInput['datatype'] & string, shape: input.shape };
+    const datatype = input.datatype as DecodedInput['datatype'] & string;
     const blob = blobs[i];
-    return blob !== undefined ? { ...base, bytes: blob } : { ...base, json: input.data };
+    return blob !== undefined ? { name: input.name, datatype, shape: input.shape, bytes: blob } : { name: input.name, datatype, shape: input.shape, json: input.data };
   });
   const decoded: DecodedInferRequest = { inputs };
   if (body.id !== undefined) decoded.id = body.id;

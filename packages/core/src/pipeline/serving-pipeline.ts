@@ -82,7 +82,7 @@ export class ServingPipeline {
   /** A request arrived (any endpoint): the onRequest hooks. Rejects with the refusal to answer. */
   async admit(request: ServingRequest): Promise<void> {
     request.admitted = true;
-    await this.#hooks.onRequest(request);
+    await this.#hooks.onRequest(hookView(request));
   }
 
   /** A tensor request: routed, validated, pre-processed, batched, post-processed; the outputs asked for. */
@@ -96,7 +96,9 @@ export class ServingPipeline {
     const inference = validateInferRequest(resolveDecoded(call.request, v.signature), v.signature);
     if (request.trace) inference.trace = request.trace;
     if (v.requestHeaders.length > 0) inference.headers = pickHeaders(request, v.requestHeaders, false);
-    const outputs = await this.#runTensor(v, inference, request.id, request.signal);
+    // without processors, straight to the batcher (one async step less on the hot path)
+    const outputs =
+      v.pre.length === 0 && v.post.length === 0 ? selectOutputs(await v.batcher.submit(inference, request.signal), inference.outputs, v.signature) : await this.#runTensor(v, inference, request.id, request.signal);
     if (target?.shadow?.length) this.#shadowLater(request, entry, target.shadow, v.version, { tensor: call.request });
     return { model: entry.name, version: v.version, id: inference.id, outputs };
   }

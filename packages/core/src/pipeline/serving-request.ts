@@ -43,7 +43,7 @@ export class ServingRequest implements HookRequest {
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   readonly ip: string;
   readonly started: number;
-  readonly locals = new Map<string | symbol, unknown>();
+  #locals: Map<string | symbol, unknown> | undefined;
   /** `v2`, `predict`, `openai`; `http` for everything that is not a serving protocol. */
   protocol = 'http';
   model: string | undefined;
@@ -84,6 +84,11 @@ export class ServingRequest implements HookRequest {
     this.ip = init.ip;
     this.started = init.started;
     this.#clientGone = init.clientGone;
+  }
+
+  /** What hooks keep for this request (created when first used: most requests meet no hook). */
+  get locals(): Map<string | symbol, unknown> {
+    return (this.#locals ??= new Map());
   }
 
   /** Aborts when the client goes away before its answer was sent. */
