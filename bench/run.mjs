@@ -46,7 +46,7 @@ import { binaryInferBody, decodeInferResponse, jsonInferBody, maxAbsDiff } from 
 import { histogramMeans, processCpuSeconds, scrapeMetrics, systemBusySeconds, waitIdle } from './lib/probe.mjs';
 import { MARKER_END, MARKER_START, evaluateTargets, markDisturbed, renderMarkdown } from './lib/report.mjs';
 
-// BENCH_SUITES=ocr,llm,tracing (default all): `npm run bench` runs this suite, then bench/llm.mjs and bench/tracing.mjs
+// BENCH_SUITES=ocr,llm,tracing,pipeline (default all): `npm run bench` runs this suite, then bench/llm.mjs, bench/tracing.mjs and bench/pipeline.mjs
 skipUnlessSuite('ocr', 'bench/run.mjs');
 
 const env = process.env;

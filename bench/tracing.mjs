@@ -2,7 +2,7 @@
 // Throughput and latency of the same Tessera server with tracing off and on, in one run:
 //
 //   base     the server built from the commit just before the core got its spans (74da4e3^), in a
-//            cached git worktree under /tmp (bench/lib/tracing-base.mjs)
+//            cached git worktree under /tmp (bench/lib/baseline.mjs)
 //   absent   today's server without the tracing plugin (the default): no span code runs
 //   on-1.0   plugins: ['@tessera/tracing'], sampleRatio 1, OTLP http/protobuf to a local sink
 //   on-0.0   the plugin with sampleRatio 0: spans are created but not recorded (context)
@@ -40,17 +40,16 @@
 //   BENCH_TRACING_TAG=name           bench/results/<date>-<machine>-tracing-<name>.json
 //   BENCH_WRITE=0                    write neither the results file nor docs/benchmarks.md; `json`: the results file only
 //   BENCH_KEEP_TMP=1                 keep the temporary folder (configs, server logs)
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { BENCH_DIR, benchModels, freePort, installCleanup, machineInfo, machineSlug, makeSample, packageVersion, ROOT, sessionOptionsFromEnv, skipUnlessSuite, spawnNode } from './lib/common.mjs';
+import { BENCH_DIR, freePort, installCleanup, machineInfo, machineSlug, packageVersion, ROOT, sessionOptionsFromEnv, skipUnlessSuite, spawnNode } from './lib/common.mjs';
+import { checkAnswer, commandLine, describeBaseline, describeModels, gitInfo, prepareModels, runLoad, startTessera as startContender, stealSeconds, writeDocsSection } from './lib/contest.mjs';
 import { allProcessCpu, otherProcessCpu, startService, waitQuiet } from './lib/llm-procs.mjs';
-import { binaryInferBody, decodeInferResponse, maxAbsDiff } from './lib/oip.mjs';
 import { histogramMeans, processCpuSeconds, scrapeMetrics, systemBusySeconds, waitIdle } from './lib/probe.mjs';
-import { ensureBaseline } from './lib/tracing-base.mjs';
+import { ensureBaseline } from './lib/baseline.mjs';
 import { TRACING_MARKER_END, TRACING_MARKER_START, evaluateTracing, renderTracingMarkdown } from './lib/tracing-report.mjs';
 
 const env = process.env;
@@ -60,7 +59,6 @@ skipUnlessSuite('tracing', 'bench/tracing.mjs');
 
 const CLI = path.join(ROOT, 'packages', 'core', 'dist', 'cli.js');
 const PLUGIN_DIST = path.join(ROOT, 'packages', 'tracing', 'dist', 'index.js');
-const LOAD = path.join(BENCH_DIR, 'load.mjs');
 const SINK = path.join(BENCH_DIR, 'lib', 'otlp-sink.mjs');
 const DOCS = path.join(ROOT, 'docs', 'benchmarks.md');
 const RESULTS_DIR = path.join(BENCH_DIR, 'results');
@@ -126,7 +124,7 @@ const results = {
   schema: 1,
   suite: 'tracing',
   date: new Date().toISOString(),
-  command: commandLine(),
+  command: commandLine('bench/tracing.mjs'),
   file: '',
   machine: { ...machineInfo(), loadavgAtStart: os.loadavg() },
   versions: {
@@ -153,77 +151,9 @@ const results = {
   skipped: [],
 };
 
-function commandLine() {
-  const vars = Object.keys(env)
-    .filter((k) => k.startsWith('BENCH_'))
-    .sort()
-    .map((k) => `${k}=${/^[\w.,:/^-]*$/.test(env[k]) ? env[k] : `'${env[k]}'`}`);
-  const base = env.npm_lifecycle_event === 'bench' ? 'npm run bench' : 'node bench/tracing.mjs';
-  return [...vars, base].join(' ');
-}
-
-/** Read-only git facts: the commit measured and whether the packages differ from it. */
-function gitInfo() {
-  try {
-    const head = execFileSync('git', ['-C', ROOT, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'packages'], { encoding: 'utf8' }).trim();
-    return { head, packagesDirty: dirty ? dirty.split('\n').length : 0 };
-  } catch {
-    return { head: null, packagesDirty: null };
-  }
-}
-
 function skip(id, reason) {
   results.skipped.push({ id, reason });
   log(`skip ${id}: ${reason}`);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Models and request bodies
-
-async function prepareModels() {
-  const testing = await import('@tessera/core/testing');
-  const catalog = await testing.writeTestModels(path.join(tmp, 'test-models'));
-  const cls = benchModels().cls;
-  const sample = makeSample(cls);
-  const shape = [1, ...cls.sampleShape];
-  let bin;
-  let encoder;
-  try {
-    bin = testing.encodeBinaryInferRequest([{ name: cls.input, datatype: 'FP32', shape, data: sample }], { binaryOutput: true });
-    encoder = '@tessera/core/testing encodeBinaryInferRequest';
-  } catch (err) {
-    bin = binaryInferBody(cls.input, shape, sample);
-    encoder = `bench/lib/oip.mjs (${err.message})`;
-  }
-  const clsFile = path.join(tmp, 'cls.bin');
-  await writeFile(clsFile, bin.body);
-  const x = [0.5, -1.25, 2, 3.5];
-  const tinyFile = path.join(tmp, 'affine.json');
-  await writeFile(tinyFile, JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: x }] }));
-  return {
-    cls: {
-      key: 'cls',
-      name: cls.name,
-      file: cls.file,
-      protocol: 'binary',
-      warmupShapes: { [cls.input]: shape },
-      body: { file: clsFile, headers: bin.headers, bytes: bin.body.length },
-      encoder,
-      // checked against the `absent` contender's answer (the first preflight)
-      expected: null,
-    },
-    tiny: {
-      key: 'tiny',
-      name: 'affine',
-      file: catalog.affine.path,
-      protocol: 'json',
-      warmupShapes: { x: [1, 4] },
-      body: { file: tinyFile, headers: {}, bytes: (await readFile(tinyFile)).length },
-      // y = 2x + 1, sum = Σy
-      expected: { y: x.map((v) => 2 * v + 1), sum: [x.reduce((s, v) => s + 2 * v + 1, 0)] },
-    },
-  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -263,18 +193,7 @@ async function pluginSpecifier(models, sinkUrl) {
 
 const services = [];
 
-async function startTessera(contender, cli, config) {
-  const port = await freePort();
-  const file = path.join(tmp, `tessera-${contender}.json`);
-  await writeFile(file, JSON.stringify(config, null, 2));
-  const s = await startService(`tessera (${contender})`, cli, ['serve', '-c', file, '--port', String(port)], {
-    logFile: path.join(tmp, `tessera-${contender}.log`),
-    readyUrl: `http://127.0.0.1:${port}/v2/health/ready`,
-    timeoutMs: 120_000,
-  });
-  services.push(s);
-  return { ...s, url: `http://127.0.0.1:${port}`, port, cli, configFile: file };
-}
+const startTessera = (contender, cli, config) => startContender(services, tmp, contender, cli, config);
 
 async function startSink() {
   const port = await freePort();
@@ -315,45 +234,13 @@ async function serverCounts(server) {
 
 /** One request before any load: the answer must be right, and X-Trace-Id present exactly when tracing is on. */
 async function preflight(server, contender, model) {
-  const url = `${server.url}/v2/models/${model.name}/infer`;
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...model.body.headers }, body: await readFile(model.body.file), signal: AbortSignal.timeout(60_000) });
-  const buf = Buffer.from(await res.arrayBuffer());
-  const traceId = res.headers.get('x-trace-id');
+  const out = await checkAnswer(server, model, contender);
   const wantTrace = contender.startsWith('on-');
-  const out = { status: res.status, traceId, ok: false, error: null, maxAbsDiff: null };
-  if (res.status !== 200) {
-    out.error = `HTTP ${res.status}: ${buf.toString('utf8').slice(0, 300)}`;
-    return out;
+  if (out.status === 200 && Boolean(out.traceId) !== wantTrace) {
+    out.ok = false;
+    out.error = wantTrace ? 'no X-Trace-Id header: the tracing plugin is not active' : `X-Trace-Id ${out.traceId} although no tracing SDK should be registered`;
   }
-  if (Boolean(traceId) !== wantTrace) {
-    out.error = wantTrace ? 'no X-Trace-Id header: the tracing plugin is not active' : `X-Trace-Id ${traceId} although no tracing SDK should be registered`;
-    return out;
-  }
-  const decoded = decodeInferResponse(res.headers, buf);
-  if (model.key === 'tiny') {
-    const y = decoded.outputs.find((o) => o.name === 'y');
-    const sum = decoded.outputs.find((o) => o.name === 'sum');
-    out.maxAbsDiff = y && sum ? Math.max(maxAbsDiff(y.data, model.expected.y), maxAbsDiff(sum.data, model.expected.sum)) : Infinity;
-  } else {
-    const o = decoded.outputs[0];
-    if (!model.expected) model.expected = { name: o.name, data: Array.from(o.data), from: contender };
-    out.maxAbsDiff = maxAbsDiff(o.data, model.expected.data);
-    out.binaryOutput = o.binary;
-  }
-  out.ok = out.maxAbsDiff <= 1e-3;
-  if (!out.ok) out.error = `output differs from the expected answer by ${out.maxAbsDiff}`;
   return out;
-}
-
-/** bench/load.mjs in a process of its own; resolves with its JSON line. */
-async function runLoad(url, body, connections, durationS) {
-  const proc = spawnNode(LOAD, [JSON.stringify({ url, bodyFile: body.file, headers: body.headers, connections, durationS })], { keep: 50 });
-  const timer = setTimeout(() => proc.child.kill('SIGKILL'), (durationS + 90) * 1000);
-  const code = await proc.exited;
-  clearTimeout(timer);
-  const last = proc.stdout.filter((l) => l.trim().startsWith('{')).at(-1);
-  if (code !== 0 || !last) throw new Error(`bench/load.mjs exited with ${code}\n${proc.stderr.slice(-20).join('\n')}`);
-  return JSON.parse(last);
 }
 
 const servers = {};
@@ -377,18 +264,6 @@ async function spanSnapshot(contender) {
   const [stats, counts] = await Promise.all([sinkStats(sink), serverCounts(server)]);
   const s = stats[`/${contender}`] ?? { requests: 0, bytes: 0, spans: 0, byName: {} };
   return { at: performance.now(), exportRequests: s.requests, bytes: s.bytes, spans: s.spans, byName: { ...s.byName }, requests: counts.requests, queued: counts.queued, batches: counts.batches, decodeErrors: s.decodeErrors ?? 0 };
-}
-
-let clockTicks;
-/** CPU seconds stolen from this VM by the hypervisor, all cores (/proc/stat); null elsewhere. */
-function stealSeconds() {
-  try {
-    clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-    return (cpu[7] ?? 0) / clockTicks;
-  } catch {
-    return null;
-  }
 }
 
 const INFER_SPAN = 'POST /v2/models/:model/infer';
@@ -511,14 +386,7 @@ async function writeOutputs() {
     log(`\nwrote ${path.relative(ROOT, file)} (BENCH_WRITE=json: docs/benchmarks.md left alone)`);
     return;
   }
-  const block = `${TRACING_MARKER_START}\n${renderTracingMarkdown(results)}\n${TRACING_MARKER_END}`;
-  // read just before writing: other suites may have rewritten their own section meanwhile
-  const docs = existsSync(DOCS) ? await readFile(DOCS, 'utf8') : '# Benchmarks\n';
-  const start = docs.indexOf(TRACING_MARKER_START);
-  const end = docs.indexOf(TRACING_MARKER_END);
-  const updated =
-    start >= 0 && end > start ? docs.slice(0, start) + block + docs.slice(end + TRACING_MARKER_END.length) : `${docs.trimEnd()}\n\n## Tracing overhead\n\n${block}\n`;
-  await writeFile(DOCS, updated);
+  await writeDocsSection(DOCS, { start: TRACING_MARKER_START, end: TRACING_MARKER_END, heading: 'Tracing overhead', block: renderTracingMarkdown(results) });
   log(`\nwrote ${path.relative(ROOT, file)} and ${path.relative(ROOT, DOCS)}`);
 }
 
@@ -540,22 +408,7 @@ async function main() {
     results.baseline = b;
     if (b.ok) {
       baseCli = b.cli;
-      const v = (name) => {
-        try {
-          return JSON.parse(readFileSync(path.join(b.dir, 'node_modules', name, 'package.json'), 'utf8')).version;
-        } catch {
-          return null;
-        }
-      };
-      b.versions = { onnxruntime: v('onnxruntime-node'), fastify: v('fastify'), core: v('@tessera/core') };
-      try {
-        b.coreChangesSince = execFileSync('git', ['-C', ROOT, 'log', '--oneline', '--no-decorate', `${b.sha}..HEAD`, '--', 'packages/core/src', 'packages/backend-onnxruntime/src'], { encoding: 'utf8' })
-          .trim()
-          .split('\n')
-          .filter(Boolean);
-      } catch {
-        b.coreChangesSince = null;
-      }
+      describeBaseline(b);
       log(`  baseline ${settings.baseRef} = ${b.sha.slice(0, 12)}: ${b.cli} (${b.reused ? 'reused' : `built in ${b.seconds.toFixed(0)} s`})`);
     } else {
       skip('base', `baseline ${settings.baseRef} could not be built: ${b.reason}`);
@@ -564,10 +417,8 @@ async function main() {
     }
   }
 
-  const models = await prepareModels();
-  results.models = Object.fromEntries(
-    Object.values(models).map((md) => [md.key, { name: md.name, file: path.relative(ROOT, md.file).startsWith('..') ? path.basename(md.file) : path.relative(ROOT, md.file), protocol: md.protocol, bodyBytes: md.body.bytes, ...(md.encoder ? { encoder: md.encoder } : {}) }]),
-  );
+  const models = await prepareModels(tmp);
+  results.models = describeModels(models);
   const needsSink = settings.contenders.some((c) => c.startsWith('on-'));
   if (needsSink) sink = await startSink();
   const plugin = needsSink ? await pluginSpecifier(models, sink.url) : null;

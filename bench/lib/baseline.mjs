@@ -1,6 +1,7 @@
-// The "baseline before tracing" contender of bench/tracing.mjs: the same server built from the
-// commit just before the core got its OpenTelemetry spans (74da4e3^), in a git worktree under
-// /tmp that is kept between runs (reused when it is at the right commit and built).
+// A baseline server for the suites that compare today's build with an earlier one (bench/tracing.mjs:
+// the commit before the core got its spans; bench/pipeline.mjs: the build before the serving
+// pipeline): the same repository at another commit, in a git worktree under /tmp that is kept
+// between runs (reused when it is at the right commit and built).
 //
 //   git worktree add --detach /tmp/tessera-base-<sha12> <sha>
 //   cd /tmp/tessera-base-<sha12> && npm ci --no-audit --no-fund && npm run build
@@ -12,6 +13,9 @@
 //
 // Nothing else is removed or changed: only `git worktree add` touches the main repository (its
 // .git/worktrees entry); this module never commits, stashes, checks out or resets anything there.
+//
+// Where there is no npm (the device machine), `prebuiltBaseline(dir)` takes a tree that was built
+// elsewhere and carried there: its packages/*/dist with a node_modules beside them.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -117,8 +121,22 @@ export async function ensureBaseline(root, ref, { log = () => {} } = {}) {
     steps.push(`npm run build: exit ${b.code} in ${((performance.now() - t) / 1000).toFixed(0)} s`);
     if (b.code !== 0 || !existsSync(cli)) return { ok: false, ref, sha, dir, reason: `npm run build failed (exit ${b.code}): ${b.out.split('\n').slice(-5).join(' | ')}`, steps };
     writeFileSync(stamp, `${new Date().toISOString()}\n`);
+    writeFileSync(path.join(dir, '.tessera-bench-sha'), `${sha}\n`);
     return { ok: true, ref, sha, dir, cli, reused, seconds: (performance.now() - t0) / 1000, steps };
   } catch (err) {
     return { ok: false, ref, ...(sha ? { sha } : {}), ...(dir ? { dir } : {}), reason: String(err?.message ?? err), steps };
   }
+}
+
+/**
+ * A baseline built elsewhere: `dir` holds packages/core/dist/cli.js (and the other packages' dist)
+ * with dependencies resolvable from it. Same result shape as `ensureBaseline`; `sha` is read from
+ * `dir/.tessera-bench-sha` when present.
+ */
+export function prebuiltBaseline(dir, ref) {
+  const cli = path.join(dir, 'packages', 'core', 'dist', 'cli.js');
+  if (!existsSync(cli)) return { ok: false, ref, dir, reason: `${cli} is missing: not a built baseline`, steps: [] };
+  const shaFile = path.join(dir, '.tessera-bench-sha');
+  const sha = existsSync(shaFile) ? readFileSync(shaFile, 'utf8').trim() : 'unknown';
+  return { ok: true, ref, sha, dir, cli, reused: true, prebuilt: true, seconds: 0, steps: ['prebuilt'] };
 }

@@ -1,0 +1,197 @@
+// Shared by the suites that race several builds or settings of the same Tessera server in one run
+// (bench/tracing.mjs, bench/pipeline.mjs): the two test models and their request bodies, starting
+// `tessera serve` contenders, checking an answer, running the load generator, the CPU stolen by the
+// hypervisor, the command line and git state recorded in a results file, the baseline's details,
+// and rewriting a suite's own section of docs/benchmarks.md.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { BENCH_DIR, benchModels, freePort, makeSample, ROOT, spawnNode } from './common.mjs';
+import { startService } from './llm-procs.mjs';
+import { binaryInferBody, decodeInferResponse, maxAbsDiff } from './oip.mjs';
+
+const LOAD = path.join(BENCH_DIR, 'load.mjs');
+
+/**
+ * The PP-OCR classifier (binary tensor protocol) and the tiny `affine` test model (JSON), with a
+ * request body for each written under `dir`. The classifier's expected answer is filled in by the
+ * first `checkAnswer`; the tiny model's is known (y = 2x + 1, sum = Σy).
+ */
+export async function prepareModels(dir) {
+  const testing = await import('@tessera/core/testing');
+  const catalog = await testing.writeTestModels(path.join(dir, 'test-models'));
+  const cls = benchModels().cls;
+  const sample = makeSample(cls);
+  const shape = [1, ...cls.sampleShape];
+  let bin;
+  let encoder;
+  try {
+    bin = testing.encodeBinaryInferRequest([{ name: cls.input, datatype: 'FP32', shape, data: sample }], { binaryOutput: true });
+    encoder = '@tessera/core/testing encodeBinaryInferRequest';
+  } catch (err) {
+    bin = binaryInferBody(cls.input, shape, sample);
+    encoder = `bench/lib/oip.mjs (${err.message})`;
+  }
+  const clsFile = path.join(dir, 'cls.bin');
+  await writeFile(clsFile, bin.body);
+  const x = [0.5, -1.25, 2, 3.5];
+  const tinyFile = path.join(dir, 'affine.json');
+  await writeFile(tinyFile, JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: x }] }));
+  return {
+    cls: {
+      key: 'cls',
+      name: cls.name,
+      file: cls.file,
+      protocol: 'binary',
+      warmupShapes: { [cls.input]: shape },
+      body: { file: clsFile, headers: bin.headers, bytes: bin.body.length },
+      encoder,
+      expected: null,
+    },
+    tiny: {
+      key: 'tiny',
+      name: 'affine',
+      file: catalog.affine.path,
+      protocol: 'json',
+      warmupShapes: { x: [1, 4] },
+      body: { file: tinyFile, headers: {}, bytes: (await readFile(tinyFile)).length },
+      expected: { y: x.map((v) => 2 * v + 1), sum: [x.reduce((s, v) => s + 2 * v + 1, 0)] },
+    },
+  };
+}
+
+/** The models as a results file records them (paths relative to the repository). */
+export function describeModels(models) {
+  return Object.fromEntries(
+    Object.values(models).map((m) => [m.key, { name: m.name, file: path.relative(ROOT, m.file).startsWith('..') ? path.basename(m.file) : path.relative(ROOT, m.file), protocol: m.protocol, bodyBytes: m.body.bytes, ...(m.encoder ? { encoder: m.encoder } : {}) }]),
+  );
+}
+
+/**
+ * One request to `server` for `model`: resolves with `{ status, traceId, ok, error, maxAbsDiff }`;
+ * ok when the answer matches the expected one within 1e-3 (the classifier's expected answer is
+ * the first answer seen, `from` names the contender that gave it).
+ */
+export async function checkAnswer(server, model, from) {
+  const res = await fetch(`${server.url}/v2/models/${model.name}/infer`, { method: 'POST', headers: { 'content-type': 'application/json', ...model.body.headers }, body: await readFile(model.body.file), signal: AbortSignal.timeout(60_000) });
+  const buf = Buffer.from(await res.arrayBuffer());
+  const out = { status: res.status, traceId: res.headers.get('x-trace-id'), ok: false, error: null, maxAbsDiff: null };
+  if (res.status !== 200) {
+    out.error = `HTTP ${res.status}: ${buf.toString('utf8').slice(0, 300)}`;
+    return out;
+  }
+  const decoded = decodeInferResponse(res.headers, buf);
+  if (model.key === 'tiny') {
+    const y = decoded.outputs.find((o) => o.name === 'y');
+    const sum = decoded.outputs.find((o) => o.name === 'sum');
+    out.maxAbsDiff = y && sum ? Math.max(maxAbsDiff(y.data, model.expected.y), maxAbsDiff(sum.data, model.expected.sum)) : Infinity;
+  } else {
+    const o = decoded.outputs[0];
+    if (!model.expected) model.expected = { name: o.name, data: Array.from(o.data), from };
+    out.maxAbsDiff = maxAbsDiff(o.data, model.expected.data);
+    out.binaryOutput = o.binary;
+  }
+  out.ok = out.maxAbsDiff <= 1e-3;
+  if (!out.ok) out.error = `output differs from the expected answer by ${out.maxAbsDiff}`;
+  return out;
+}
+
+/**
+ * Starts `node <cli> serve` for one contender with `config` (written to `dir`), its log in `dir`;
+ * the service is pushed onto `services` (stopped at the end). Resolves once /v2/health/ready answers.
+ */
+export async function startTessera(services, dir, contender, cli, config) {
+  const port = await freePort();
+  const file = path.join(dir, `tessera-${contender}.json`);
+  await writeFile(file, JSON.stringify(config, null, 2));
+  const s = await startService(`tessera (${contender})`, cli, ['serve', '-c', file, '--port', String(port)], {
+    logFile: path.join(dir, `tessera-${contender}.log`),
+    readyUrl: `http://127.0.0.1:${port}/v2/health/ready`,
+    timeoutMs: 120_000,
+  });
+  services.push(s);
+  return { ...s, url: `http://127.0.0.1:${port}`, port, cli, configFile: file };
+}
+
+/** bench/load.mjs (autocannon) in a process of its own against `url`; resolves with its JSON line. */
+export async function runLoad(url, body, connections, durationS) {
+  const proc = spawnNode(LOAD, [JSON.stringify({ url, bodyFile: body.file, headers: body.headers, connections, durationS })], { keep: 50 });
+  const timer = setTimeout(() => proc.child.kill('SIGKILL'), (durationS + 90) * 1000);
+  const code = await proc.exited;
+  clearTimeout(timer);
+  const last = proc.stdout.filter((l) => l.trim().startsWith('{')).at(-1);
+  if (code !== 0 || !last) throw new Error(`bench/load.mjs exited with ${code}\n${proc.stderr.slice(-20).join('\n')}`);
+  return JSON.parse(last);
+}
+
+let clockTicks;
+/** CPU seconds stolen from this VM by the hypervisor, all cores (/proc/stat); null elsewhere. */
+export function stealSeconds() {
+  try {
+    clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    return (cpu[7] ?? 0) / clockTicks;
+  } catch {
+    return null;
+  }
+}
+
+/** The command that reproduces this run: the BENCH_* variables set, then the script (or npm run bench). */
+export function commandLine(script, env = process.env) {
+  const vars = Object.keys(env)
+    .filter((k) => k.startsWith('BENCH_'))
+    .sort()
+    .map((k) => `${k}=${/^[\w.,:/^-]*$/.test(env[k]) ? env[k] : `'${env[k]}'`}`);
+  const base = env.npm_lifecycle_event === 'bench' ? 'npm run bench' : `node ${script}`;
+  return [...vars, base].join(' ');
+}
+
+/** Read-only git facts: the commit measured and whether the packages differ from it. */
+export function gitInfo() {
+  try {
+    const head = execFileSync('git', ['-C', ROOT, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'packages'], { encoding: 'utf8' }).trim();
+    return { head, packagesDirty: dirty ? dirty.split('\n').length : 0 };
+  } catch {
+    return { head: null, packagesDirty: null };
+  }
+}
+
+/**
+ * Adds to a built baseline (bench/lib/baseline.mjs) the versions it runs on and the commits since
+ * it that touch the core or the ONNX Runtime backend (what a comparison with it measures).
+ */
+export function describeBaseline(b) {
+  const v = (name) => {
+    try {
+      return JSON.parse(readFileSync(path.join(b.dir, 'node_modules', name, 'package.json'), 'utf8')).version;
+    } catch {
+      return null;
+    }
+  };
+  b.versions = { onnxruntime: v('onnxruntime-node'), fastify: v('fastify'), core: v('@tessera/core') };
+  try {
+    b.coreChangesSince = execFileSync('git', ['-C', ROOT, 'log', '--oneline', '--no-decorate', `${b.sha}..HEAD`, '--', 'packages/core/src', 'packages/backend-onnxruntime/src'], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter(Boolean);
+  } catch {
+    b.coreChangesSince = null;
+  }
+  return b;
+}
+
+/**
+ * Replaces the text between `start` and `end` in `file` with `block` (between the markers); a
+ * file without them gets `## heading` and the block appended. Read just before writing: other
+ * suites may have rewritten their own sections meanwhile.
+ */
+export async function writeDocsSection(file, { start, end, heading, block }) {
+  const text = `${start}\n${block}\n${end}`;
+  const docs = existsSync(file) ? await readFile(file, 'utf8') : '# Benchmarks\n';
+  const i = docs.indexOf(start);
+  const j = docs.indexOf(end);
+  const updated = i >= 0 && j > i ? docs.slice(0, i) + text + docs.slice(j + end.length) : `${docs.trimEnd()}\n\n## ${heading}\n\n${text}\n`;
+  await writeFile(file, updated);
+}
