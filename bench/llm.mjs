@@ -32,12 +32,12 @@
 //   BENCH_LLM_TAG=name          appended to the results file name: bench/results/<date>-<machine>-llm-<name>.json
 //   BENCH_WRITE=0               write neither the results file nor docs/benchmarks.md; `json`: the results file only
 //   BENCH_KEEP_TMP=1            keep the temporary folder (configs, logs, the .cpuprofile)
-import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { BENCH_DIR, freePort, installCleanup, machineInfo, machineSlug, packageVersion, ROOT, skipUnlessSuite, spawnNode, summarize } from './lib/common.mjs';
+import { BENCH_DIR, envNumber, freePort, installCleanup, machineSlug, packageVersion, resultsHeader, ROOT, skipUnlessSuite, spawnNode, suiteTempDir, summarize, writeResultsFile } from './lib/common.mjs';
 import { allProcessCpu, otherProcessCpu, runLoad, startService, waitQuiet } from './lib/llm-procs.mjs';
 import { summarizeCpuProfile } from './lib/llm-profile.mjs';
 import { LLM_MARKER_END, LLM_MARKER_START, evaluateLlmTargets, renderLlmMarkdown } from './lib/llm-report.mjs';
@@ -54,16 +54,11 @@ const PLUGIN_DIST = path.join(ROOT, 'packages', 'backend-vllm', 'dist', 'index.j
 const LOAD = path.join(BENCH_DIR, 'llm-load.mjs');
 const PROXY = path.join(BENCH_DIR, 'lib', 'llm-proxy.mjs');
 const DOCS = path.join(ROOT, 'docs', 'benchmarks.md');
-const RESULTS_DIR = path.join(BENCH_DIR, 'results');
 const SERVED_NAME = 'bench/llm';
 /** Above this much CPU (100 = one core) used by processes outside the benchmark, a point is flagged disturbed. */
 const NOISY_OTHER_CPU_PCT = 40;
 
-function number(name, fallback, { min = 0, integer = false } = {}) {
-  const v = Number(env[name] ?? fallback);
-  if (!Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) throw new Error(`${name}=${env[name]}: expected ${integer ? 'an integer' : 'a number'} ≥ ${min}`);
-  return v;
-}
+const number = (name, fallback, opts) => envNumber(name, fallback, opts);
 
 const quick = env.BENCH_QUICK === '1' || env.BENCH_QUICK === 'true';
 const settings = {
@@ -90,18 +85,10 @@ settings.maxNumSeqs = number('BENCH_LLM_MAX_NUM_SEQS', Math.max(1024, ...setting
 if (settings.maxNumSeqs < Math.max(...settings.concurrency)) log(`WARN BENCH_LLM_MAX_NUM_SEQS=${settings.maxNumSeqs} < concurrency: requests will queue in the stand-in`);
 
 installCleanup();
-const tmp = await mkdtemp(path.join(os.tmpdir(), 'tessera-bench-llm-'));
-process.on('exit', () => {
-  if (!env.BENCH_KEEP_TMP) rmSync(tmp, { recursive: true, force: true });
-});
+const tmp = suiteTempDir('llm');
 
 const results = {
-  schema: 1,
-  suite: 'llm',
-  date: new Date().toISOString(),
-  command: commandLine(),
-  file: '',
-  machine: { ...machineInfo(), loadavgAtStart: os.loadavg() },
+  ...resultsHeader('llm', 'bench/llm.mjs'),
   versions: { undici: packageVersion('undici'), core: packageVersion('@tessera/core'), backendVllm: packageVersion('@tessera/backend-vllm'), node: process.version },
   settings: { ...settings },
   noisyOtherCpuPct: NOISY_OTHER_CPU_PCT,
@@ -112,14 +99,6 @@ const results = {
   profile: null,
 };
 
-function commandLine() {
-  const vars = Object.keys(env)
-    .filter((k) => k.startsWith('BENCH_'))
-    .sort()
-    .map((k) => `${k}=${/^[\w.,:/-]*$/.test(env[k]) ? env[k] : `'${env[k]}'`}`);
-  const base = env.npm_lifecycle_event === 'bench' ? 'npm run bench' : 'node bench/llm.mjs';
-  return [...vars, base].join(' ');
-}
 
 // ---------------------------------------------------------------------------------------------
 // Processes
@@ -516,7 +495,7 @@ async function profileGateway(plugin, standIn) {
   const summary = summarizeCpuProfile(path.join(dir, file), { top: 30, windowMs: marks.start && marks.end ? [marks.start, marks.end] : null });
   summary.ttftMs = load.ttftMs;
   summary.tokensPerSec = load.tokensPerSec;
-  const keep = path.join(RESULTS_DIR, `${results.date.slice(0, 10)}-${machineSlug(results.machine)}${quick ? '-quick' : ''}-llm-gateway.cpuprofile`);
+  const keep = path.join(BENCH_DIR, 'results', `${results.date.slice(0, 10)}-${machineSlug(results.machine)}${quick ? '-quick' : ''}-llm-gateway.cpuprofile`);
   if (env.BENCH_KEEP_PROFILE === '1') await writeFile(keep, await readFile(path.join(dir, file)));
   return { concurrency, durationS: settings.durationS, ...summary, file: env.BENCH_KEEP_PROFILE === '1' ? path.relative(ROOT, keep) : null };
 }
@@ -525,12 +504,7 @@ async function profileGateway(plugin, standIn) {
 // Output
 
 async function writeOutputs() {
-  const tag = env.BENCH_LLM_TAG ? `-${env.BENCH_LLM_TAG.replace(/[^\w.-]+/g, '-')}` : '';
-  const name = `${results.date.slice(0, 10)}-${machineSlug(results.machine)}${quick ? '-quick' : ''}-llm${tag}.json`;
-  results.file = `bench/results/${name}`;
-  const file = path.join(RESULTS_DIR, name);
-  await writeFile(`${file}.tmp`, `${JSON.stringify(results, null, 2)}\n`);
-  await rename(`${file}.tmp`, file);
+  const file = await writeResultsFile(results, { quick, tag: env.BENCH_LLM_TAG });
   if (env.BENCH_WRITE === 'json') {
     log(`\nwrote ${path.relative(ROOT, file)} (BENCH_WRITE=json: docs/benchmarks.md left alone)`);
     return;

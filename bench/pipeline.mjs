@@ -34,14 +34,13 @@
 //   BENCH_KEEP_TMP=1                  keep the temporary folder (configs, server logs)
 //   BENCH_PIPELINE_SECTION=pipeline   the docs/benchmarks.md section written (markers bench-<section>:start/end)
 //   BENCH_PIPELINE_RENDER=<file>      measure nothing: write a results file (e.g. one from the device machine) into that section
-import { existsSync, rmSync } from 'node:fs';
-import { mkdtemp, rename, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { BENCH_DIR, installCleanup, machineInfo, machineSlug, packageVersion, ROOT, sessionOptionsFromEnv, skipUnlessSuite } from './lib/common.mjs';
+import { envNumber, installCleanup, packageVersion, resultsHeader, ROOT, sessionOptionsFromEnv, skipUnlessSuite, suiteTempDir, writeResultsFile } from './lib/common.mjs';
 import { ensureBaseline, prebuiltBaseline } from './lib/baseline.mjs';
-import { checkAnswer, commandLine, describeBaseline, describeModels, gitInfo, prepareModels, runLoad, startTessera, stealSeconds, writeDocsSection } from './lib/contest.mjs';
+import { checkAnswer, describeBaseline, describeModels, gitInfo, measureWithRetries, prepareModels, runLoad, startTessera, stealSeconds, writeDocsSection } from './lib/contest.mjs';
 import { allProcessCpu, otherProcessCpu, waitQuiet } from './lib/llm-procs.mjs';
 import { PIPELINE_TARGETS, evaluatePipeline, pipelineMarkers, renderPipelineMarkdown } from './lib/pipeline-report.mjs';
 import { histogramMeans, processCpuSeconds, scrapeMetrics, waitIdle } from './lib/probe.mjs';
@@ -62,15 +61,10 @@ if (env.BENCH_PIPELINE_RENDER) {
 
 const CLI = path.join(ROOT, 'packages', 'core', 'dist', 'cli.js');
 const DOCS = path.join(ROOT, 'docs', 'benchmarks.md');
-const RESULTS_DIR = path.join(BENCH_DIR, 'results');
 const NOISY_OTHER_CPU_PCT = 40;
 const CONTENDERS = ['base', 'now', 'now-2'];
 
-function number(name, fallback, { min = 0, integer = false } = {}) {
-  const v = Number(env[name] ?? fallback);
-  if (!Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) throw new Error(`${name}=${env[name]}: expected ${integer ? 'an integer' : 'a number'} ≥ ${min}`);
-  return v;
-}
+const number = (name, fallback, opts) => envNumber(name, fallback, opts);
 
 const quick = env.BENCH_QUICK === '1' || env.BENCH_QUICK === 'true';
 const settings = {
@@ -95,18 +89,10 @@ for (const p of settings.points) {
 }
 
 installCleanup();
-const tmp = await mkdtemp(path.join(os.tmpdir(), 'tessera-bench-pipeline-'));
-process.on('exit', () => {
-  if (!env.BENCH_KEEP_TMP) rmSync(tmp, { recursive: true, force: true });
-});
+const tmp = suiteTempDir('pipeline');
 
 const results = {
-  schema: 1,
-  suite: 'pipeline',
-  date: new Date().toISOString(),
-  command: commandLine('bench/pipeline.mjs'),
-  file: '',
-  machine: { ...machineInfo(), loadavgAtStart: os.loadavg() },
+  ...resultsHeader('pipeline', 'bench/pipeline.mjs'),
   versions: { core: packageVersion('@tessera/core'), onnxruntime: packageVersion('onnxruntime-node'), autocannon: packageVersion('autocannon'), fastify: packageVersion('fastify'), node: process.version },
   git: gitInfo(),
   settings: { ...settings },
@@ -182,13 +168,7 @@ async function measureOnce(point, contender, round) {
 }
 
 async function measure(point, contender, round) {
-  let best = null;
-  for (let attempt = 1; attempt <= 1 + settings.retries; attempt++) {
-    const row = await measureOnce(point, contender, round);
-    row.attempt = attempt;
-    if (!best || row.otherProcsPct < best.otherProcsPct) best = row;
-    if (!row.disturbed) break;
-  }
+  const best = await measureWithRetries(() => measureOnce(point, contender, round), settings.retries, { log });
   const f = (v, d = 1) => (v === null || v === undefined ? 'n/a' : v.toFixed(d));
   log(
     `  ${point.id} round ${String(round).padStart(2)} ${contender.padEnd(5)}: ${f(best.samplesPerSec)} samples/s, p50 ${f(best.latencyMs.p50, 3)} p99 ${f(best.latencyMs.p99, 3)} ms, ` +
@@ -199,11 +179,7 @@ async function measure(point, contender, round) {
 }
 
 async function writeOutputs() {
-  const name = `${results.date.slice(0, 10)}-${machineSlug(results.machine)}${quick ? '-quick' : ''}-pipeline.json`;
-  results.file = `bench/results/${name}`;
-  const file = path.join(RESULTS_DIR, name);
-  await writeFile(`${file}.tmp`, `${JSON.stringify(results, null, 2)}\n`);
-  await rename(`${file}.tmp`, file);
+  const file = await writeResultsFile(results, { quick });
   if (env.BENCH_WRITE === 'json') {
     log(`\nwrote ${path.relative(ROOT, file)} (BENCH_WRITE=json: docs/benchmarks.md left alone)`);
     return;

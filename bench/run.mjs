@@ -25,23 +25,7 @@ import { mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import {
-  BENCH_DIR,
-  benchModels,
-  freePort,
-  installCleanup,
-  machineInfo,
-  machineSlug,
-  makeSample,
-  packageVersion,
-  ROOT,
-  runNodeJson,
-  sessionOptionsFromEnv,
-  skipUnlessSuite,
-  spawnNode,
-  startServer,
-  tileSample,
-} from './lib/common.mjs';
+import { BENCH_DIR, benchModels, commandLine, envList, freePort, installCleanup, machineInfo, machineSlug, makeSample, packageVersion, ROOT, runNodeJson, sessionOptionsFromEnv, skipUnlessSuite, spawnNode, startServer, tileSample } from './lib/common.mjs';
 import { binaryInferBody, decodeInferResponse, jsonInferBody, maxAbsDiff } from './lib/oip.mjs';
 import { histogramMeans, processCpuSeconds, scrapeMetrics, systemBusySeconds, waitIdle } from './lib/probe.mjs';
 import { MARKER_END, MARKER_START, evaluateTargets, markDisturbed, renderMarkdown } from './lib/report.mjs';
@@ -54,12 +38,7 @@ const CLI = path.join(ROOT, 'packages', 'core', 'dist', 'cli.js');
 const DOCS = path.join(ROOT, 'docs', 'benchmarks.md');
 const RESULTS_DIR = path.join(BENCH_DIR, 'results');
 
-function list(value, fallback) {
-  return (value ?? fallback)
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-}
+const list = envList;
 
 function positive(name, fallback) {
   const v = Number(env[name] ?? fallback);
@@ -123,17 +102,8 @@ const results = {
   targets: [],
   noisyOtherCpuPct: NOISY_OTHER_CPU_PCT,
 };
-results.command = commandLine();
+results.command = commandLine('bench/run.mjs');
 
-/** How this run was started, with the BENCH_* variables that shaped it. */
-function commandLine() {
-  const vars = Object.keys(env)
-    .filter((k) => k.startsWith('BENCH_'))
-    .sort()
-    .map((k) => `${k}=${/^[\w.,:/-]*$/.test(env[k]) ? env[k] : `'${env[k]}'`}`);
-  const base = env.npm_lifecycle_event === 'bench' ? 'npm run bench' : 'node bench/run.mjs';
-  return [...vars, base].join(' ');
-}
 
 function skip(id, reason) {
   results.skipped.push({ id, reason });

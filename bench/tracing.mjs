@@ -40,13 +40,13 @@
 //   BENCH_TRACING_TAG=name           bench/results/<date>-<machine>-tracing-<name>.json
 //   BENCH_WRITE=0                    write neither the results file nor docs/benchmarks.md; `json`: the results file only
 //   BENCH_KEEP_TMP=1                 keep the temporary folder (configs, server logs)
-import { existsSync, rmSync } from 'node:fs';
-import { mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { BENCH_DIR, freePort, installCleanup, machineInfo, machineSlug, packageVersion, ROOT, sessionOptionsFromEnv, skipUnlessSuite, spawnNode } from './lib/common.mjs';
-import { checkAnswer, commandLine, describeBaseline, describeModels, gitInfo, prepareModels, runLoad, startTessera as startContender, stealSeconds, writeDocsSection } from './lib/contest.mjs';
+import { BENCH_DIR, envList, envNumber, freePort, installCleanup, packageVersion, resultsHeader, ROOT, sessionOptionsFromEnv, skipUnlessSuite, spawnNode, suiteTempDir, writeResultsFile } from './lib/common.mjs';
+import { checkAnswer, describeBaseline, describeModels, gitInfo, measureWithRetries, prepareModels, runLoad, startTessera as startContender, stealSeconds, writeDocsSection } from './lib/contest.mjs';
 import { allProcessCpu, otherProcessCpu, startService, waitQuiet } from './lib/llm-procs.mjs';
 import { histogramMeans, processCpuSeconds, scrapeMetrics, systemBusySeconds, waitIdle } from './lib/probe.mjs';
 import { ensureBaseline } from './lib/baseline.mjs';
@@ -61,22 +61,12 @@ const CLI = path.join(ROOT, 'packages', 'core', 'dist', 'cli.js');
 const PLUGIN_DIST = path.join(ROOT, 'packages', 'tracing', 'dist', 'index.js');
 const SINK = path.join(BENCH_DIR, 'lib', 'otlp-sink.mjs');
 const DOCS = path.join(ROOT, 'docs', 'benchmarks.md');
-const RESULTS_DIR = path.join(BENCH_DIR, 'results');
 /** Above this much CPU (100 = one core) used by processes outside the benchmark, a point is flagged disturbed. */
 const NOISY_OTHER_CPU_PCT = 40;
 const ALL_CONTENDERS = ['base', 'absent', 'on-1.0', 'on-0.0', 'absent-2'];
 
-function number(name, fallback, { min = 0, integer = false } = {}) {
-  const v = Number(env[name] ?? fallback);
-  if (!Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) throw new Error(`${name}=${env[name]}: expected ${integer ? 'an integer' : 'a number'} ≥ ${min}`);
-  return v;
-}
-function list(value, fallback) {
-  return (value ?? fallback)
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-}
+const number = (name, fallback, opts) => envNumber(name, fallback, opts);
+const list = envList;
 
 function delayOf(v) {
   if (v === 'auto') return v;
@@ -115,18 +105,10 @@ if (settings.rounds < 2) log(`WARN BENCH_TRACING_ROUNDS=${settings.rounds}: with
 const SCHEDULED_DELAY_MS = 5000;
 
 installCleanup();
-const tmp = await mkdtemp(path.join(os.tmpdir(), 'tessera-bench-tracing-'));
-process.on('exit', () => {
-  if (!env.BENCH_KEEP_TMP) rmSync(tmp, { recursive: true, force: true });
-});
+const tmp = suiteTempDir('tracing');
 
 const results = {
-  schema: 1,
-  suite: 'tracing',
-  date: new Date().toISOString(),
-  command: commandLine('bench/tracing.mjs'),
-  file: '',
-  machine: { ...machineInfo(), loadavgAtStart: os.loadavg() },
+  ...resultsHeader('tracing', 'bench/tracing.mjs'),
   versions: {
     core: packageVersion('@tessera/core'),
     tracing: packageVersion('@tessera/tracing'),
@@ -355,14 +337,7 @@ async function measureOnce(point, contender, round) {
 }
 
 async function measure(point, contender, round) {
-  let best = null;
-  for (let attempt = 1; attempt <= 1 + settings.retries; attempt++) {
-    const row = await measureOnce(point, contender, round);
-    row.attempt = attempt;
-    if (!best || row.otherProcsPct < best.otherProcsPct) best = row;
-    if (!row.disturbed) break;
-    if (attempt <= settings.retries) log(`    disturbed (other processes ${row.otherProcsPct.toFixed(0)}% of a core): measuring again`);
-  }
+  const best = await measureWithRetries(() => measureOnce(point, contender, round), settings.retries, { log });
   const f = (v, d = 1) => (v === null || v === undefined ? 'n/a' : v.toFixed(d));
   log(
     `  ${point.id} round ${round} ${contender.padEnd(6)}: ${f(best.samplesPerSec)} samples/s (waited ${f(best.waitedForQuietS)} s for quiet, steal ${f(best.stealPct, 0)}%), p50 ${f(best.latencyMs.p50, 2)} p99 ${f(best.latencyMs.p99, 2)} ms, ` +
@@ -376,12 +351,7 @@ async function measure(point, contender, round) {
 // Output
 
 async function writeOutputs() {
-  const tag = env.BENCH_TRACING_TAG ? `-${env.BENCH_TRACING_TAG.replace(/[^\w.-]+/g, '-')}` : '';
-  const name = `${results.date.slice(0, 10)}-${machineSlug(results.machine)}${quick ? '-quick' : ''}-tracing${tag}.json`;
-  results.file = `bench/results/${name}`;
-  const file = path.join(RESULTS_DIR, name);
-  await writeFile(`${file}.tmp`, `${JSON.stringify(results, null, 2)}\n`);
-  await rename(`${file}.tmp`, file);
+  const file = await writeResultsFile(results, { quick, tag: env.BENCH_TRACING_TAG });
   if (env.BENCH_WRITE === 'json') {
     log(`\nwrote ${path.relative(ROOT, file)} (BENCH_WRITE=json: docs/benchmarks.md left alone)`);
     return;

@@ -1,7 +1,7 @@
 // Shared by the benchmark's processes: the models, their inputs, settings from the environment,
 // and child processes that are always killed when the benchmark ends.
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
@@ -325,4 +325,61 @@ export function freePort() {
       srv.close(() => resolve(port));
     });
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings and bookkeeping every suite shares
+
+/** A number from the environment (or `fallback`), refused unless ≥ `min` (and whole, with `integer`). */
+export function envNumber(name, fallback, { min = 0, integer = false } = {}, env = process.env) {
+  const v = Number(env[name] ?? fallback);
+  if (!Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) throw new Error(`${name}=${env[name]}: expected ${integer ? 'an integer' : 'a number'} ≥ ${min}`);
+  return v;
+}
+
+/** A comma-separated list (`value`, or `fallback` when unset), trimmed, empty items dropped. */
+export function envList(value, fallback) {
+  return (value ?? fallback)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/** The command that reproduces this run: the BENCH_* variables set, then the script (or npm run bench). */
+export function commandLine(script, env = process.env) {
+  const vars = Object.keys(env)
+    .filter((k) => k.startsWith('BENCH_'))
+    .sort()
+    .map((k) => `${k}=${/^[\w.,:/^-]*$/.test(env[k]) ? env[k] : `'${env[k]}'`}`);
+  const base = env.npm_lifecycle_event === 'bench' ? 'npm run bench' : `node ${script}`;
+  return [...vars, base].join(' ');
+}
+
+/** A temporary folder for one suite's configs and logs, removed at exit unless BENCH_KEEP_TMP is set. */
+export function suiteTempDir(suite, env = process.env) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `tessera-bench-${suite}-`));
+  process.on('exit', () => {
+    if (!env.BENCH_KEEP_TMP) rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+/** The fields every results file starts with. */
+export function resultsHeader(suite, script) {
+  return { schema: 1, suite, date: new Date().toISOString(), command: commandLine(script), file: '', machine: { ...machineInfo(), loadavgAtStart: os.loadavg() } };
+}
+
+/**
+ * Writes `results` to bench/results/<date>-<machine>[-quick]-<suite>[-<tag>].json (atomically) and
+ * sets `results.file`; resolves with the path written.
+ */
+export async function writeResultsFile(results, { quick = false, tag } = {}) {
+  const suffix = tag ? `-${tag.replace(/[^\w.-]+/g, '-')}` : '';
+  const name = `${results.date.slice(0, 10)}-${machineSlug(results.machine)}${quick ? '-quick' : ''}-${results.suite}${suffix}.json`;
+  results.file = `bench/results/${name}`;
+  const file = path.join(BENCH_DIR, 'results', name);
+  const { rename, writeFile } = await import('node:fs/promises');
+  await writeFile(`${file}.tmp`, `${JSON.stringify(results, null, 2)}\n`);
+  await rename(`${file}.tmp`, file);
+  return file;
 }

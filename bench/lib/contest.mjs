@@ -1,7 +1,7 @@
 // Shared by the suites that race several builds or settings of the same Tessera server in one run
 // (bench/tracing.mjs, bench/pipeline.mjs): the two test models and their request bodies, starting
 // `tessera serve` contenders, checking an answer, running the load generator, the CPU stolen by the
-// hypervisor, the command line and git state recorded in a results file, the baseline's details,
+// hypervisor, the git state recorded in a results file, the baseline's details,
 // and rewriting a suite's own section of docs/benchmarks.md.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -137,16 +137,6 @@ export function stealSeconds() {
   }
 }
 
-/** The command that reproduces this run: the BENCH_* variables set, then the script (or npm run bench). */
-export function commandLine(script, env = process.env) {
-  const vars = Object.keys(env)
-    .filter((k) => k.startsWith('BENCH_'))
-    .sort()
-    .map((k) => `${k}=${/^[\w.,:/^-]*$/.test(env[k]) ? env[k] : `'${env[k]}'`}`);
-  const base = env.npm_lifecycle_event === 'bench' ? 'npm run bench' : `node ${script}`;
-  return [...vars, base].join(' ');
-}
-
 /** Read-only git facts: the commit measured and whether the packages differ from it. */
 export function gitInfo() {
   try {
@@ -194,4 +184,20 @@ export async function writeDocsSection(file, { start, end, heading, block }) {
   const j = docs.indexOf(end);
   const updated = i >= 0 && j > i ? docs.slice(0, i) + text + docs.slice(j + end.length) : `${docs.trimEnd()}\n\n## ${heading}\n\n${text}\n`;
   await writeFile(file, updated);
+}
+
+/**
+ * Measures with `once()` until a window is not disturbed (other processes used more than the
+ * threshold of a core), at most `1 + retries` times; resolves with the least disturbed row.
+ */
+export async function measureWithRetries(once, retries, { log = () => {} } = {}) {
+  let best = null;
+  for (let attempt = 1; attempt <= 1 + retries; attempt++) {
+    const row = await once();
+    row.attempt = attempt;
+    if (!best || row.otherProcsPct < best.otherProcsPct) best = row;
+    if (!row.disturbed) break;
+    if (attempt <= retries) log(`    disturbed (other processes ${row.otherProcsPct.toFixed(0)}% of a core): measuring again`);
+  }
+  return best;
 }
