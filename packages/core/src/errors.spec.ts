@@ -56,7 +56,8 @@ describe(defineErrorCodes, () => {
     expect(() => defineErrorCodes({ ACME_E_X_Y: { status: 200, description: '' } })).toThrow(/400-599/);
     defineErrorCodes({ ACME_E_TWICE_SAME: { status: 403, description: 'd' } });
     expect(() => defineErrorCodes({ ACME_E_TWICE_SAME: { status: 403, description: 'd' } })).not.toThrow();
-    expect(() => defineErrorCodes({ ACME_E_TWICE_SAME: { status: 401, description: 'd' } })).toThrow(/declared twice/);
+    expect(() => defineErrorCodes({ ACME_E_TWICE_SAME: { status: 401, description: 'd' } })).toThrow(/declared twice with different statuses \(403 and 401\)/);
+    expect(() => defineErrorCodes({ ACME_E_TWICE_SAME: { status: 403, description: 'other' } })).toThrow(/different descriptions \("d" and "other"\)/);
   });
 
   it('should give an undeclared code status 500', () => {

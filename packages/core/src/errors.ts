@@ -120,7 +120,8 @@ export function defineErrorCodes<const T extends Record<string, ErrorCodeInfo>>(
     if (!Number.isInteger(info.status) || info.status < 400 || info.status > 599) throw new Error(`error code '${code}': status must be an HTTP error status (400-599), got ${info.status}`);
     const known = PLUGIN_CODES.get(code);
     if (known && (known.status !== info.status || known.description !== info.description)) {
-      throw new Error(`error code '${code}' is declared twice with different statuses or descriptions (${known.status} and ${info.status})`);
+      const what = known.status !== info.status ? `statuses (${known.status} and ${info.status})` : `descriptions ("${known.description}" and "${info.description}")`;
+      throw new Error(`error code '${code}' is declared twice with different ${what}: one code, one meaning (another plugin, or two copies of this one, declares it)`);
     }
     PLUGIN_CODES.set(code, { status: info.status, description: info.description });
     out[code] = ((message, options = {}) => new TesseraError(code, message, options)) satisfies ErrorFactory;
