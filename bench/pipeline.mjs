@@ -40,10 +40,10 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { envNumber, installCleanup, packageVersion, resultsHeader, ROOT, sessionOptionsFromEnv, skipUnlessSuite, suiteTempDir, writeResultsFile } from './lib/common.mjs';
 import { ensureBaseline, prebuiltBaseline } from './lib/baseline.mjs';
-import { checkAnswer, describeBaseline, describeModels, gitInfo, measureWithRetries, prepareModels, runLoad, startTessera, stealSeconds, writeDocsSection } from './lib/contest.mjs';
-import { allProcessCpu, otherProcessCpu, waitQuiet } from './lib/llm-procs.mjs';
+import { checkAnswer, describeBaseline, describeModels, gitInfo, measureWindow, measureWithRetries, prepareModels, runLoad, startTessera, writeDocsSection } from './lib/contest.mjs';
+import { waitQuiet } from './lib/llm-procs.mjs';
 import { PIPELINE_TARGETS, evaluatePipeline, pipelineMarkers, renderPipelineMarkdown } from './lib/pipeline-report.mjs';
-import { histogramMeans, processCpuSeconds, scrapeMetrics, waitIdle } from './lib/probe.mjs';
+import { waitIdle } from './lib/probe.mjs';
 
 const env = process.env;
 const log = (line) => process.stderr.write(`${line}\n`);
@@ -125,50 +125,21 @@ async function settle() {
   return waitQuiet(new Set([process.pid, ...services.map((s) => s.pid)]), { thresholdPct: NOISY_OTHER_CPU_PCT, windowMs: 500 });
 }
 
-/** One window of one contender: warm-up, then the measured load with the server's CPU and everyone else's. */
-async function measureOnce(point, contender, round) {
-  const server = servers[contender];
-  const url = `${server.url}/v2/models/${point.model.name}/infer`;
-  const quiet = await settle();
-  await runLoad(url, point.model.body, point.connections, settings.warmupS);
-  await waitIdle(server.pid);
-  const before = await scrapeMetrics(server.url, point.model.name);
-  const exclude = new Set([process.pid, ...services.map((s) => s.pid)]);
-  const snap = () => ({ t: performance.now(), server: processCpuSeconds(server.pid), steal: stealSeconds(), all: allProcessCpu() });
-  const s0 = snap();
-  const r = await runLoad(url, point.model.body, point.connections, settings.windowS);
-  const s1 = snap();
-  const means = histogramMeans(before, await scrapeMetrics(server.url, point.model.name));
-  const wallS = (s1.t - s0.t) / 1000;
-  const serverCpuS = s0.server === null || s1.server === null ? null : s1.server - s0.server;
-  const row = {
-    point: point.id,
-    model: point.model.key,
-    protocol: point.model.protocol,
-    connections: point.connections,
-    contender,
-    round,
-    durationS: r.durationS,
-    requests: r.requests,
-    samplesPerSec: r.reqPerSec,
-    latencyMs: r.latencyMs,
-    errors: r.errors,
-    timeouts: r.timeouts,
-    non2xx: r.non2xx,
-    meanBatchSize: means.batchSize?.mean ?? null,
-    serverCpuPct: serverCpuS === null ? null : (serverCpuS / wallS) * 100,
-    serverCpuUsPerRequest: serverCpuS === null || r.requests === 0 ? null : (serverCpuS / r.requests) * 1e6,
-    loadCpuPct: r.loadCpuPct,
-    otherProcsPct: (otherProcessCpu(s0.all, s1.all, exclude) / wallS) * 100,
-    stealPct: s0.steal === null || s1.steal === null ? null : ((s1.steal - s0.steal) / wallS) * 100,
-    waitedForQuietS: quiet.waitedS,
-  };
-  row.disturbed = row.otherProcsPct > NOISY_OTHER_CPU_PCT;
-  return row;
-}
-
 async function measure(point, contender, round) {
-  const best = await measureWithRetries(() => measureOnce(point, contender, round), settings.retries, { log });
+  const once = () =>
+    measureWindow({
+      server: servers[contender],
+      point,
+      contender,
+      round,
+      warmupS: settings.warmupS,
+      durationS: settings.windowS,
+      settle,
+      exclude: [process.pid, ...services.map((s) => s.pid)],
+      cores: results.machine.cores,
+      noisyPct: NOISY_OTHER_CPU_PCT,
+    });
+  const best = await measureWithRetries(once, settings.retries, { log });
   const f = (v, d = 1) => (v === null || v === undefined ? 'n/a' : v.toFixed(d));
   log(
     `  ${point.id} round ${String(round).padStart(2)} ${contender.padEnd(5)}: ${f(best.samplesPerSec)} samples/s, p50 ${f(best.latencyMs.p50, 3)} p99 ${f(best.latencyMs.p99, 3)} ms, ` +

@@ -46,9 +46,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { BENCH_DIR, envList, envNumber, freePort, installCleanup, packageVersion, resultsHeader, ROOT, sessionOptionsFromEnv, skipUnlessSuite, spawnNode, suiteTempDir, writeResultsFile } from './lib/common.mjs';
-import { checkAnswer, describeBaseline, describeModels, gitInfo, measureWithRetries, prepareModels, runLoad, startTessera as startContender, stealSeconds, writeDocsSection } from './lib/contest.mjs';
-import { allProcessCpu, otherProcessCpu, startService, waitQuiet } from './lib/llm-procs.mjs';
-import { histogramMeans, processCpuSeconds, scrapeMetrics, systemBusySeconds, waitIdle } from './lib/probe.mjs';
+import { checkAnswer, describeBaseline, describeModels, gitInfo, measureWindow, measureWithRetries, prepareModels, runLoad, startTessera as startContender, writeDocsSection } from './lib/contest.mjs';
+import { startService, waitQuiet } from './lib/llm-procs.mjs';
+import { waitIdle } from './lib/probe.mjs';
 import { ensureBaseline } from './lib/baseline.mjs';
 import { TRACING_MARKER_END, TRACING_MARKER_START, evaluateTracing, renderTracingMarkdown } from './lib/tracing-report.mjs';
 
@@ -282,62 +282,27 @@ function spanDelta(a, b, sampled) {
   };
 }
 
-/** One contender at one point, once: warm-up, then the measured window with every process's CPU. */
-async function measureOnce(point, contender, round) {
-  const server = servers[contender];
-  const model = point.model;
-  const url = `${server.url}/v2/models/${model.name}/infer`;
-  const quiet = await settle();
-  await runLoad(url, model.body, point.connections, settings.warmupS);
-  // requests of the warm-up whose clients are gone may still be worked off
-  await Promise.all([server, sink].filter(Boolean).map((s) => waitIdle(s.pid)));
-  const before = await scrapeMetrics(server.url, model.name);
-  const pids = { server: server.pid, sink: sink?.pid };
-  const exclude = new Set([process.pid, ...services.map((s) => s.pid)]);
-  const snap = () => ({ t: performance.now(), server: processCpuSeconds(pids.server), sink: pids.sink ? processCpuSeconds(pids.sink) : null, system: systemBusySeconds(), steal: stealSeconds(), own: process.cpuUsage(), all: allProcessCpu() });
-  const s0 = snap();
-  const r = await runLoad(url, model.body, point.connections, settings.durationS);
-  const s1 = snap();
-  lastLoadEnd[contender] = performance.now();
-  const after = await scrapeMetrics(server.url, model.name);
-  const means = histogramMeans(before, after);
-  const wallS = (s1.t - s0.t) / 1000;
-  const pct = (a, b) => (a === null || b === null ? null : ((b - a) / wallS) * 100);
-  const serverCpuS = s0.server === null || s1.server === null ? null : s1.server - s0.server;
-  const otherProcsS = otherProcessCpu(s0.all, s1.all, exclude);
-  const row = {
-    point: point.id,
-    model: model.key,
-    protocol: model.protocol,
-    connections: point.connections,
-    contender,
-    round,
-    durationS: r.durationS,
-    requests: r.requests,
-    samplesPerSec: r.reqPerSec,
-    latencyMs: r.latencyMs,
-    errors: r.errors,
-    timeouts: r.timeouts,
-    non2xx: r.non2xx,
-    meanBatchSize: means.batchSize?.mean ?? null,
-    meanQueueMs: means.queueSeconds ? means.queueSeconds.mean * 1000 : null,
-    meanInferenceMs: means.inferenceSeconds ? means.inferenceSeconds.mean * 1000 : null,
-    wallS,
-    serverCpuPct: pct(s0.server, s1.server),
-    serverCpuUsPerRequest: serverCpuS === null || r.requests === 0 ? null : (serverCpuS / r.requests) * 1e6,
-    sinkCpuPct: pct(s0.sink, s1.sink),
-    loadCpuPct: r.loadCpuPct,
-    otherProcsPct: (otherProcsS / wallS) * 100,
-    stealPct: s0.steal === null || s1.steal === null ? null : ((s1.steal - s0.steal) / wallS) * 100,
-    machineBusyPct: s0.system === null || s1.system === null ? null : ((s1.system - s0.system) / wallS / results.machine.cores) * 100,
-    waitedForQuietS: quiet.waitedS,
-  };
-  row.disturbed = row.otherProcsPct > NOISY_OTHER_CPU_PCT;
-  return row;
-}
-
 async function measure(point, contender, round) {
-  const best = await measureWithRetries(() => measureOnce(point, contender, round), settings.retries, { log });
+  const server = servers[contender];
+  const once = () =>
+    measureWindow({
+      server,
+      point,
+      contender,
+      round,
+      warmupS: settings.warmupS,
+      durationS: settings.durationS,
+      settle,
+      exclude: [process.pid, ...services.map((s) => s.pid)],
+      idlePids: [server, sink].filter(Boolean).map((s) => s.pid),
+      extraPids: sink ? { sink: sink.pid } : {},
+      cores: results.machine.cores,
+      noisyPct: NOISY_OTHER_CPU_PCT,
+      onLoadEnd: () => {
+        lastLoadEnd[contender] = performance.now();
+      },
+    });
+  const best = await measureWithRetries(once, settings.retries, { log });
   const f = (v, d = 1) => (v === null || v === undefined ? 'n/a' : v.toFixed(d));
   log(
     `  ${point.id} round ${round} ${contender.padEnd(6)}: ${f(best.samplesPerSec)} samples/s (waited ${f(best.waitedForQuietS)} s for quiet, steal ${f(best.stealPct, 0)}%), p50 ${f(best.latencyMs.p50, 2)} p99 ${f(best.latencyMs.p99, 2)} ms, ` +

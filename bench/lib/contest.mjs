@@ -1,14 +1,15 @@
 // Shared by the suites that race several builds or settings of the same Tessera server in one run
 // (bench/tracing.mjs, bench/pipeline.mjs): the two test models and their request bodies, starting
 // `tessera serve` contenders, checking an answer, running the load generator, the CPU stolen by the
-// hypervisor, the git state recorded in a results file, the baseline's details,
+// hypervisor, one measured window of load, the git state recorded in a results file, the baseline's details,
 // and rewriting a suite's own section of docs/benchmarks.md.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { BENCH_DIR, benchModels, freePort, makeSample, ROOT, spawnNode } from './common.mjs';
-import { startService } from './llm-procs.mjs';
+import { allProcessCpu, otherProcessCpu, startService } from './llm-procs.mjs';
+import { histogramMeans, processCpuSeconds, scrapeMetrics, systemBusySeconds, waitIdle } from './probe.mjs';
 import { binaryInferBody, decodeInferResponse, maxAbsDiff } from './oip.mjs';
 
 const LOAD = path.join(BENCH_DIR, 'load.mjs');
@@ -200,4 +201,68 @@ export async function measureWithRetries(once, retries, { log = () => {} } = {})
     if (attempt <= retries) log(`    disturbed (other processes ${row.otherProcsPct.toFixed(0)}% of a core): measuring again`);
   }
   return best;
+}
+
+/**
+ * One measured window of one contender at one point: `settle()` (resolves with `{ waitedS }` once
+ * the machine is quiet), `warmupS` of load, the processes in `idlePids` idle again, then `durationS`
+ * of load with the CPU of the server, of every process in `extraPids` (`{ sink: pid }` gives
+ * `sinkCpuPct`), of the whole machine and of processes outside `exclude`, and the server's batch
+ * histograms. `onLoadEnd` runs as soon as the load ends. A row is `disturbed` when processes outside
+ * the benchmark used more than `noisyPct` of a core.
+ */
+export async function measureWindow({ server, point, contender, round, warmupS, durationS, settle, exclude, idlePids = [server.pid], extraPids = {}, cores, noisyPct, onLoadEnd = () => {} }) {
+  const model = point.model;
+  const url = `${server.url}/v2/models/${model.name}/infer`;
+  const quiet = await settle();
+  await runLoad(url, model.body, point.connections, warmupS);
+  // requests of the warm-up whose clients are gone may still be worked off
+  await Promise.all(idlePids.map((pid) => waitIdle(pid)));
+  const before = await scrapeMetrics(server.url, model.name);
+  const extra = Object.entries(extraPids);
+  const snap = () => ({ t: performance.now(), server: processCpuSeconds(server.pid), extra: extra.map(([, pid]) => processCpuSeconds(pid)), system: systemBusySeconds(), steal: stealSeconds(), all: allProcessCpu() });
+  const s0 = snap();
+  const r = await runLoad(url, model.body, point.connections, durationS);
+  const s1 = snap();
+  onLoadEnd();
+  const means = histogramMeans(before, await scrapeMetrics(server.url, model.name));
+  const wallS = (s1.t - s0.t) / 1000;
+  const pct = (a, b) => (a === null || b === null ? null : ((b - a) / wallS) * 100);
+  const serverCpuS = s0.server === null || s1.server === null ? null : s1.server - s0.server;
+  const row = {
+    point: point.id,
+    model: model.key,
+    protocol: model.protocol,
+    connections: point.connections,
+    contender,
+    round,
+    durationS: r.durationS,
+    requests: r.requests,
+    samplesPerSec: r.reqPerSec,
+    latencyMs: r.latencyMs,
+    errors: r.errors,
+    timeouts: r.timeouts,
+    non2xx: r.non2xx,
+    meanBatchSize: means.batchSize?.mean ?? null,
+    meanQueueMs: means.queueSeconds ? means.queueSeconds.mean * 1000 : null,
+    meanInferenceMs: means.inferenceSeconds ? means.inferenceSeconds.mean * 1000 : null,
+    wallS,
+    serverCpuPct: pct(s0.server, s1.server),
+    serverCpuUsPerRequest: serverCpuS === null || r.requests === 0 ? null : (serverCpuS / r.requests) * 1e6,
+    ...Object.fromEntries(extra.map(([name], i) => [`${name}CpuPct`, pct(s0.extra[i], s1.extra[i])])),
+    loadCpuPct: r.loadCpuPct,
+    otherProcsPct: (otherProcessCpu(s0.all, s1.all, new Set(exclude)) / wallS) * 100,
+    stealPct: s0.steal === null || s1.steal === null ? null : ((s1.steal - s0.steal) / wallS) * 100,
+    machineBusyPct: s0.system === null || s1.system === null ? null : ((s1.system - s0.system) / wallS / cores) * 100,
+    waitedForQuietS: quiet.waitedS,
+  };
+  row.disturbed = row.otherProcsPct > noisyPct;
+  return row;
+}
+
+/** A point's heading: the model, the protocol, the concurrency and the request body's size. */
+export function pointTitle(p, results) {
+  const m = results.models?.[p.model];
+  const int = (v) => Math.round(v).toLocaleString('en-US');
+  return `${p.model === 'cls' ? 'PP-OCR classifier' : 'tiny `affine` model'} (\`${p.modelName}\`), ${p.protocol === 'binary' ? 'binary tensor protocol' : 'JSON'}, ${p.connections} connection${p.connections === 1 ? '' : 's'}${m?.bodyBytes ? ` (${int(m.bodyBytes)}-byte request body)` : ''}`;
 }

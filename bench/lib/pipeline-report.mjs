@@ -8,6 +8,8 @@
 // when the whole interval is outside, inconclusive otherwise. The A/A control (now-2 ÷ now, two
 // identical servers) is judged the same way and should come out at 1 within its interval.
 
+import { pointTitle } from './contest.mjs';
+
 /** The markers of a named section: `pipeline` (the default), or e.g. `pipeline-h200` for a run made elsewhere. */
 export function pipelineMarkers(section = 'pipeline') {
   if (!/^pipeline[\w-]*$/.test(section)) throw new Error(`BENCH_PIPELINE_SECTION=${section}: expected pipeline or pipeline-<name>`);
@@ -132,11 +134,6 @@ export function evaluatePipeline(results) {
     }
   }
   return { comparisons, targets };
-}
-
-function pointTitle(p, results) {
-  const m = results.models?.[p.model];
-  return `${p.model === 'cls' ? 'PP-OCR classifier' : 'tiny `affine` model'} (\`${p.modelName}\`), ${p.protocol === 'binary' ? 'binary tensor protocol' : 'JSON'}, ${p.connections} connection${p.connections === 1 ? '' : 's'}${m?.bodyBytes ? ` (${int(m.bodyBytes)}-byte request body)` : ''}`;
 }
 
 const LABEL = { base: 'base (before the pipeline)', now: 'now', 'now-2': 'now-2 (A/A control)' };

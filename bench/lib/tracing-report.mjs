@@ -1,6 +1,8 @@
 // bench/tracing.mjs: the targets of the issue judged on one run, with the run-to-run spread as the
 // noise band, and the Markdown written to docs/benchmarks.md between the bench-tracing markers.
 
+import { pointTitle } from './contest.mjs';
+
 export const TRACING_MARKER_START = '<!-- bench-tracing:start -->';
 export const TRACING_MARKER_END = '<!-- bench-tracing:end -->';
 
@@ -170,11 +172,6 @@ const pct = (v, d = 1) => (isNum(v) ? `${(v * 100).toFixed(d)} %` : 'n/a');
 const signedPct = (v, d = 1) => (isNum(v) ? `${v >= 0 ? '+' : '−'}${Math.abs(v * 100).toFixed(d)} %` : 'n/a');
 const signed = (v, d = 2) => (isNum(v) ? `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(d)}` : 'n/a');
 const LABEL = { base: 'base (before tracing)', absent: 'absent (no plugin)', 'on-1.0': 'on-1.0 (sampling 1.0)', 'on-0.0': 'on-0.0 (sampling 0)', 'absent-2': 'absent-2 (A/A control)' };
-
-function pointTitle(p, results) {
-  const m = results.models?.[p.model];
-  return `${p.model === 'cls' ? 'PP-OCR classifier' : 'tiny `affine` model'} (\`${p.modelName}\`), ${p.protocol === 'binary' ? 'binary tensor protocol' : 'JSON'}, ${p.connections} connections${m?.bodyBytes ? ` (${int(m.bodyBytes)}-byte request body)` : ''}`;
-}
 
 export function renderTracingMarkdown(results) {
   const s = results.settings;
