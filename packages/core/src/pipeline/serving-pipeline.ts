@@ -96,9 +96,7 @@ export class ServingPipeline {
     const inference = validateInferRequest(resolveDecoded(call.request, v.signature), v.signature);
     if (request.trace) inference.trace = request.trace;
     if (v.requestHeaders.length > 0) inference.headers = pickHeaders(request, v.requestHeaders, false);
-    // without processors, straight to the batcher (one async step less on the hot path)
-    const outputs =
-      v.pre.length === 0 && v.post.length === 0 ? selectOutputs(await v.batcher.submit(inference, request.signal), inference.outputs, v.signature) : await this.#runTensor(v, inference, request.id, request.signal);
+    const outputs = await this.#runTensor(v, inference, request.id, request.signal);
     if (target?.shadow?.length) this.#shadowLater(request, entry, target.shadow, v.version, { tensor: call.request });
     return { model: entry.name, version: v.version, id: inference.id, outputs };
   }
