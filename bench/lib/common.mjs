@@ -2,6 +2,7 @@
 // and child processes that are always killed when the benchmark ends.
 import { spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
@@ -378,7 +379,6 @@ export async function writeResultsFile(results, { quick = false, tag } = {}) {
   const name = `${results.date.slice(0, 10)}-${machineSlug(results.machine)}${quick ? '-quick' : ''}-${results.suite}${suffix}.json`;
   results.file = `bench/results/${name}`;
   const file = path.join(BENCH_DIR, 'results', name);
-  const { rename, writeFile } = await import('node:fs/promises');
   await writeFile(`${file}.tmp`, `${JSON.stringify(results, null, 2)}\n`);
   await rename(`${file}.tmp`, file);
   return file;
