@@ -85,7 +85,7 @@ describe('examples/shadow-router served by the CLI', () => {
 
   it('should count the mirrored copies for version 2 as shadow, by the request-id sampling', async () => {
     await eventually(async () => {
-      const { counters } = (await routing(server.url)).status;
+      const { counters } = (await routing(server.url));
       expect(counters['1'].primary).toMatchObject({ requests: ids.length, ok: ids.length, serverError: 0, errorRate: 0 });
       expect(counters['2'].shadow).toMatchObject({ requests: mirrored, ok: mirrored, serverError: 0 });
       expect(counters['2'].primary.requests).toBe(0);
@@ -96,11 +96,11 @@ describe('examples/shadow-router served by the CLI', () => {
 
   it('should mirror a request that names version 1, but not one that names version 2', async () => {
     const id = ids.find((i) => isMirrored(`${i}-explicit`, 50))!;
-    const before = (await routing(server.url)).status.counters;
+    const before = (await routing(server.url)).counters;
     expect((await infer(server.url, `/v2/models/${MODEL}/versions/1/infer`, `${id}-explicit`)).body.model_version).toBe('1');
     expect((await infer(server.url, `/v2/models/${MODEL}/versions/2/infer`, `${id}-explicit`)).body.model_version).toBe('2');
     await eventually(async () => {
-      const { counters } = (await routing(server.url)).status;
+      const { counters } = (await routing(server.url));
       expect(counters['1'].primary.requests).toBe(before['1'].primary.requests + 1);
       expect(counters['2'].primary.requests).toBe(before['2'].primary.requests + 1);
       expect(counters['2'].shadow.requests).toBe(before['2'].shadow.requests + 1);
@@ -111,13 +111,13 @@ describe('examples/shadow-router served by the CLI', () => {
     const res = await infer(server.url, `/v2/models/${MODEL}/infer`, 'bad-shape', new Array(48 * 192).fill(0), [1, 1, 48, 192]);
     expect([res.status, res.body.code]).toEqual([400, 'TESSERA_E_INPUT_SHAPE']);
     await eventually(async () => {
-      const { counters } = (await routing(server.url)).status;
+      const { counters } = (await routing(server.url));
       expect(counters['1'].primary).toMatchObject({ clientError: 1, serverError: 0, errorRate: 0 });
     });
   });
 
   it('should export its own series on /metrics', async () => {
-    const { counters } = (await routing(server.url)).status;
+    const { counters } = (await routing(server.url));
     const text = await (await fetch(`${server.url}/metrics`)).text();
     expect(text).toContain('# TYPE tessera_example_shadow_outcomes_total counter');
     expect(text).toContain(`tessera_example_shadow_outcomes_total{model="${MODEL}",version="1",role="primary",class="ok"} ${counters['1'].primary.ok}`);
@@ -126,13 +126,13 @@ describe('examples/shadow-router served by the CLI', () => {
   });
 
   it('should keep the counters across a restart on the same stateDir', async () => {
-    const before = (await routing(server.url)).status.counters;
+    const before = (await routing(server.url)).counters;
     expect(await server.stop()).toBe(0);
     server = await serve(stateDir);
-    expect((await routing(server.url)).status.counters).toEqual(before);
+    expect((await routing(server.url)).counters).toEqual(before);
     // and go on counting from there
     await infer(server.url, `/v2/models/${MODEL}/infer`, 'after-restart');
-    await eventually(async () => expect((await routing(server.url)).status.counters['1'].primary.ok).toBe(before['1'].primary.ok + 1));
+    await eventually(async () => expect((await routing(server.url)).counters['1'].primary.ok).toBe(before['1'].primary.ok + 1));
     // the Prometheus counter is per process, as Prometheus expects: it starts again at 0
     const text = await (await fetch(`${server.url}/metrics`)).text();
     expect(text).toContain(`tessera_example_shadow_outcomes_total{model="${MODEL}",version="1",role="primary",class="ok"} 1`);
@@ -167,7 +167,7 @@ describe('examples/shadow-router on two versions that differ (affine, affineV2)'
     const res = await fetch(`${server.url}/v1/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'affine', inputs: { x: [[1, 2, 3, 4]] } }) });
     // version 1: y = 2x + 1; version 2 would give 3x − 1 = [2, 5, 8, 11]
     expect(await res.json()).toEqual({ model_name: 'affine', model_version: '1', outputs: { y: [[3, 5, 7, 9]], sum: [24] } });
-    await eventually(async () => expect((await routing(server.url, 'affine')).status.counters['2'].shadow.ok).toBe(1));
+    await eventually(async () => expect((await routing(server.url, 'affine')).counters['2'].shadow.ok).toBe(1));
   });
 });
 

@@ -70,6 +70,7 @@ export const ERROR_CODES = {
   TESSERA_E_ROUTER_FAILED: { status: 500, description: "The model's router threw something other than a TesseraError while choosing a version; the message names the strategy." },
   TESSERA_E_HOOK_FAILED: { status: 500, description: 'A request hook threw something other than a TesseraError; the message names the hook. (A hook refusing a request answers with its own code, e.g. 401 or 429.)' },
   TESSERA_E_STATE_STORE: { status: 500, description: 'The state store (`server.stateDir`) could not be read or written; the message gives the file and the cause.' },
+  TESSERA_E_ROUTING_ACTION_UNKNOWN: { status: 404, description: "`POST /v1/routing/{model}/{action}` names an action the model's router does not take; the message lists the ones it does (`GET /v1/routing/{model}` shows them as `actions`)." },
   // command line
   TESSERA_E_CLI_USAGE: { status: 500, description: 'The `tessera` command line is wrong: an unknown command or option, or an option value out of range; see `tessera --help`.' },
 } as const satisfies Record<string, ErrorCodeInfo>;

@@ -16,7 +16,7 @@ export type {
 export { BACKEND } from './contracts/backend.js';
 export type { Batcher, BatcherContext, BatcherFactory, BatcherStats } from './contracts/batcher.js';
 export { BATCHER_FACTORY } from './contracts/batcher.js';
-export type { RouteCandidate, RouteOutcome, RouteRequest, RouteTarget, Router, RouterContext, RouterFactory, RoutingStatus } from './contracts/router.js';
+export type { OutputComparison, RouteCandidate, RouteOutcome, RouteRequest, RouteTarget, Router, RouterContext, RouterFactory, RoutingActionInput, RoutingStatus, ShadowComparison } from './contracts/router.js';
 export { ROUTER_FACTORY } from './contracts/router.js';
 export type { ProcessContext, Processor, ProcessorContext, ProcessorFactory, ProcessorStage } from './contracts/processor.js';
 export { PROCESSOR_FACTORY } from './contracts/processor.js';

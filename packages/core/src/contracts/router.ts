@@ -75,6 +75,44 @@ export interface RouteOutcome {
   tpotMs?: number;
   /** performance.now() when the request ended (for windows). */
   at: number;
+  /**
+   * A shadow copy that succeeded, of a primary that succeeded: how its answer compared with the
+   * primary's (the answer the client got). Absent otherwise.
+   */
+  comparison?: ShadowComparison;
+}
+
+/** How one output tensor of a shadow copy compared with the primary's. */
+export interface OutputComparison {
+  /** Same datatype and shape on both sides (when not, no values are compared). */
+  sameShape: boolean;
+  /** Largest absolute difference of the values (numeric outputs; `Infinity` where one side is NaN and the other is not). */
+  maxAbsDiff?: number;
+  /**
+   * Float outputs of rank ≥ 2 read as scores per label on the last axis: the share of rows whose
+   * arg-max (the predicted label) is the same on both sides, 0..1.
+   */
+  labelAgreement?: number;
+}
+
+/** How a shadow copy's answer compared with its primary's. */
+export interface ShadowComparison {
+  /** Tensor requests: each output both answers have, by name. */
+  outputs?: Readonly<Record<string, OutputComparison>>;
+  /** Tensor requests: the largest `maxAbsDiff` over the outputs (`Infinity` when a shape differs). */
+  maxAbsDiff?: number;
+  /** Tensor requests: rows with the same label over all outputs that have `labelAgreement`, 0..1. */
+  labelAgreement?: number;
+  /** Generations: the shadow generated exactly the primary's text. */
+  exactMatch?: boolean;
+}
+
+/** What an operator's action on a model's routing carries: `POST /v1/routing/{model}/{action}`'s JSON body. */
+export interface RoutingActionInput {
+  /** The version the action is about, where it needs one (e.g. which A/B variant to promote). */
+  version?: string;
+  /** Why, in the operator's words: kept in the router's history and logs. */
+  reason?: string;
 }
 
 /** What `Router.status()` returns: JSON-serialisable, served by `GET /v1/routing/{model}`. */
@@ -115,6 +153,17 @@ export interface Router {
    * call `select` to guess, since a router's `select` may count or assign).
    */
   weights?(candidates: readonly RouteCandidate[]): Readonly<Record<string, number>>;
+  /**
+   * Operator actions this router takes (`promote`, `rollback`, `pause`, `resume`, …), served by
+   * `POST /v1/routing/{model}/{action}`; absent: none. Lower-case names.
+   */
+  readonly actions?: readonly string[];
+  /**
+   * Carries out one of `actions` (the core answers 404 for any other). Throw a TesseraError with a
+   * 4xx status (409 by convention) when the action does not fit the router's state now, e.g.
+   * resuming a rollout that is not paused. Resolves when the new state is in effect (and stored).
+   */
+  act?(action: string, input: RoutingActionInput): void | Promise<void>;
   /** Stops timers, writes state. Called once at shutdown, after the models unloaded (and on `close()` of the server); idempotent. */
   close?(): Promise<void>;
 }

@@ -299,11 +299,60 @@ describe('extension points', () => {
           { version: '1', state: 'ready', ready: true, weight: null },
           { version: '2', state: 'ready', ready: true, weight: null },
         ],
-        status: { strategy: 'counting', count: 2, since: expect.any(Number) },
+        weights: null,
+        actions: [],
+        // the router's status() fields, at the top level
+        count: 2,
+        since: expect.any(Number),
       });
       expect((await second.call('GET', '/v1/routing')).body.models).toHaveLength(1);
       const missing = await second.call('GET', '/v1/routing/nope');
       expect([missing.status, missing.body.code]).toEqual([404, 'TESSERA_E_MODEL_NOT_FOUND']);
+    });
+  });
+
+  describe('routing actions', () => {
+    it('should carry out the actions a router declares on POST /v1/routing/{model}/{action}, answer the routing after them, and refuse others', async () => {
+      const acted: unknown[] = [];
+      let paused = false;
+      const factory: RouterFactory = {
+        create: () => ({
+          actions: ['pause', 'resume', 'explode'],
+          act(action, input) {
+            if (action === 'explode') throw new Error('kaboom');
+            if (action === 'resume' && !paused) throw new TesseraError('TESSERA_E_REQUEST_INVALID', 'not paused', { status: 409 });
+            paused = action === 'pause';
+            acted.push([action, input]);
+          },
+          select: (_req, candidates) => ({ version: candidates[0]!.version }),
+          observe: () => {},
+          status: () => ({ strategy: 'pausable', state: paused ? 'paused' : 'running', model: 'not overridable' }),
+        }),
+      };
+      const plugin = testPlugin('r', (ctx) => {
+        ctx.registerBackend('fake', new FakeBackend());
+        ctx.registerRouter('pausable', factory);
+      });
+      const r = await start({ models: { m: { backend: 'fake', warmup: false, routing: { strategy: 'pausable' } }, plain: { backend: 'fake', warmup: false } } }, [plugin]);
+      const paused1 = await r.call('POST', '/v1/routing/m/pause', { reason: 'looking into latency' });
+      expect(paused1.status).toBe(200);
+      expect(paused1.body).toMatchObject({ model: 'm', strategy: 'pausable', state: 'paused', actions: ['pause', 'resume', 'explode'] });
+      expect(acted).toEqual([['pause', { reason: 'looking into latency' }]]);
+      // no body at all is fine
+      const resumed = await r.call('POST', '/v1/routing/m/resume');
+      expect([resumed.status, resumed.body.state], JSON.stringify(resumed.body)).toEqual([200, 'running']);
+      const again = await r.call('POST', '/v1/routing/m/resume');
+      expect([again.status, again.body.error]).toEqual([409, 'not paused']);
+      const unknown = await r.call('POST', '/v1/routing/m/promote');
+      expect([unknown.status, unknown.body.code]).toEqual([404, 'TESSERA_E_ROUTING_ACTION_UNKNOWN']);
+      expect(unknown.body.error).toMatch(/'pausable' router of model 'm' has no action 'promote': it takes 'pause', 'resume', 'explode'/);
+      const latest = await r.call('POST', '/v1/routing/plain/pause');
+      expect([latest.status, latest.body.error]).toEqual([404, "the 'latest' router of model 'plain' has no action 'pause': it takes none"]);
+      const broken = await r.call('POST', '/v1/routing/m/explode');
+      expect([broken.status, broken.body.code, broken.body.error]).toEqual([500, 'TESSERA_E_ROUTER_FAILED', "model 'm': routing strategy 'pausable' failed to explode: kaboom"]);
+      const bad = await r.call('POST', '/v1/routing/m/pause', { reason: 5 });
+      expect([bad.status, bad.body.code]).toEqual([400, 'TESSERA_E_REQUEST_INVALID']);
+      expect((await r.call('POST', '/v1/routing/nope/pause')).status).toBe(404);
     });
   });
 

@@ -1,6 +1,7 @@
 import type { GenerateChunk, GenerateRequest, ModelInstance } from '../contracts/backend.js';
 import type { ServingEvents } from '../contracts/events.js';
 import type { ModelVersion } from '../registry/model-registry.js';
+import type { GeneratedText } from './shadow-compare.js';
 
 /** Generated text (or a tool call) in a serialised chunk: a non-empty content, text or reasoning string. */
 const TEXT_IN_JSON = /"(?:content|text|reasoning_content)":"(?!")|"tool_calls":\[\{/;
@@ -13,10 +14,13 @@ export class GenerationObserver {
   textChunks = 0;
   promptTokens: number | undefined;
   completionTokens: number | undefined;
+  /** The generated text, collected only for a request with shadow copies (to compare theirs with it). */
+  text: GeneratedText | undefined;
 
   constructor(readonly started: number) {}
 
   see(chunk: GenerateChunk): void {
+    this.text?.see(chunk);
     if (chunk.data) this.#seeData(chunk.data);
     else if (chunk.json !== undefined) this.#seeJson(chunk.json);
   }

@@ -215,6 +215,82 @@ describe('ServingPipeline', () => {
     });
   });
 
+    it("should compare a shadow's answer with the primary's: max abs diff and label agreement per output", async () => {
+      // version 2 computes y = 2x + 0.25 except that it swaps the first two columns: for rows whose
+      // largest value is in column 0 or 1 the label changes
+      const backend = new FakeBackend((spec) =>
+        spec.version === '2'
+          ? {
+              compute: (req) => {
+                const x = req.inputs[0]!.data as Float32Array;
+                const y = Float32Array.from(x, (v) => 2 * v + 0.25);
+                for (let r = 0; r < y.length / 4; r++) [y[r * 4], y[r * 4 + 1]] = [y[r * 4 + 1]!, y[r * 4]!];
+                return [{ name: 'y', datatype: 'FP32', shape: [...req.inputs[0]!.shape], data: y }];
+              },
+            }
+          : {},
+      );
+      const { factory, outcomes } = scriptedRouter(() => ({ version: '1', shadow: ['2'] }));
+      const r = await start({ models: { m: { backend: 'fake', versions: { '1': {}, '2': {} }, routing: { strategy: 'scripted' }, warmup: false } } }, [
+        testPlugin('p', (ctx) => {
+          ctx.registerBackend('fake', backend);
+          ctx.registerRouter('scripted', factory);
+        }),
+      ]);
+      // rows: label 3 (kept by the swap), label 0 (becomes 1), label 2 (kept), label 1 (becomes 0)
+      const rows = [
+        [1, 2, 3, 4],
+        [9, 1, 2, 3],
+        [0, 0, 5, 1],
+        [1, 7, 2, 2],
+      ];
+      expect((await r.call('POST', '/v2/models/m/infer', xRequest(rows))).status).toBe(200);
+      await until(() => outcomes.some((o) => o.shadow));
+      const shadow = outcomes.find((o) => o.shadow)!;
+      // the largest difference is in a swapped pair: |2·1 − (2·9 + 0.25)| = 16.25 (row 2)
+      expect(shadow.comparison).toEqual({ outputs: { y: { sameShape: true, maxAbsDiff: 16.25, labelAgreement: 0.5 } }, maxAbsDiff: 16.25, labelAgreement: 0.5 });
+      expect(outcomes.find((o) => !o.shadow)!.comparison).toBeUndefined();
+    });
+
+    it("should say whether a shadow generated the primary's text, streamed or not, and compare nothing when the shadow failed", async () => {
+      const words = (version: string): string[] => (version === '2' ? ['Hello', ' there'] : ['Hello', ' world']);
+      const backend = new FakeBackend((spec) => ({
+        async *generate(req) {
+          if (spec.version === '3') throw new TesseraError('TESSERA_E_UPSTREAM_FAILED', 'v3 down');
+          if (!req.stream) {
+            yield { data: { object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: words(spec.version).join('') } }] } };
+            return;
+          }
+          for (const w of words(spec.version)) yield { json: JSON.stringify({ object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: w } }] }) };
+        },
+      }));
+      let shadowOf = '2';
+      const { factory, outcomes } = scriptedRouter(() => ({ version: '1', shadow: [shadowOf] }));
+      const r = await start({ models: { m: { backend: 'fake', versions: { '1': {}, '2': {}, '3': {}, '4': {} }, routing: { strategy: 'scripted' }, warmup: false } } }, [
+        testPlugin('p', (ctx) => {
+          ctx.registerBackend('fake', backend);
+          ctx.registerRouter('scripted', factory);
+        }),
+      ]);
+      const chat = (stream: boolean): Record<string, unknown> => ({ model: 'm', stream, messages: [{ role: 'user', content: 'hi' }] });
+      const shadows = (): RouteOutcome[] => outcomes.filter((o) => o.shadow);
+      expect((await r.call('POST', '/v1/chat/completions', chat(false))).status).toBe(200);
+      await until(() => shadows().length === 1);
+      expect(shadows()[0]!.comparison).toEqual({ exactMatch: false });
+      expect((await r.call('POST', '/v1/chat/completions', chat(true))).status).toBe(200);
+      await until(() => shadows().length === 2);
+      expect(shadows()[1]!.comparison).toEqual({ exactMatch: false });
+      // version 4 generates what version 1 does
+      shadowOf = '4';
+      expect((await r.call('POST', '/v1/chat/completions', chat(true))).status).toBe(200);
+      await until(() => shadows().length === 3);
+      expect(shadows()[2]!.comparison).toEqual({ exactMatch: true });
+      shadowOf = '3';
+      expect((await r.call('POST', '/v1/chat/completions', chat(true))).status).toBe(200);
+      await until(() => shadows().length === 4);
+      expect([shadows()[3]!.statusClass, shadows()[3]!.comparison]).toEqual(['server_error', undefined]);
+    });
+
   describe('request headers', () => {
     it('should give a tensor backend the headers its instance declared, and no others', async () => {
       const backend = new FakeBackend({ requestHeaders: ['X-Tenant'] });

@@ -12,7 +12,9 @@ import { Generation, GenerationObserver, pickGenerative } from './generation.js'
 import type { HookChain } from './hooks.js';
 import { modelInputsFrom, runSteps } from './processors.js';
 import type { ServingRequest } from './serving-request.js';
+import type { ShadowWork } from './shadow.js';
 import { ShadowMirror } from './shadow.js';
+import { GeneratedText } from './shadow-compare.js';
 import type { DecodedInferRequest, GenerateCall, Signature, TensorCall, TensorResult } from './types.js';
 import { selectOutputs, validateInferRequest } from './validate.js';
 
@@ -97,7 +99,7 @@ export class ServingPipeline {
     if (request.trace) inference.trace = request.trace;
     if (v.requestHeaders.length > 0) inference.headers = pickHeaders(request, v.requestHeaders, false);
     const outputs = await this.#runTensor(v, inference, request.id, request.signal);
-    if (target?.shadow?.length) this.#shadowLater(request, entry, target.shadow, v.version, { tensor: call.request });
+    if (target?.shadow?.length) this.#shadowLater(request, entry, target.shadow, v.version, { tensor: call.request, primary: outputs });
     return { model: entry.name, version: v.version, id: inference.id, outputs };
   }
 
@@ -116,8 +118,10 @@ export class ServingPipeline {
     const upstreamBody = stream && !wantsUsage ? { ...body, stream_options: { ...body.stream_options, include_usage: true } } : body;
     const generateRequest: GenerateRequest = { kind: call.kind, body: upstreamBody, stream, headers: pickHeaders(request, v.requestHeaders, true), ...(request.trace ? { trace: request.trace } : {}) };
     const observer = new GenerationObserver(request.started);
+    const primary: ShadowWork['primary'] = target?.shadow?.length ? { text: (observer.text = new GeneratedText()), ok: false } : undefined;
     const done = v.beginGeneration();
     const onEnd = ({ ok }: { ok: boolean }): void => {
+      if (primary) primary.ok = ok;
       done();
       observer.emit(this.#events, v, generateRequest, ok);
       request.ttftMs = observer.ttftMs(stream);
@@ -142,7 +146,7 @@ export class ServingPipeline {
       onEnd({ ok: false });
       throw err;
     }
-    if (target?.shadow?.length) this.#shadowLater(request, entry, target.shadow, v.version, { generate: { kind: call.kind, body } });
+    if (primary) this.#shadowLater(request, entry, target!.shadow!, v.version, { generate: { kind: call.kind, body }, primary });
     return generation;
   }
 
@@ -275,7 +279,7 @@ export class ServingPipeline {
     return selectOutputs(await v.batcher!.submit(submitted, signal), wanted, signature);
   }
 
-  #shadowLater(request: ServingRequest, entry: ModelEntry, versions: readonly string[], primary: string, work: { tensor: TensorCall['request'] } | { generate: GenerateCall }): void {
+  #shadowLater(request: ServingRequest, entry: ModelEntry, versions: readonly string[], primary: string, work: ShadowWork): void {
     (request.afterAnswer ??= []).push(() => {
       for (const version of versions) {
         if (version === primary) continue;

@@ -1,12 +1,25 @@
 import type { Logger } from 'pino';
 import type { InferenceRequest } from '../contracts/backend.js';
 import type { ServingEvents } from '../contracts/events.js';
-import type { RouteOutcome } from '../contracts/router.js';
+import type { RouteOutcome, ShadowComparison } from '../contracts/router.js';
 import type { Tensor } from '../contracts/tensor.js';
 import { errorMessage, isTesseraError } from '../errors.js';
 import type { ModelEntry, ModelVersion } from '../registry/model-registry.js';
 import { pickGenerative } from './generation.js';
+import { GeneratedText, compareTensorAnswers, sameGeneratedText } from './shadow-compare.js';
 import type { GenerateCall, TensorCall } from './types.js';
+
+/** What a shadow copy re-runs, with the primary's answer to compare its own with. */
+export type ShadowWork =
+  | { tensor: TensorCall['request']; primary: readonly Tensor[] }
+  | { generate: GenerateCall; primary: { text: GeneratedText; ok: boolean } | undefined };
+
+interface ShadowResult {
+  status: number;
+  code?: string;
+  ttftMs?: number;
+  comparison?: ShadowComparison;
+}
 
 /** Most shadow copies in flight per model; more are dropped (a shadow never queues up behind itself). */
 export const SHADOW_CONCURRENCY = 64;
@@ -37,7 +50,7 @@ export class ShadowMirror {
     this.#opts = options;
   }
 
-  send(entry: ModelEntry, v: ModelVersion, work: { tensor: TensorCall['request'] } | { generate: GenerateCall }, id: string): void {
+  send(entry: ModelEntry, v: ModelVersion, work: ShadowWork, id: string): void {
     const n = this.#inflight.get(entry.name) ?? 0;
     if (n >= SHADOW_CONCURRENCY) {
       if (this.#dropped++ % 1000 === 0) this.#opts.logger.warn({ model: entry.name, dropped: this.#dropped }, `shadow copies of '${entry.name}' dropped: ${SHADOW_CONCURRENCY} already in flight`);
@@ -46,23 +59,23 @@ export class ShadowMirror {
     this.#inflight.set(entry.name, n + 1);
     const kind = 'tensor' in work ? 'tensor' : 'generate';
     const started = performance.now();
-    const run = (async (): Promise<{ status: number; code?: string; ttftMs?: number | undefined }> => {
+    const run = (async (): Promise<ShadowResult> => {
       if ('tensor' in work) {
         const request = this.#opts.validate(v, work.tensor);
         request.id ??= id;
-        await this.#opts.tensor(v, request, this.#controller.signal);
-        return { status: 200 };
+        const outputs = await this.#opts.tensor(v, request, this.#controller.signal);
+        return { status: 200, comparison: compareTensorAnswers(work.primary, outputs) };
       }
-      return this.#generate(v, work.generate, started);
+      return this.#generate(v, work, started);
     })().then(
       (r) => r,
-      (err: unknown): { status: number; code?: string; ttftMs?: number } => {
+      (err: unknown): ShadowResult => {
         const status = isTesseraError(err) ? err.status : 500;
         if (status >= 500 && status !== 503) this.#opts.logger.debug({ err, model: entry.name, version: v.version }, `shadow copy failed: ${errorMessage(err)}`);
         return { status, ...(isTesseraError(err) ? { code: err.code } : {}) };
       },
     );
-    const settled = run.then(({ status, code, ttftMs }) => {
+    const settled = run.then(({ status, code, ttftMs, comparison }) => {
       const durationMs = performance.now() - started;
       this.#inflight.set(entry.name, (this.#inflight.get(entry.name) ?? 1) - 1);
       this.#opts.events.emit('shadow', { model: entry.name, version: v.version, kind, status, ...(code ? { code } : {}), durationMs });
@@ -79,27 +92,38 @@ export class ShadowMirror {
         durationMs,
         ...(ttftMs !== undefined ? { ttftMs } : {}),
         at: performance.now(),
+        ...(comparison ? { comparison } : {}),
       });
     });
     this.#running.add(settled);
     void settled.finally(() => this.#running.delete(settled));
   }
 
-  /** Reads a shadow generation to its end (its bytes discarded), for its status and time to first chunk. */
-  async #generate(v: ModelVersion, call: GenerateCall, started: number): Promise<{ status: number; ttftMs?: number }> {
+  /**
+   * Reads a shadow generation to its end, for its status, time to first chunk and text (compared
+   * with the primary's when the primary ended well); its bytes are discarded.
+   */
+  async #generate(v: ModelVersion, work: Extract<ShadowWork, { generate: GenerateCall }>, started: number): Promise<ShadowResult> {
+    const call = work.generate;
     const instance = pickGenerative(v, 0);
     if (!instance?.generate) return { status: 400 };
     const stream = call.body.stream === true;
+    const text = work.primary ? new GeneratedText() : undefined;
     const done = v.beginGeneration();
     let ttftMs: number | undefined;
     try {
-      for await (const _chunk of instance.generate({ kind: call.kind, body: call.body, stream, headers: {} }, this.#controller.signal)) {
+      for await (const chunk of instance.generate({ kind: call.kind, body: call.body, stream, headers: {} }, this.#controller.signal)) {
         ttftMs ??= performance.now() - started;
+        text?.see(chunk);
       }
     } finally {
       done();
     }
-    return { status: 200, ...(stream && ttftMs !== undefined ? { ttftMs } : {}) };
+    return {
+      status: 200,
+      ...(stream && ttftMs !== undefined ? { ttftMs } : {}),
+      ...(text && work.primary?.ok ? { comparison: { exactMatch: sameGeneratedText(work.primary.text, text) } } : {}),
+    };
   }
 
   /** Waits for the copies in flight. */
