@@ -46,6 +46,14 @@ export interface CanaryCheck {
   pValue?: number;
   alpha?: number;
   samples: { baseline?: number; canary: number };
+  /**
+   * `fail`: worse than allowed at the test's confidence (the whole sequence on the bad side);
+   * `pass`: shown to be within it (the whole sequence on the good side of the pass limit);
+   * `inconclusive`: not yet either — the step holds and collects more requests.
+   */
+  result: 'pass' | 'fail' | 'inconclusive';
+  /** The bound a pass needs (when it differs from `limit`: the error rate's margin). */
+  passLimit?: number;
   failed: boolean;
 }
 
@@ -263,12 +271,13 @@ export class CanaryRouter implements Router {
     if (judgesErrors) {
       if (!promoting) {
         const cmp = compareProportions({ n: b.requests, successes: b.errors }, { n: c.requests, successes: c.errors }, { alpha, tau: DEFAULT_TAU.errorRate });
-        if (cmp) checks.push(this.#compared('errorRate', 'rateDifference', cmp, 0, alpha, (x) => x));
+        if (cmp) checks.push(this.#compared('errorRate', 'rateDifference', cmp, 0, this.#o.errorRateMargin, alpha, (x) => x));
       }
       if (this.#o.maxErrorRate !== undefined) {
         const seq = proportionSequence({ n: c.requests, successes: c.errors }, { alpha, tau: DEFAULT_TAU.errorRate });
         if (seq) {
-          checks.push({ metric: 'errorRate', against: 'limit', measure: 'rate', estimate: round(seq.estimate, 6), lower: round(seq.lower, 6), upper: round(seq.upper, 6), limit: this.#o.maxErrorRate, alpha, samples: { canary: c.requests }, failed: seq.lower > this.#o.maxErrorRate });
+          const result = seq.lower > this.#o.maxErrorRate ? 'fail' : seq.upper <= this.#o.maxErrorRate ? 'pass' : 'inconclusive';
+          checks.push({ metric: 'errorRate', against: 'limit', measure: 'rate', estimate: round(seq.estimate, 6), lower: round(seq.lower, 6), upper: round(seq.upper, 6), limit: this.#o.maxErrorRate, alpha, samples: { canary: c.requests }, result, failed: result === 'fail' });
         }
       }
     }
@@ -276,28 +285,39 @@ export class CanaryRouter implements Router {
       for (const metric of timings) {
         const t = TIMING_OF[metric];
         const cmp = compareMeans(b.timings[t].summary(), c.timings[t].summary(), { alpha, tau: DEFAULT_TAU.logLatency, delta0: Math.log(this.#o.maxLatencyRatio) });
-        if (cmp) checks.push(this.#compared(metric, 'ratio', cmp, Math.log(this.#o.maxLatencyRatio), alpha, Math.exp));
+        const limit = Math.log(this.#o.maxLatencyRatio);
+        if (cmp) checks.push(this.#compared(metric, 'ratio', cmp, limit, limit, alpha, Math.exp));
       }
     }
     if (this.#o.maxP99Ms !== undefined && this.#o.metrics.includes('latency')) {
       const p99 = c.windowQuantile(0.99);
-      if (p99 !== undefined) checks.push({ metric: 'latency', against: 'limit', measure: 'p99Ms', estimate: round(p99), limit: this.#o.maxP99Ms, samples: { canary: c.window.latencies.values.length }, failed: p99 > this.#o.maxP99Ms });
+      if (p99 !== undefined) {
+        const result = p99 > this.#o.maxP99Ms ? 'fail' : 'pass';
+        checks.push({ metric: 'latency', against: 'limit', measure: 'p99Ms', estimate: round(p99), limit: this.#o.maxP99Ms, samples: { canary: c.window.latencies.values.length }, result, failed: result === 'fail' });
+      }
     }
-    const failed = checks.filter((k) => k.failed);
+    const failed = checks.filter((k) => k.result === 'fail');
+    const open = checks.filter((k) => k.result === 'inconclusive');
     if (checks.length === 0) {
       // at 100 % there is no baseline traffic to compare with: only the absolute limits can fail it
       if (promoting) return { ...base, verdict: 'pass', reason: `${c.window.requests} requests at 100 % and no absolute limit (maxErrorRate, maxP99) set`, checks };
       return { ...base, verdict: 'hold', reason: 'nothing to judge yet (fewer than 2 samples on a side)', checks };
     }
-    const reason = failed.length > 0 ? `worse: ${failed.map(describeCheck).join('; ')}` : `within limits: ${checks.map(describeCheck).join('; ')}`;
-    return { ...base, verdict: failed.length > 0 ? 'fail' : 'pass', reason, checks };
+    if (failed.length > 0) return { ...base, verdict: 'fail', reason: `worse: ${failed.map(describeCheck).join('; ')}`, checks };
+    if (open.length > 0) return { ...base, verdict: 'hold', reason: `not yet shown to be within the limits, collecting more: ${open.map(describeCheck).join('; ')}`, checks };
+    return { ...base, verdict: 'pass', reason: `within the limits: ${checks.map(describeCheck).join('; ')}`, checks };
   }
 
-  /** A baseline comparison as a check; `show` maps the estimate's scale to the reported one (exp for log ratios). */
-  #compared(metric: CanaryMetric, measure: CanaryCheck['measure'], cmp: SequentialComparison, limit: number, alpha: number, show: (x: number) => number): CanaryCheck {
+  /**
+   * A baseline comparison as a check: fails when the whole sequence lies above `failAbove`, passes
+   * when it lies at or below `passAtOrBelow`; `show` maps the estimate's scale to the reported one
+   * (exp for log ratios).
+   */
+  #compared(metric: CanaryMetric, measure: CanaryCheck['measure'], cmp: SequentialComparison, failAbove: number, passAtOrBelow: number, alpha: number, show: (x: number) => number): CanaryCheck {
     const key = `${this.#step}:${metric}`;
     const pValue = runningMin(this.#pValues[key], cmp.pValue);
     this.#pValues[key] = pValue;
+    const result = cmp.lower > failAbove ? 'fail' : cmp.upper <= passAtOrBelow ? 'pass' : 'inconclusive';
     return {
       metric,
       against: 'baseline',
@@ -305,13 +325,14 @@ export class CanaryRouter implements Router {
       estimate: round(show(cmp.estimate), 6),
       lower: round(show(cmp.lower), 6),
       upper: round(show(cmp.upper), 6),
-      limit: round(show(limit), 6),
+      limit: round(show(failAbove), 6),
+      ...(passAtOrBelow !== failAbove ? { passLimit: round(show(passAtOrBelow), 6) } : {}),
       lambda: round(cmp.lambda, 4),
       pValue: round(pValue, 6),
       alpha,
       samples: { baseline: cmp.nControl, canary: cmp.nTreatment },
-      // worse than the limit at the test's confidence: the whole sequence lies above it
-      failed: cmp.lower > limit,
+      result,
+      failed: result === 'fail',
     };
   }
 
@@ -419,6 +440,7 @@ export class CanaryRouter implements Router {
       metrics: this.#o.metrics,
       limits: {
         maxLatencyRatio: this.#o.maxLatencyRatio,
+        errorRateMargin: this.#o.errorRateMargin,
         ...(this.#o.maxErrorRate !== undefined ? { maxErrorRate: this.#o.maxErrorRate } : {}),
         ...(this.#o.maxP99Ms !== undefined ? { maxP99Ms: this.#o.maxP99Ms } : {}),
       },
@@ -469,7 +491,8 @@ export class CanaryRouter implements Router {
 function describeCheck(k: CanaryCheck): string {
   const what = k.against === 'baseline' ? `${k.metric} vs baseline` : `${k.metric} limit`;
   const interval = k.lower !== undefined ? ` [${k.lower}, ${k.upper}]` : '';
-  return `${what}: ${k.measure} ${k.estimate}${interval} ${k.failed ? '>' : '≤'} ${k.limit}`;
+  const bound = k.result === 'fail' ? `> ${k.limit}` : k.result === 'pass' ? `≤ ${k.passLimit ?? k.limit}` : `straddles ${k.passLimit !== undefined ? `${k.limit}..${k.passLimit}` : k.limit}`;
+  return `${what}: ${k.measure} ${k.estimate}${interval} ${bound}`;
 }
 
 /** `routing: { strategy: canary, baseline, canary, steps | stepWeight + maxWeight, interval, … }`. */

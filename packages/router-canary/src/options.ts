@@ -16,6 +16,7 @@ export const CANARY_DEFAULTS = {
   confidence: 0.95,
   metrics: [...CANARY_METRICS],
   maxLatencyRatio: 1.2,
+  errorRateMargin: 0.01,
 } as const;
 
 const STICKY_HEADER = {
@@ -74,7 +75,16 @@ export const CANARY_OPTIONS_SCHEMA: JSONSchema = {
       type: 'number',
       minimum: 1,
       default: CANARY_DEFAULTS.maxLatencyRatio,
-      description: "How much slower than the baseline the canary may be (ratio of geometric means) for `latency`, `ttft` and `tpot`: a judgement fails when the ratio's confidence sequence lies above it.",
+      description:
+        "How much slower than the baseline the canary may be (ratio of geometric means) for `latency`, `ttft` and `tpot`: a judgement fails when the ratio's confidence sequence lies above it and passes when it lies at or below it; in between the step holds.",
+    },
+    errorRateMargin: {
+      type: 'number',
+      exclusiveMinimum: 0,
+      maximum: 1,
+      default: CANARY_DEFAULTS.errorRateMargin,
+      description:
+        "How much higher than the baseline's the canary's server-fault rate may be and still pass (absolute: 0.01 is one percentage point). A judgement passes `errorRate` once the difference's confidence sequence lies at or below it, and fails once the sequence lies above 0 (the canary is worse at all); in between the step holds.",
     },
     maxErrorRate: {
       type: 'number',
@@ -98,6 +108,7 @@ export interface CanaryOptions {
   confidence: number;
   metrics: CanaryMetric[];
   maxLatencyRatio: number;
+  errorRateMargin: number;
   maxErrorRate?: number;
   maxP99Ms?: number;
   stickyHeader?: string;
@@ -147,6 +158,7 @@ export function resolveCanaryOptions(model: string, versions: readonly string[],
     confidence: (raw.confidence as number | undefined) ?? CANARY_DEFAULTS.confidence,
     metrics: [...((raw.metrics as CanaryMetric[] | undefined) ?? CANARY_DEFAULTS.metrics)],
     maxLatencyRatio: (raw.maxLatencyRatio as number | undefined) ?? CANARY_DEFAULTS.maxLatencyRatio,
+    errorRateMargin: (raw.errorRateMargin as number | undefined) ?? CANARY_DEFAULTS.errorRateMargin,
     ...(raw.maxErrorRate !== undefined ? { maxErrorRate: raw.maxErrorRate as number } : {}),
     ...(raw.maxP99 !== undefined ? { maxP99Ms: parseDuration(raw.maxP99 as string | number, `models.${model}.routing.maxP99`) } : {}),
     ...(raw.stickyHeader !== undefined ? { stickyHeader: (raw.stickyHeader as string).toLowerCase() } : {}),
