@@ -28,7 +28,7 @@ export default tseslint.config(
   },
   {
     // tests read JSON bodies of many shapes; typing each one would not make them stronger
-    files: ['**/*.spec.ts', 'test/**/*.ts', 'examples/**/*.ts'],
+    files: ['**/*.spec.ts', 'test/**/*.ts', 'packages/*/test/**/*.ts', 'examples/**/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },
   },
   {

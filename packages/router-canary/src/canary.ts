@@ -154,7 +154,7 @@ export class CanaryRouter implements Router {
       this.#arms = { baseline: Arm.fromJSON(stored.arms?.baseline), canary: Arm.fromJSON(stored.arms?.canary) };
       this.#pValues = { ...stored.pValues };
       this.#history = Array.isArray(stored.history) ? stored.history : [];
-      this.#ctx.logger.info({ state: this.#state, step: this.#step + 1, weight: percent(this.#share()) }, `canary rollout of ${this.#o.canary} resumed: ${this.#state} at step ${this.#step + 1} (${percent(this.#share())} %)`);
+      this.#ctx.logger.info({ state: this.#state, step: this.#displayStep(), weight: percent(this.#share()) }, `canary rollout of ${this.#o.canary} resumed: ${this.#state} at step ${this.#displayStep()} (${percent(this.#share())} %)`);
     } else {
       const reason = stored ? `a new rollout: the stored one was of another config (${stored.identity ?? 'unknown'})` : `rollout of version ${this.#o.canary} against ${this.#o.baseline} started`;
       const initial: CanaryState = this.#o.steps[0]! >= 1 ? 'promoting' : 'progressing';
@@ -165,6 +165,12 @@ export class CanaryRouter implements Router {
     for (const verdict of ['pass', 'fail', 'hold']) this.#m.judgements.inc({ model: this.#ctx.model, version: this.#o.canary, verdict }, 0);
     this.#timer = this.#ctx.clock.setInterval(() => this.#tick(), this.#o.intervalMs);
     await this.#persist();
+  }
+
+  /** The 1-based step for people: at 100 % the last one when the steps end with 100. */
+  #displayStep(): number {
+    const atFull = this.#state === 'promoting' || this.#state === 'succeeded' || (this.#state === 'paused' && this.#pausedFrom === 'promoting');
+    return atFull && this.#o.steps.at(-1)! >= 1 ? this.#o.steps.length : this.#step + 1;
   }
 
   /** The canary's share of new requests now. */
@@ -254,7 +260,7 @@ export class CanaryRouter implements Router {
     const base = {
       kind: 'judgement' as const,
       at: new Date(this.#ctx.clock.now()).toISOString(),
-      step: this.#step + 1,
+      step: this.#displayStep(),
       weight: percent(this.#share()),
       state: this.#state,
       window: { baseline: b.window.requests, canary: c.window.requests },
@@ -377,7 +383,7 @@ export class CanaryRouter implements Router {
   #transition(to: CanaryState, by: CanaryTransition['by'], reason: string, from: CanaryState | null = this.#state): void {
     this.#state = to;
     if (to !== 'paused') this.#pausedFrom = undefined;
-    const t: CanaryTransition = { kind: 'transition', at: new Date(this.#ctx.clock.now()).toISOString(), from, to, step: this.#step + 1, weight: percent(this.#share()), by, reason };
+    const t: CanaryTransition = { kind: 'transition', at: new Date(this.#ctx.clock.now()).toISOString(), from, to, step: this.#displayStep(), weight: percent(this.#share()), by, reason };
     pushHistory(this.#history, t);
     setState(this.#m, this.#ctx.model, CANARY_STRATEGY, CANARY_STATES, to);
     const log = { from, to, step: t.step, weight: t.weight, by };
@@ -429,7 +435,7 @@ export class CanaryRouter implements Router {
       state: this.#state,
       baseline: this.#o.baseline,
       canary: this.#o.canary,
-      step: this.#step + 1,
+      step: this.#displayStep(),
       steps: this.#o.steps.map(percent),
       canaryWeight: percent(this.#share()),
       failures: this.#failures,
