@@ -5,6 +5,7 @@ import type { ArmJSON } from './internal/arm.js';
 import { Arm, round } from './internal/arm.js';
 import { headerValue, unitHash } from './internal/hash.js';
 import { pushHistory } from './internal/history.js';
+import { readStored } from './internal/stored.js';
 import type { RouteMetrics } from './internal/metrics.js';
 import { countOutcome, routeMetrics, setState } from './internal/metrics.js';
 import type { Versus } from './internal/versus.js';
@@ -78,7 +79,7 @@ export class AbRouter implements Router {
   }
 
   async start(): Promise<void> {
-    const stored = await this.#ctx.state.get<Persisted>(AB_STATE_KEY);
+    const stored = await readStored<Persisted>(this.#ctx, AB_STATE_KEY, 'A/B test');
     if (stored?.format === 1 && stored.identity === this.#identity() && (AB_STATES as readonly string[]).includes(stored.state)) {
       this.#state = stored.state;
       if (stored.winner) this.#winner = stored.winner;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { RouteCandidate, RouteOutcome, Router } from '@tessera/core';
+import type { RouteCandidate, RouteOutcome, Router, StateStore } from '@tessera/core';
 import type { TestRouterContext } from '@tessera/core/testing';
-import { MemoryStateStore, describeRouterConformance, testRouteOutcome, testRouteRequest, testRouterContext } from '@tessera/core/testing';
+import { MemoryStateStore, describeRouterConformance, recordingLogger, testRouteOutcome, testRouteRequest, testRouterContext } from '@tessera/core/testing';
 import type { CanaryJudgement, CanaryRouter } from './canary.js';
 import { CANARY_STATE_KEY, canaryRouterFactory } from './canary.js';
 
@@ -58,8 +58,8 @@ function traffic(router: Router, n: number, behaviour: Record<string, VersionBeh
   return counts;
 }
 
-async function canary(options: Record<string, unknown>, ctx?: Partial<TestRouterContext>): Promise<{ router: CanaryRouter; ctx: TestRouterContext }> {
-  const c = testRouterContext({ ...ctx, options: { baseline: '1', canary: '2', interval: '1s', minRequests: 50, threshold: 2, ...options } }, canaryRouterFactory);
+async function canary(options: Record<string, unknown>, ctx?: Partial<TestRouterContext<StateStore>>): Promise<{ router: CanaryRouter; ctx: TestRouterContext<StateStore> }> {
+  const c = testRouterContext<StateStore>({ ...ctx, options: { baseline: '1', canary: '2', interval: '1s', minRequests: 50, threshold: 2, ...options } }, canaryRouterFactory);
   return { router: (await canaryRouterFactory.create(c)) as CanaryRouter, ctx: c };
 }
 
@@ -291,6 +291,24 @@ describe('canary router', () => {
     // users on the canary at 10 % stay there at 50 %
     expect(before.every((v, i) => v === '1' || after[i] === '2')).toBe(true);
     await router.close();
+  });
+
+  it('should start afresh on a state it cannot read, and keep routing when it cannot write', async () => {
+    const logs = recordingLogger();
+    const broken: StateStore = {
+      get: () => Promise.reject(new Error('routers/model/canary-rollout.json is not valid JSON')),
+      set: () => Promise.reject(new Error('disk full')),
+      delete: () => Promise.resolve(),
+    };
+    const { router, ctx } = await canary({ steps: [10, 50] }, { state: broken, logger: logs });
+    expect(router.status()).toMatchObject({ state: 'progressing', step: 1 });
+    traffic(router, 6000, {}, rng(12));
+    await ctx.clock.advance(1000);
+    expect(router.status().step).toBe(2);
+    await router.close();
+    const errors = logs.records.filter((r) => r.level === 'error').map((r) => r.msg ?? '');
+    expect(errors[0]).toMatch(/the canary rollout of model 'model' could not be read from the state store, so it starts afresh: .*not valid JSON/);
+    expect(errors.some((m) => /could not be written .*disk full/.test(m))).toBe(true);
   });
 
   it('should refuse versions that are not configured and steps that do not increase', async () => {

@@ -5,6 +5,7 @@ import type { ArmJSON, Timing } from './internal/arm.js';
 import { Arm, round } from './internal/arm.js';
 import { headerValue, unitHash } from './internal/hash.js';
 import { pushHistory } from './internal/history.js';
+import { readStored } from './internal/stored.js';
 import type { RouteMetrics } from './internal/metrics.js';
 import { countOutcome, routeMetrics, setState } from './internal/metrics.js';
 import type { CanaryMetric, CanaryOptions } from './options.js';
@@ -142,7 +143,7 @@ export class CanaryRouter implements Router {
 
   /** Loads a stored rollout of the same identity, or starts a new one; starts the judgement timer. */
   async start(): Promise<void> {
-    const stored = await this.#ctx.state.get<Persisted>(CANARY_STATE_KEY);
+    const stored = await readStored<Persisted>(this.#ctx, CANARY_STATE_KEY, 'canary rollout');
     const identity = identityOf(this.#o);
     if (stored && stored.format === 1 && stored.identity === identity && (CANARY_STATES as readonly string[]).includes(stored.state)) {
       this.#state = stored.state;

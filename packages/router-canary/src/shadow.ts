@@ -6,6 +6,7 @@ import { Arm, round } from './internal/arm.js';
 import { unitHash } from './internal/hash.js';
 import type { RouteMetrics } from './internal/metrics.js';
 import { countOutcome, routeMetrics, setState } from './internal/metrics.js';
+import { readStored } from './internal/stored.js';
 import { versus } from './internal/versus.js';
 import type { ShadowOptions } from './options.js';
 import { SHADOW_OPTIONS_SCHEMA, resolveShadowOptions } from './options.js';
@@ -76,7 +77,7 @@ export class ShadowRouter implements Router {
   }
 
   async start(): Promise<void> {
-    const stored = await this.#ctx.state.get<Persisted>(SHADOW_STATE_KEY);
+    const stored = await readStored<Persisted>(this.#ctx, SHADOW_STATE_KEY, 'shadow counters');
     if (stored?.format === 1 && stored.identity === this.#identity()) {
       this.#state = (SHADOW_STATES as readonly string[]).includes(stored.state) ? stored.state : 'mirroring';
       this.#primary = Arm.fromJSON(stored.primary);
