@@ -5,7 +5,7 @@ import type { ArmJSON } from './internal/arm.js';
 import { Arm, round } from './internal/arm.js';
 import { headerValue, unitHash } from './internal/hash.js';
 import { pushHistory } from './internal/history.js';
-import { readStored } from './internal/stored.js';
+import { StateWriter, readStored } from './internal/stored.js';
 import type { RouteMetrics } from './internal/metrics.js';
 import { countOutcome, routeMetrics, setState } from './internal/metrics.js';
 import type { Versus } from './internal/versus.js';
@@ -67,11 +67,12 @@ export class AbRouter implements Router {
   #pValues: Record<string, number> = {};
   #history: AbEvent[] = [];
   #timer: ClockTimer | undefined;
-  #writes: Promise<void> = Promise.resolve();
+  readonly #writer: StateWriter;
   #closed = false;
 
   constructor(ctx: RouterContext, options: AbOptions) {
     this.#ctx = ctx;
+    this.#writer = new StateWriter(ctx, AB_STATE_KEY, 'A/B test');
     this.#o = options;
     this.#m = routeMetrics(ctx.metrics);
     this.#control = options.variants[0]!.version;
@@ -287,11 +288,7 @@ export class AbRouter implements Router {
       pValues: this.#pValues,
       history: this.#history,
     };
-    this.#writes = this.#writes.then(
-      () => this.#ctx.state.set(AB_STATE_KEY, snapshot),
-      () => this.#ctx.state.set(AB_STATE_KEY, snapshot),
-    );
-    return this.#writes.catch((err: unknown) => this.#ctx.logger.error({ err }, `the A/B test's state could not be written: ${errorMessage(err)}`));
+    return this.#writer.write(snapshot);
   }
 
   async close(): Promise<void> {

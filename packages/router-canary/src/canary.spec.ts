@@ -308,7 +308,7 @@ describe('canary router', () => {
     await router.close();
     const errors = logs.records.filter((r) => r.level === 'error').map((r) => r.msg ?? '');
     expect(errors[0]).toMatch(/the canary rollout of model 'model' could not be read from the state store, so it starts afresh: .*not valid JSON/);
-    expect(errors.some((m) => /could not be written .*disk full/.test(m))).toBe(true);
+    expect(errors.some((m) => /could not be written to the state store .*disk full/.test(m))).toBe(true);
   });
 
   it('should refuse versions that are not configured and steps that do not increase', async () => {

@@ -5,7 +5,7 @@ import type { ArmJSON, Timing } from './internal/arm.js';
 import { Arm, round } from './internal/arm.js';
 import { headerValue, unitHash } from './internal/hash.js';
 import { pushHistory } from './internal/history.js';
-import { readStored } from './internal/stored.js';
+import { StateWriter, readStored } from './internal/stored.js';
 import type { RouteMetrics } from './internal/metrics.js';
 import { countOutcome, routeMetrics, setState } from './internal/metrics.js';
 import type { CanaryMetric, CanaryOptions } from './options.js';
@@ -131,11 +131,12 @@ export class CanaryRouter implements Router {
   #pValues: Record<string, number> = {};
   #history: CanaryHistoryEntry[] = [];
   #timer: ClockTimer | undefined;
-  #writes: Promise<void> = Promise.resolve();
+  readonly #writer: StateWriter;
   #closed = false;
 
   constructor(ctx: RouterContext, options: CanaryOptions) {
     this.#ctx = ctx;
+    this.#writer = new StateWriter(ctx, CANARY_STATE_KEY, 'canary rollout');
     this.#o = options;
     this.#m = routeMetrics(ctx.metrics);
     this.#startedAt = this.#stepStartedAt = ctx.clock.now();
@@ -478,13 +479,7 @@ export class CanaryRouter implements Router {
   /** Writes the rollout (atomically: the store replaces the file) after the writes before it. */
   #persist(): Promise<void> {
     const snapshot = this.#snapshot();
-    this.#writes = this.#writes.then(
-      () => this.#ctx.state.set(CANARY_STATE_KEY, snapshot),
-      () => this.#ctx.state.set(CANARY_STATE_KEY, snapshot),
-    );
-    return this.#writes.catch((err: unknown) => {
-      this.#ctx.logger.error({ err }, `the canary rollout's state could not be written (a restart would lose the latest step): ${errorMessage(err)}`);
-    });
+    return this.#writer.write(snapshot);
   }
 
   async close(): Promise<void> {

@@ -1,12 +1,12 @@
 import type { ClockTimer, RouteCandidate, RouteOutcome, RouteRequest, RouteTarget, Router, RouterContext, RouterFactory, RoutingStatus } from '@tessera/core';
-import { TesseraError, errorMessage } from '@tessera/core';
+import { TesseraError } from '@tessera/core';
 import { CANARY_ERRORS } from './errors.js';
 import type { ArmJSON } from './internal/arm.js';
 import { Arm, round } from './internal/arm.js';
 import { unitHash } from './internal/hash.js';
 import type { RouteMetrics } from './internal/metrics.js';
 import { countOutcome, routeMetrics, setState } from './internal/metrics.js';
-import { readStored } from './internal/stored.js';
+import { StateWriter, readStored } from './internal/stored.js';
 import { versus } from './internal/versus.js';
 import type { ShadowOptions } from './options.js';
 import { SHADOW_OPTIONS_SCHEMA, resolveShadowOptions } from './options.js';
@@ -67,11 +67,12 @@ export class ShadowRouter implements Router {
   #pValues: Record<string, number> = {};
   #timer: ClockTimer | undefined;
   #dirty = false;
-  #writes: Promise<void> = Promise.resolve();
+  readonly #writer: StateWriter;
   #closed = false;
 
   constructor(ctx: RouterContext, options: ShadowOptions) {
     this.#ctx = ctx;
+    this.#writer = new StateWriter(ctx, SHADOW_STATE_KEY, 'shadow counters');
     this.#o = options;
     this.#m = routeMetrics(ctx.metrics);
   }
@@ -192,11 +193,7 @@ export class ShadowRouter implements Router {
   #persist(): Promise<void> {
     this.#dirty = false;
     const snapshot: Persisted = { format: 1, identity: this.#identity(), state: this.#state, primary: this.#primary.toJSON(), shadow: this.#shadow.toJSON(), agreement: { ...this.#agreement } };
-    this.#writes = this.#writes.then(
-      () => this.#ctx.state.set(SHADOW_STATE_KEY, snapshot),
-      () => this.#ctx.state.set(SHADOW_STATE_KEY, snapshot),
-    );
-    return this.#writes.catch((err: unknown) => this.#ctx.logger.error({ err }, `the shadow counters could not be written: ${errorMessage(err)}`));
+    return this.#writer.write(snapshot);
   }
 
   async close(): Promise<void> {
