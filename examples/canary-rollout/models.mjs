@@ -16,7 +16,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { buildOnnxModel } from '@tessera/core/testing';
+import { buildOnnxModel, mulberry32 } from '@tessera/core/testing';
 
 /** Features per row of `x`. */
 export const FEATURES = 16;
@@ -37,14 +37,7 @@ export const MODEL_FILES = /** @type {const} */ (['good-v1', 'good-v2', 'faulty'
  * @returns {() => number} uniform in [0, 1)
  */
 export function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(seed);
 }
 
 /**

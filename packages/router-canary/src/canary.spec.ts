@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { RouteCandidate, RouteOutcome, Router, StateStore } from '@tessera/core';
 import type { TestRouterContext } from '@tessera/core/testing';
-import { MemoryStateStore, describeRouterConformance, recordingLogger, testRouteOutcome, testRouteRequest, testRouterContext } from '@tessera/core/testing';
+import { MemoryStateStore, describeRouterConformance, mulberry32, recordingLogger, testRouteOutcome, testRouteRequest, testRouterContext } from '@tessera/core/testing';
 import type { CanaryJudgement, CanaryRouter } from './canary.js';
 import { CANARY_STATE_KEY, canaryRouterFactory } from './canary.js';
 
@@ -10,17 +10,8 @@ const READY: RouteCandidate[] = [
   { version: '2', ready: true },
 ];
 
-/** mulberry32: seeded, so every run sends the same traffic. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded, so every run sends the same traffic. */
+const rng = mulberry32;
 
 interface VersionBehaviour {
   /** Share of requests answered 500. */

@@ -9,6 +9,7 @@ export type { OnnxAttributeValue, OnnxInitializer, OnnxModelSpec, OnnxNodeSpec, 
 export { DEFAULT_IR_VERSION, DEFAULT_OPSET, ONNX_ELEM_TYPES, buildOnnxModel, onnxElemType } from './onnx-builder.js';
 export type { TestModel, TestModelCatalog } from './test-models.js';
 export { writeTestModels } from './test-models.js';
+export { mulberry32 } from './random.js';
 export { diffTensorLists, diffTensors } from './tensor-compare.js';
 export type { BackendConformanceOptions, ConformanceBrokenModel, ConformanceModel } from './conformance.js';
 export { describeBackendConformance, makeTempDir, testLoadContext, testModelSpec } from './conformance.js';

@@ -10,6 +10,7 @@ import type { DataType, NumericDataType, Tensor, TensorSpec } from '../contracts
 import { DATA_TYPES, allocateTensorData, numberToHalf, shapeSize, typedArrayConstructor } from '../contracts/tensor.js';
 import type { OnnxModelSpec, OnnxValueSpec } from './onnx-builder.js';
 import { buildOnnxModel } from './onnx-builder.js';
+import { mulberry32 } from './random.js';
 
 /** One model of the catalogue. */
 export interface TestModel {
@@ -62,16 +63,9 @@ export interface TestModelCatalog {
   all: TestModel[];
 }
 
-/** Small seeded PRNG (mulberry32): deterministic test data without a dependency. */
+/** Small seeded PRNG (mulberry32, the seed spread first so that nearby seeds differ): deterministic test data. */
 function rng(seed: number): () => number {
-  let a = (seed * 0x9e3779b1 + 0x6d2b79f5) >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32((seed * 0x9e3779b1 + 0x6d2b79f5) >>> 0);
 }
 
 /** Edge values worth round-tripping, mixed into random data. */

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { mulberry32 } from '../testing/random.js';
 import { HashRing } from '../internal/hash-ring.js';
 import type { ProbeResult, Replica, ReplicaPoolOptions, ReplicaProbe } from './types.js';
 import { ReplicaPool } from './replica-pool.js';
@@ -48,17 +49,8 @@ function countPicks(pool: ReplicaPool, n: number, pick = () => pool.pick()): Map
   return counts;
 }
 
-/** A small deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small deterministic PRNG. */
+const prng = mulberry32;
 
 const keys = (n: number): string[] => Array.from({ length: n }, (_, i) => `<|user|> conversation ${i} about ${(i * 2654435761) % 1000}`);
 

@@ -3,6 +3,7 @@
  * data, the mSPRT's false alarms stay within α while the fixed-horizon z-test's pile up. Seeded, so deterministic.
  */
 import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '@tessera/core/testing';
 import { RunningMoments } from './moments.js';
 import { compareMeans, compareProportions, fixedHorizonZTest, runningMin } from './sequential.js';
 
@@ -12,16 +13,6 @@ const ALPHA = 0.05;
 // finite runs: 2000 Bernoulli(0.05) trials have a standard deviation of 0.005
 const SLACK = 0.015;
 
-/** Tommy Ettinger's mulberry32: a small, fast, seeded PRNG with uniform output in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed | 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Standard normal draws by Box–Muller, both outputs used. */
 function gaussian(uniform: () => number): () => number {
