@@ -69,7 +69,7 @@ function helpDocPaths(help: string): string[] {
 
 describe('published packages', () => {
   it('should publish every workspace package but none of the root', () => {
-    expect(PUBLISHED.map((p) => p.manifest.name).sort()).toEqual(['@tessera/backend-onnxruntime', '@tessera/backend-vllm', '@tessera/core', '@tessera/tracing']);
+    expect(PUBLISHED.map((p) => p.manifest.name).sort()).toEqual(['@tessera/backend-onnxruntime', '@tessera/backend-vllm', '@tessera/core', '@tessera/router-canary', '@tessera/tracing']);
   });
 
   describe.each(PUBLISHED.map((p) => [p.manifest.name, p] as const))('%s', (name, { dir, manifest }) => {

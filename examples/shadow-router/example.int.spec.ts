@@ -80,7 +80,7 @@ describe('examples/shadow-router served by the CLI', () => {
       { version: '1', state: 'ready', ready: true, weight: 1 },
       { version: '2', state: 'ready', ready: true, weight: 0 },
     ]);
-    expect(status.status).toMatchObject({ strategy: 'shadow-mirror', primary: '1', shadow: '2', shadowPercent: 50, mirrorExplicit: true });
+    expect(status).toMatchObject({ strategy: 'shadow-mirror', primary: '1', shadow: '2', shadowPercent: 50, mirrorExplicit: true });
   });
 
   it('should count the mirrored copies for version 2 as shadow, by the request-id sampling', async () => {
