@@ -30,7 +30,7 @@ import { binaryInferBody, decodeInferResponse, jsonInferBody, maxAbsDiff } from 
 import { histogramMeans, processCpuSeconds, scrapeMetrics, systemBusySeconds, waitIdle } from './lib/probe.mjs';
 import { MARKER_END, MARKER_START, evaluateTargets, markDisturbed, renderMarkdown } from './lib/report.mjs';
 
-// BENCH_SUITES=ocr,llm,tracing,pipeline (default all): `npm run bench` runs this suite, then bench/llm.mjs, bench/tracing.mjs and bench/pipeline.mjs
+// BENCH_SUITES=ocr,llm,tracing,pipeline,routing,canary-sim (default all): `npm run bench` runs this suite, then bench/llm.mjs, bench/tracing.mjs, bench/pipeline.mjs, bench/routing.mjs and bench/canary-sim.mjs
 skipUnlessSuite('ocr', 'bench/run.mjs');
 
 const env = process.env;

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { BENCH_DIR, benchModels, freePort, makeSample, ROOT, spawnNode } from './common.mjs';
+import { BENCH_DIR, benchModels, freePort, makeSample, ROOT, spawnNode, writeResultsFile } from './common.mjs';
 import { allProcessCpu, otherProcessCpu, startService } from './llm-procs.mjs';
 import { histogramMeans, processCpuSeconds, scrapeMetrics, systemBusySeconds, waitIdle } from './probe.mjs';
 import { binaryInferBody, decodeInferResponse, maxAbsDiff } from './oip.mjs';
@@ -185,6 +185,23 @@ export async function writeDocsSection(file, { start, end, heading, block }) {
   const j = docs.indexOf(end);
   const updated = i >= 0 && j > i ? docs.slice(0, i) + text + docs.slice(j + end.length) : `${docs.trimEnd()}\n\n## ${heading}\n\n${text}\n`;
   await writeFile(file, updated);
+}
+
+/**
+ * What a suite leaves, as BENCH_WRITE says: its results file (bench/results/…) and its section of
+ * docs/benchmarks.md between `section`'s markers (`render(results)` is the Markdown); `json`: the
+ * results file only; `0`: neither. Resolves with the results file's path (null with `0`).
+ */
+export async function writeSuiteOutputs(results, { quick = false, section, heading, render, log = () => {}, env = process.env }) {
+  if (env.BENCH_WRITE === '0') return null;
+  const file = await writeResultsFile(results, { quick });
+  const docs = path.join(ROOT, 'docs', 'benchmarks.md');
+  if (env.BENCH_WRITE === 'json') log(`\nwrote ${path.relative(ROOT, file)} (BENCH_WRITE=json: docs/benchmarks.md left alone)`);
+  else {
+    await writeDocsSection(docs, { ...section, heading, block: render(results) });
+    log(`\nwrote ${path.relative(ROOT, file)} and ${path.relative(ROOT, docs)}`);
+  }
+  return file;
 }
 
 /**

@@ -138,15 +138,21 @@ export function evaluatePipeline(results) {
 
 const LABEL = { base: 'base (before the pipeline)', now: 'now', 'now-2': 'now-2 (A/A control)' };
 
+/** The first line of a suite's section: when, the command, the machine, the results file, the commit. */
+export function runLine(results) {
+  const m = results.machine;
+  return (
+    `Run of ${results.date.slice(0, 16).replace('T', ' ')} UTC: \`${results.command}\` (${Math.round(results.elapsedS ?? 0)} s), ` +
+    `${m.cpu}, ${m.cores} cores, Node ${m.node}, load average at start ${m.loadavgAtStart.map((v) => v.toFixed(2)).join(' ')}. ` +
+    `Every figure is in [\`${results.file}\`](../${results.file}). Core at \`${results.git?.head?.slice(0, 12) ?? '?'}\`${results.git?.packagesDirty ? ` (with ${results.git.packagesDirty} uncommitted change(s) under packages/)` : ''}.`
+  );
+}
+
 export function renderPipelineMarkdown(results) {
   const s = results.settings;
   const m = results.machine;
   const out = [];
-  out.push(
-    `Run of ${results.date.slice(0, 16).replace('T', ' ')} UTC: \`${results.command}\` (${Math.round(results.elapsedS ?? 0)} s), ` +
-      `${m.cpu}, ${m.cores} cores, Node ${m.node}, load average at start ${m.loadavgAtStart.map((v) => v.toFixed(2)).join(' ')}. ` +
-      `Every figure is in [\`${results.file}\`](../${results.file}). Core at \`${results.git?.head?.slice(0, 12) ?? '?'}\`${results.git?.packagesDirty ? ` (with ${results.git.packagesDirty} uncommitted change(s) under packages/)` : ''}.`,
-  );
+  out.push(runLine(results));
   out.push('');
   const b = results.baseline;
   out.push('Settings:');

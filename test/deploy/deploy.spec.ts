@@ -27,7 +27,11 @@ const TESSERA_SERIES = [
   'tessera_route_weight',
   'tessera_llm_tokens_total',
   'tessera_upstream_healthy',
+  // exported by the routers of @tessera/router-canary (packages/router-canary/src/internal/metrics.ts)
   'tessera_route_rollbacks_total',
+  'tessera_route_state',
+  'tessera_route_judgements_total',
+  'tessera_route_outcomes_total',
 ];
 /** Every firm metric, by the name the dashboard must show somewhere (histograms by base name). */
 const TESSERA_METRICS = [...TESSERA_SERIES, ...TESSERA_HISTOGRAMS];
@@ -258,6 +262,35 @@ describe('tessera-dashboard.json', () => {
     const shownBase = new Set([...shown].map(base));
     for (const m of TESSERA_METRICS) expect(shown.has(m) || shownBase.has(m), `no panel shows ${m}`).toBe(true);
     for (const m of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_p99_seconds']) expect(shown.has(m), m).toBe(true);
+  });
+
+  it('should have a Rollouts row: state now and over time, route weights, requests by role, judgements by verdict, rollbacks, per-version errors and latency', () => {
+    const rows = dashboard.panels.filter((p) => p.type === 'row');
+    const row = rows.find((p) => p.title === 'Rollouts');
+    expect(row, 'a row titled Rollouts').toBeDefined();
+    // a row's panels are those below it, down to the next row (or inside it, when collapsed)
+    const next = rows.find((p) => p.gridPos!.y > row!.gridPos!.y);
+    const inRow = [...(row!.panels ?? []), ...dashboard.panels.filter((p) => p.type !== 'row' && p.gridPos!.y > row!.gridPos!.y && (!next || p.gridPos!.y < next.gridPos!.y))];
+    const reads = (p: Panel) => new Set((p.targets ?? []).flatMap((t) => [...rawSeries(t.expr ?? '')]));
+    const find = (what: string, test: (p: Panel) => boolean) => {
+      const found = inRow.filter(test);
+      expect(found.length, `Rollouts row: ${what}`).toBeGreaterThan(0);
+      return found;
+    };
+    const state = [
+      ...find('the state now (a stat of tessera_route_state)', (p) => p.type === 'stat' && reads(p).has('tessera_route_state')),
+      ...find('the state over time (a state timeline of tessera_route_state)', (p) => p.type === 'state-timeline' && reads(p).has('tessera_route_state')),
+    ];
+    for (const p of state) {
+      // every state of the three strategies (CANARY_STATES, AB_STATES, SHADOW_STATES) has a code and a text
+      for (const s of ['progressing', 'paused', 'promoting', 'succeeded', 'failed', 'running', 'concluded', 'mirroring']) expect(p.targets!.map((t) => t.expr).join('\n'), `${p.title}: state ${s}`).toMatch(new RegExp(`state=~?"[^"]*\\b${s}\\b`));
+    }
+    find('route weights', (p) => reads(p).has('tessera_route_weight'));
+    find('requests by role', (p) => reads(p).has('tessera_route_outcomes_total') && (p.targets ?? []).some((t) => /by \([^)]*\brole\b/.test(t.expr ?? '')));
+    find('judgements by verdict', (p) => reads(p).has('tessera_route_judgements_total') && (p.targets ?? []).some((t) => /by \([^)]*\bverdict\b/.test(t.expr ?? '')));
+    find('rollbacks', (p) => reads(p).has('tessera_route_rollbacks_total'));
+    find('per-version error rate', (p) => reads(p).has('tessera_requests_total') && (p.targets ?? []).some((t) => /code=~"5\.\."/.test(t.expr ?? '') && /by \(model, version\)/.test(t.expr ?? '')));
+    find('per-version p99', (p) => reads(p).has('tessera_request_duration_seconds_bucket') && (p.targets ?? []).some((t) => (t.expr ?? '').includes('model_version:tessera_request_duration_seconds:p99_5m')));
   });
 
   it('should label every series with a legend', () => {
