@@ -171,9 +171,15 @@ describe('canary router', () => {
     }
     await ctx.clock.advance(1000); // and an interval with none at all
     expect(judgements(router).map((j) => j.verdict)).toEqual(['hold', 'hold', 'hold', 'hold']);
-    expect(judgements(router)[3]!.reason).toMatch(/^0 canary requests in the window, 50 needed/);
     expect(router.status()).toMatchObject({ state: 'progressing', step: 1, canaryWeight: 10 });
-    expect(ctx.metrics.value('tessera_route_judgements_total', { model: 'model', version: '2', verdict: 'hold' })).toBe(4);
+    // the window grows over the holds: every canary request of the four intervals, still short of 50
+    expect(judgements(router)[3]!.reason).toMatch(/^\d+ canary requests since the last judgement, 50 needed/);
+    expect(judgements(router)[3]!.window.canary).toBeGreaterThan(judgements(router)[0]!.window.canary);
+    // once they have come, the step is judged on them
+    traffic(router, 600, {}, random);
+    await ctx.clock.advance(1000);
+    expect(judgements(router)[4]!.checks.length).toBeGreaterThan(0);
+    expect(ctx.metrics.value('tessera_route_judgements_total', { model: 'model', version: '2', verdict: 'hold' })).toBe(judgements(router).filter((j) => j.verdict === 'hold').length);
     await router.close();
   });
 

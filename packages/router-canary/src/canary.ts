@@ -245,8 +245,12 @@ export class CanaryRouter implements Router {
     } catch (err) {
       this.#ctx.logger.error({ err }, `canary judgement failed: ${errorMessage(err)}`);
     }
-    this.#arms.baseline.nextWindow();
-    this.#arms.canary.nextWindow();
+    // a window too small to judge grows into the next interval: at low traffic the step is judged
+    // once minRequests have come, however many intervals that takes, instead of holding for ever
+    if (this.#arms.canary.window.requests >= this.#o.minRequests) {
+      this.#arms.baseline.nextWindow();
+      this.#arms.canary.nextWindow();
+    }
     void this.#persist();
   }
 
@@ -268,7 +272,7 @@ export class CanaryRouter implements Router {
       window: { baseline: b.window.requests, canary: c.window.requests },
     };
     if (c.window.requests < this.#o.minRequests) {
-      return { ...base, verdict: 'hold', reason: `${c.window.requests} canary requests in the window, ${this.#o.minRequests} needed to judge: the step holds`, checks: [] };
+      return { ...base, verdict: 'hold', reason: `${c.window.requests} canary requests since the last judgement, ${this.#o.minRequests} needed to judge: the step holds`, checks: [] };
     }
     // the tests of this judgement (for the split of α): metrics with samples on either side, and the limits
     const timings = this.#o.metrics.filter((m): m is Exclude<CanaryMetric, 'errorRate'> => m !== 'errorRate' && (b.timings[TIMING_OF[m]].n > 0 || c.timings[TIMING_OF[m]].n > 0));

@@ -59,7 +59,7 @@ export const CANARY_OPTIONS_SCHEMA: JSONSchema = {
       type: 'integer',
       minimum: 1,
       default: CANARY_DEFAULTS.minRequests,
-      description: 'Canary requests an interval needs to be judged; with fewer the step holds (verdict `hold`): no data is never a pass.',
+      description: 'Canary requests a judgement needs; with fewer the step holds (verdict `hold`: no data is never a pass) and the window grows into the next interval until they have come.',
     },
     threshold: { type: 'integer', minimum: 1, default: CANARY_DEFAULTS.threshold, description: 'Failed judgements (in the whole rollout) that roll the canary back.' },
     confidence: CONFIDENCE,
