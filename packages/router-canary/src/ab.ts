@@ -63,6 +63,8 @@ export class AbRouter implements Router {
   #state: AbState = 'running';
   #winner: string | undefined;
   #dropped = new Set<string>();
+  /** `#shares()` until the winner or the dropped variants change. */
+  #sharesNow: readonly { version: string; weight: number }[] | undefined;
   #arms: Record<string, Arm> = {};
   #pValues: Record<string, number> = {};
   #history: AbEvent[] = [];
@@ -85,6 +87,7 @@ export class AbRouter implements Router {
       this.#state = stored.state;
       if (stored.winner) this.#winner = stored.winner;
       this.#dropped = new Set(stored.dropped);
+      this.#sharesNow = undefined;
       for (const v of this.#o.variants) this.#arms[v.version] = Arm.fromJSON(stored.arms?.[v.version]);
       this.#pValues = { ...stored.pValues };
       this.#history = Array.isArray(stored.history) ? stored.history : [];
@@ -101,26 +104,33 @@ export class AbRouter implements Router {
     return JSON.stringify(this.#o.variants);
   }
 
-  /** The shares now: the winner's 1 once concluded, dropped variants' 0, the rest as configured (renormalised). */
-  #shares(): { version: string; weight: number }[] {
-    if (this.#winner) return this.#o.variants.map((v) => ({ version: v.version, weight: v.version === this.#winner ? 1 : 0 }));
+  /** The shares now: the winner's 1 once concluded, dropped variants' 0, the rest as configured (renormalised). Kept until they change. */
+  #shares(): readonly { version: string; weight: number }[] {
+    if (this.#sharesNow) return this.#sharesNow;
+    if (this.#winner) return (this.#sharesNow = this.#o.variants.map((v) => ({ version: v.version, weight: v.version === this.#winner ? 1 : 0 })));
     const live = this.#o.variants.filter((v) => !this.#dropped.has(v.version));
     const total = live.reduce((a, v) => a + v.weight, 0);
-    return this.#o.variants.map((v) => ({ version: v.version, weight: !this.#dropped.has(v.version) && total > 0 ? v.weight / total : 0 }));
+    return (this.#sharesNow = this.#o.variants.map((v) => ({ version: v.version, weight: !this.#dropped.has(v.version) && total > 0 ? v.weight / total : 0 })));
   }
 
-  /** Picks by walking the cumulative shares of the ready variants at the point `u`. */
+  /**
+   * Picks by walking the cumulative shares of the ready variants at the point `u`. On the hot path:
+   * two passes over the shares, nothing allocated.
+   */
   #pick(u: number, candidates: readonly RouteCandidate[]): string | undefined {
-    const ready = new Set(candidates.filter((c) => c.ready).map((c) => c.version));
-    const shares = this.#shares().filter((s) => s.weight > 0 && ready.has(s.version));
-    const total = shares.reduce((a, s) => a + s.weight, 0);
+    const shares = this.#shares();
+    let total = 0;
+    for (const s of shares) if (s.weight > 0 && isReady(candidates, s.version)) total += s.weight;
     if (total <= 0) return undefined;
     let acc = 0;
+    let last: string | undefined;
     for (const s of shares) {
+      if (s.weight <= 0 || !isReady(candidates, s.version)) continue;
       acc += s.weight / total;
+      last = s.version;
       if (u < acc) return s.version;
     }
-    return shares.at(-1)!.version;
+    return last;
   }
 
   select(request: RouteRequest, candidates: readonly RouteCandidate[]): RouteTarget {
@@ -188,6 +198,7 @@ export class AbRouter implements Router {
       }
       if (m.verdict === 'worse') {
         this.#dropped.add(version);
+        this.#sharesNow = undefined;
         this.#event('dropped', 'statistics', `${version} loses to the control ${this.#control} at ${this.#o.confidence}: ${numbers}`, version);
       }
     }
@@ -196,6 +207,7 @@ export class AbRouter implements Router {
 
   #finish(winner: string, by: AbEvent['by'], reason: string): void {
     this.#winner = winner;
+    this.#sharesNow = undefined;
     this.#state = 'concluded';
     setState(this.#m, this.#ctx.model, AB_STRATEGY, AB_STATES, this.#state);
     this.#event('concluded', by, reason, winner);
@@ -239,6 +251,7 @@ export class AbRouter implements Router {
         this.#state = 'running';
         this.#winner = undefined;
         this.#dropped.clear();
+        this.#sharesNow = undefined;
         this.#pValues = {};
         for (const v of this.#o.variants) this.#arms[v.version] = new Arm();
         this.#event('restarted', 'operator', `${reason}: fresh statistics`);
@@ -308,3 +321,8 @@ export const abRouterFactory: RouterFactory = {
     return router;
   },
 };
+
+function isReady(candidates: readonly RouteCandidate[], version: string): boolean {
+  for (const c of candidates) if (c.version === version) return c.ready;
+  return false;
+}
