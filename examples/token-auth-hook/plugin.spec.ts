@@ -21,7 +21,7 @@ const TOKENS = [
 
 function request(endpoint: EndpointKind, headers: Record<string, string> = {}, where: { path?: string; route?: string; method?: string } = {}): HookRequest {
   const route = where.route ?? (endpoint === 'infer' ? '/v2/models/:model/infer' : '/v2/models/:model');
-  return { id: 'req-1', method: where.method ?? 'GET', path: where.path ?? '/v2/models/cls', route, endpoint, headers, params: {}, ip: '127.0.0.1', locals: new Map() };
+  return { id: 'req-1', method: where.method ?? 'GET', path: where.path ?? '/v2/models/cls', route, endpoint, headers, params: {}, ip: '127.0.0.1', locals: new Map(), setResponseHeader: () => {} };
 }
 
 function infer(req: HookRequest, model: string): InferHookContext {

@@ -91,3 +91,5 @@ export type { LoadWeights, ParsePrometheusTextOptions, PickOptions, PickStrategy
 export { ReplicaPool, parsePrometheusText, sampleValue } from './upstream/index.js';
 export type { BatchSpans, TracedEntry } from './telemetry/tracing.js';
 export { ATTR as TRACE_ATTRIBUTES, coreTracer, recordError, spanTime, startBatchSpans, startClientSpan, tracingEnabled, withContext } from './telemetry/tracing.js';
+export type { Principal, Scope } from './security/principal.js';
+export { PRINCIPAL, SCOPES, principalOf } from './security/principal.js';

@@ -32,6 +32,11 @@ export interface HookRequest {
    * hook in `preInfer`. Use a Symbol or a namespaced string as the key.
    */
   readonly locals: Map<string | symbol, unknown>;
+  /**
+   * Adds a header to the answer, whatever the answer turns out to be (e.g. `RateLimit-Remaining`).
+   * A refusal carries its own headers (`TesseraError.headers`), which win.
+   */
+  setResponseHeader(name: string, value: string): void;
 }
 
 /** A serving request in `preInfer`: routed, not yet validated or queued. */

@@ -90,7 +90,10 @@ export function installEdge(app: FastifyInstance, options: EdgeOptions): void {
     // a hijacked one (server-sent events) no onResponse: `close` always comes, once.
     const res = reply.raw;
     res.once('close', () => finish(request, res.writableFinished ? res.statusCode : 499, performance.now() - started));
-    if (pipeline.admits) await pipeline.admit(req);
+    if (pipeline.admits) {
+      await pipeline.admit(req);
+      if (req.responseHeaders) void reply.headers(req.responseHeaders);
+    }
   });
   app.addHook('onResponse', async (request, reply) => {
     finish(request, request.tessera?.clientLeft ? 499 : reply.statusCode, reply.elapsedTime);

@@ -306,7 +306,7 @@ function inferContext(request: ServingRequest, kind: 'tensor' | 'generate', entr
 /** What hooks see of a request (a plain object: hooks may spread or keep it). */
 function hookView(request: ServingRequest): HookRequest {
   const { id, method, path, route, endpoint, params, headers, ip, locals } = request;
-  return { id, method, path, route, endpoint, params, headers, ip, locals };
+  return { id, method, path, route, endpoint, params, headers, ip, locals, setResponseHeader: (name, value) => request.setResponseHeader(name, value) };
 }
 
 function statusClass(status: number): RouteOutcome['statusClass'] {

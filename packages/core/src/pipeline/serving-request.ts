@@ -70,6 +70,8 @@ export class ServingRequest implements HookRequest {
   afterAnswer: (() => void)[] | undefined;
   /** Whether the request ran the onRequest hooks (so it gets onResponse). */
   admitted = false;
+  /** Headers hooks added for the answer (`setResponseHeader`); the edge sends them. */
+  responseHeaders: Record<string, string> | undefined;
   readonly #clientGone: () => AbortSignal;
   #signal: AbortSignal | undefined;
 
@@ -89,6 +91,10 @@ export class ServingRequest implements HookRequest {
   /** What hooks keep for this request (created when first used: most requests meet no hook). */
   get locals(): Map<string | symbol, unknown> {
     return (this.#locals ??= new Map());
+  }
+
+  setResponseHeader(name: string, value: string): void {
+    (this.responseHeaders ??= {})[name.toLowerCase()] = value;
   }
 
   /** Aborts when the client goes away before its answer was sent. */

@@ -1,7 +1,11 @@
 import type { HookRequest, HookResponse, InferHookContext } from '../contracts/hook.js';
 
-/** A HookRequest for tests (a GET of `/v2/models/model` by 127.0.0.1). Override any part. */
-export function testHookRequest(overrides: Partial<HookRequest> = {}): HookRequest {
+/**
+ * A HookRequest for tests (a GET of `/v2/models/model` by 127.0.0.1). Override any part. The
+ * headers hooks add with `setResponseHeader` are kept in `responseHeaders`.
+ */
+export function testHookRequest(overrides: Partial<HookRequest> = {}): HookRequest & { responseHeaders: Record<string, string> } {
+  const responseHeaders: Record<string, string> = {};
   return {
     id: 'req-1',
     method: 'GET',
@@ -12,6 +16,8 @@ export function testHookRequest(overrides: Partial<HookRequest> = {}): HookReque
     headers: {},
     ip: '127.0.0.1',
     locals: new Map(),
+    setResponseHeader: (name, value) => void (responseHeaders[name.toLowerCase()] = value),
+    responseHeaders,
     ...overrides,
   };
 }
