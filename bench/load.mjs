@@ -3,6 +3,9 @@
 // Latency percentiles are computed here from every response's own time (autocannon's histogram
 // rounds to whole milliseconds; the targets need tenths).
 //   node bench/load.mjs '{"url":"http://127.0.0.1:8000/v2/models/m/infer","bodyFile":"/tmp/b.json","connections":16,"durationS":10}'
+// With `rate` the load is paced (autocannon's overallRate: that many requests a second over all
+// connections); with `intervalS` the line also has `intervals`, the answers of each interval of that
+// length on their own (the soak's p50/p99 over time).
 import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 import { summarize } from './lib/common.mjs';
@@ -23,11 +26,34 @@ const instance = autocannon({
   pipelining: 1,
   duration: args.durationS ?? 10,
   timeout: args.timeoutS ?? 30,
+  ...(args.rate ? { overallRate: args.rate } : {}),
 });
+const intervals = [];
+let current = null;
+/** Closes the interval being filled (its answers summarised) and opens the next one. */
+const nextInterval = () => {
+  if (current) intervals.push({ startMs: current.startMs, endMs: Date.now(), requests: current.ok.length, non2xx: current.non2xx, errors: current.errors, latencyMs: summarize(current.ok) });
+  current = { startMs: Date.now(), ok: [], non2xx: 0, errors: 0 };
+};
+let ticker;
+if (args.intervalS) {
+  nextInterval();
+  ticker = setInterval(nextInterval, args.intervalS * 1000);
+  instance.on('reqError', () => current.errors++);
+}
 instance.on('response', (_client, statusCode, _bytes, responseTimeMs) => {
-  if (statusCode >= 200 && statusCode < 300) latencies.push(responseTimeMs);
+  const ok = statusCode >= 200 && statusCode < 300;
+  if (ok) latencies.push(responseTimeMs);
+  if (current) {
+    if (ok) current.ok.push(responseTimeMs);
+    else current.non2xx++;
+  }
 });
 const result = await instance;
+if (ticker) {
+  clearInterval(ticker);
+  nextInterval();
+}
 const cpu = process.cpuUsage(cpu0);
 const lat = summarize(latencies);
 const ok = result['2xx'];
@@ -44,5 +70,6 @@ process.stdout.write(
     latencyMs: { mean: lat.mean, p50: lat.p50, p90: lat.p90, p99: lat.p99, max: lat.max },
     bytesRead: result.throughput?.total ?? null,
     loadCpuPct: ((cpu.user + cpu.system) / 1e6 / result.duration) * 100,
+    ...(args.intervalS ? { intervals } : {}),
   })}\n`,
 );

@@ -167,7 +167,7 @@ export function trackChild(child) {
 }
 
 /** The suites of `npm run bench`, in order; `BENCH_SUITES` picks some. */
-export const BENCH_SUITES = ['ocr', 'llm', 'tracing', 'pipeline', 'routing', 'canary-sim'];
+export const BENCH_SUITES = ['ocr', 'llm', 'tracing', 'pipeline', 'routing', 'security', 'canary-sim'];
 
 /** Exits the process (0) with a note when `BENCH_SUITES` does not include `suite`. */
 export function skipUnlessSuite(suite, script, env = process.env) {
@@ -352,7 +352,8 @@ export function commandLine(script, env = process.env) {
     .filter((k) => k.startsWith('BENCH_'))
     .sort()
     .map((k) => `${k}=${/^[\w.,:/^-]*$/.test(env[k]) ? env[k] : `'${env[k]}'`}`);
-  const base = env.npm_lifecycle_event === 'bench' ? 'npm run bench' : `node ${script}`;
+  // bench/index.mjs runs the soak alone for `npm run bench -- --soak`
+  const base = env.npm_lifecycle_event === 'bench' ? (script === 'bench/soak.mjs' ? 'npm run bench -- --soak' : 'npm run bench') : `node ${script}`;
   return [...vars, base].join(' ');
 }
 

@@ -6,8 +6,9 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
-import { BENCH_DIR, benchModels, freePort, makeSample, ROOT, spawnNode, writeResultsFile } from './common.mjs';
+import { BENCH_DIR, benchModels, envNumber, freePort, makeSample, ROOT, spawnNode, writeResultsFile } from './common.mjs';
 import { allProcessCpu, otherProcessCpu, startService } from './llm-procs.mjs';
 import { histogramMeans, processCpuSeconds, scrapeMetrics, systemBusySeconds, waitIdle } from './probe.mjs';
 import { binaryInferBody, decodeInferResponse, maxAbsDiff } from './oip.mjs';
@@ -115,9 +116,13 @@ export async function startTessera(services, dir, contender, cli, config) {
   return { ...s, url: `http://127.0.0.1:${port}`, port, cli, configFile: file };
 }
 
-/** bench/load.mjs (autocannon) in a process of its own against `url`; resolves with its JSON line. */
-export async function runLoad(url, body, connections, durationS) {
-  const proc = spawnNode(LOAD, [JSON.stringify({ url, bodyFile: body.file, headers: body.headers, connections, durationS })], { keep: 50 });
+/**
+ * bench/load.mjs (autocannon) in a process of its own against `url`; resolves with its JSON line.
+ * `pace`: `{ rate }` paces the load (requests a second, all connections), `{ intervalS }` adds the
+ * answers of each interval (load.mjs's `intervals`).
+ */
+export async function runLoad(url, body, connections, durationS, pace = {}) {
+  const proc = spawnNode(LOAD, [JSON.stringify({ url, bodyFile: body.file, headers: body.headers, connections, durationS, ...pace })], { keep: 50 });
   const timer = setTimeout(() => proc.child.kill('SIGKILL'), (durationS + 90) * 1000);
   const code = await proc.exited;
   clearTimeout(timer);
@@ -188,6 +193,37 @@ export async function writeDocsSection(file, { start, end, heading, block }) {
 }
 
 /**
+ * A suite's BENCH_<SUITE>_RENDER mode: with `file` (a results file, e.g. one from the device
+ * machine) writes `render` of it into `section` of docs/benchmarks.md and exits; without, returns.
+ */
+export async function renderSavedAndExit(file, { section, heading, render, log = () => {} }) {
+  if (!file) return;
+  const saved = JSON.parse(await readFile(path.resolve(file), 'utf8'));
+  await writeDocsSection(path.join(ROOT, 'docs', 'benchmarks.md'), { ...section, heading, block: render(saved) });
+  log(`wrote ${file} into docs/benchmarks.md (${section.start})`);
+  process.exit(0);
+}
+
+/**
+ * Runs a suite's `main()`; a failure is logged with its stack (`bench <name>: …`) and makes the
+ * process exit non-zero (bench/index.mjs then stops), after the cleanup hooks have run.
+ */
+export async function runSuite(name, main, log) {
+  try {
+    await main();
+  } catch (err) {
+    log(`bench ${name}: ${err instanceof Error ? err.stack : String(err)}`);
+    process.exitCode = 1;
+  }
+}
+
+/** Closes a run's bookkeeping: how long it took since `started` (performance.now()) and the load average at its end. */
+export function finishRun(results, started) {
+  results.elapsedS = (performance.now() - started) / 1000;
+  results.machine.loadavgAtEnd = os.loadavg();
+}
+
+/**
  * What a suite leaves, as BENCH_WRITE says: its results file (bench/results/…) and its section of
  * docs/benchmarks.md between `section`'s markers (`render(results)` is the Markdown); `json`: the
  * results file only; `0`: neither. Resolves with the results file's path (null with `0`).
@@ -202,6 +238,32 @@ export async function writeSuiteOutputs(results, { quick = false, section, headi
     log(`\nwrote ${path.relative(ROOT, file)} and ${path.relative(ROOT, docs)}`);
   }
   return file;
+}
+
+/**
+ * The settings of a suite measured in rounds, from `BENCH_<PREFIX>_WINDOW`, `_WARMUP`, `_PRIME`,
+ * `_ROUNDS` and `_RETRIES`: 3 s windows after 0.5 s of warm-up, 2 s of priming, 10 rounds, one
+ * retry of a disturbed window; a quick run: `quickWindowS` windows, 1 s of priming, 3 rounds, no retry.
+ */
+export function roundSettings(prefix, quick, { quickWindowS = 1 } = {}) {
+  return {
+    windowS: envNumber(`BENCH_${prefix}_WINDOW`, quick ? quickWindowS : 3, { min: 0.5 }),
+    warmupS: envNumber(`BENCH_${prefix}_WARMUP`, 0.5, { min: 0.2 }),
+    primeS: envNumber(`BENCH_${prefix}_PRIME`, quick ? 1 : 2),
+    rounds: envNumber(`BENCH_${prefix}_ROUNDS`, quick ? 3 : 10, { min: 2, integer: true }),
+    retries: envNumber(`BENCH_${prefix}_RETRIES`, quick ? 0 : 1, { integer: true }),
+  };
+}
+
+/** The empty fields of a contest's results file, filled as the suite runs. */
+export function contestFields() {
+  return { contenders: {}, points: [], rows: [], comparisons: [], verdicts: [], skipped: [] };
+}
+
+/** The contenders in round `round`'s order: rotated by one each round (ABC, BCA, CAB, …), so none is always first. */
+export function rotated(contenders, round) {
+  const k = (round - 1) % contenders.length;
+  return [...contenders.slice(k), ...contenders.slice(0, k)];
 }
 
 /**

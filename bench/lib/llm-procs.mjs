@@ -88,18 +88,22 @@ export async function runLoad(script, spec, { onMark = () => {}, timeoutMs }) {
  */
 export function allProcessCpu() {
   const map = new Map();
-  let entries = [];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return map;
-  }
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue;
-    const s = processCpuSeconds(Number(e));
-    if (s !== null) map.set(Number(e), s);
+  for (const pid of processIds()) {
+    const s = processCpuSeconds(pid);
+    if (s !== null) map.set(pid, s);
   }
   return map;
+}
+
+/** The pids of every process on the machine (Linux /proc); empty elsewhere. */
+export function processIds() {
+  try {
+    return readdirSync('/proc')
+      .filter((e) => /^\d+$/.test(e))
+      .map(Number);
+  } catch {
+    return [];
+  }
 }
 
 /** CPU seconds used between two allProcessCpu() snapshots by processes not in `exclude` (new processes count whole). */

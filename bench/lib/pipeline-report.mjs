@@ -28,13 +28,16 @@ const mean = (xs) => (xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / x
 /** Two-sided 95 % quantiles of Student's t for 1…30 degrees of freedom (then 1.96). */
 const T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042];
 
+/** The two-sided 95 % quantile of Student's t with `df` degrees of freedom. */
+export const t95 = (df) => T95[df - 1] ?? 1.96;
+
 /** Mean of `xs` with a 95 % confidence interval (null bounds with fewer than 2 values). */
 export function meanInterval(xs) {
   const v = xs.filter(isNum);
   const m = mean(v);
   if (v.length < 2) return { n: v.length, mean: m, low: null, high: null, sd: null };
   const sd = Math.sqrt(v.reduce((s, x) => s + (x - m) ** 2, 0) / (v.length - 1));
-  const half = (T95[v.length - 2] ?? 1.96) * (sd / Math.sqrt(v.length));
+  const half = t95(v.length - 1) * (sd / Math.sqrt(v.length));
   return { n: v.length, mean: m, low: m - half, high: m + half, sd };
 }
 
@@ -44,6 +47,11 @@ export function verdictAtMost(interval, limit) {
   if (interval.high <= limit) return 'met';
   if (interval.low > limit) return 'missed';
   return 'inconclusive';
+}
+
+/** The throughput cost (1 − ratio) of a ratio's interval: the interval mirrored. */
+export function costOf(ratio) {
+  return { n: ratio.n, mean: 1 - ratio.mean, low: isNum(ratio.high) ? 1 - ratio.high : null, high: isNum(ratio.low) ? 1 - ratio.low : null };
 }
 
 const rowsOf = (results, point, contender) => results.rows.filter((r) => r.point === point && r.contender === contender).sort((a, b) => a.round - b.round);
@@ -110,9 +118,7 @@ export function evaluatePipeline(results) {
       continue;
     }
     comparisons.push({ id: 'now-vs-base', ...c });
-    // cost = 1 − ratio; the interval of the cost is the ratio's, mirrored
-    const cost = { n: c.throughputRatio.n, mean: 1 - c.throughputRatio.mean, low: isNum(c.throughputRatio.high) ? 1 - c.throughputRatio.high : null, high: isNum(c.throughputRatio.low) ? 1 - c.throughputRatio.low : null };
-    const tv = verdictAtMost(cost, PIPELINE_TARGETS.throughputCost);
+    const tv = verdictAtMost(costOf(c.throughputRatio), PIPELINE_TARGETS.throughputCost);
     targets.push({
       id: `throughput/${p.id}`,
       point: p.id,

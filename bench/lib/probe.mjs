@@ -77,6 +77,17 @@ export function processCpuSeconds(pid) {
   }
 }
 
+/** The parent's pid of a process (Linux /proc); null elsewhere or when it is gone. */
+export function parentPid(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // the parent's pid is the second field after the parenthesised command name
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Busy CPU seconds of the whole machine, all cores (Linux /proc/stat: everything but idle and
  * iowait; steal counts as busy, since a neighbour had the core); null elsewhere.

@@ -9,35 +9,16 @@
 // A/A control: its interval should contain 1 (and 0 µs). There are no targets: the table says what
 // each strategy costs and whether the runs can tell it from nothing.
 
-import { pointTitle } from './contest.mjs';
-import { pairRounds, runLine, summarizeRows } from './pipeline-report.mjs';
+import { comparisonLine, comparisonTable, compareContenders, finite, fixed, pointTables, sectionHead, suiteMarkers, whole } from './contest-report.mjs';
+
+export { comparisonLine };
 
 /** The markers of a named section: `routing` (the default), or e.g. `routing-h200` for a run made elsewhere. */
-export function routingMarkers(section = 'routing') {
-  if (!/^routing[\w-]*$/.test(section)) throw new Error(`BENCH_ROUTING_SECTION=${section}: expected routing or routing-<name>`);
-  return { start: `<!-- bench-${section}:start -->`, end: `<!-- bench-${section}:end -->` };
-}
+export const routingMarkers = (section) => suiteMarkers('routing', section);
 
 /** The reference every strategy is compared with, and its A/A twin. */
 export const REFERENCE = 'latest';
 export const TWIN = 'latest-2';
-
-const finite = (v) => typeof v === 'number' && Number.isFinite(v);
-const fixed = (v, digits = 1) => (finite(v) ? v.toFixed(digits) : 'n/a');
-const plusMinus = (v, digits = 1) => (finite(v) ? (v < 0 ? `−${(-v).toFixed(digits)}` : `+${v.toFixed(digits)}`) : 'n/a');
-const whole = (v) => (finite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a');
-/** `mean (low … high)` of an interval, each bound written by `fmt`. */
-const withInterval = (i, fmt) => `${fmt(i.mean)} (${finite(i.low) ? `${fmt(i.low)} … ${fmt(i.high)}` : 'n/a'})`;
-
-/**
- * Whether an interval tells the strategy from `latest`: `same` when it contains `none` (1 for a
- * ratio, 0 for a difference), else `costlier` or `cheaper` (in the direction of `worse`).
- */
-function reading(interval, none, worse) {
-  if (!finite(interval.low) || !finite(interval.high)) return 'n/a';
-  if (interval.low <= none && none <= interval.high) return 'same';
-  return (worse > 0 ? interval.low > none : interval.high < none) ? 'costlier' : 'cheaper';
-}
 
 /**
  * Other comparisons than with latest: the canary against the A/B test that splits the traffic the
@@ -47,40 +28,13 @@ const EXTRA = [['canary', 'ab-split']];
 
 /** Every contender ÷ (or −) latest at every point, the A/A control first, then EXTRA. */
 export function evaluateRouting(results) {
-  const comparisons = [];
-  const contenders = results.settings.contenders;
-  for (const p of results.points) {
-    const pairs = [...contenders.filter((c) => c !== REFERENCE).map((c) => [c, REFERENCE]), ...EXTRA.filter(([a, b]) => contenders.includes(a) && contenders.includes(b))];
-    for (const [c, den] of pairs) {
-      const pair = pairRounds(results, p.id, c, den);
-      if (!pair) continue;
-      comparisons.push({
-        id: c === TWIN ? 'a-a-control' : `${c}-vs-${den}`,
-        ...pair,
-        reads: {
-          throughput: reading(pair.throughputRatio, 1, -1),
-          p50: reading(pair.p50AddedUs, 0, 1),
-          cpu: reading(pair.cpuAddedUsPerRequest, 0, 1),
-        },
-      });
-    }
-  }
-  return { comparisons };
-}
-
-/** One line per comparison for the log. */
-export function comparisonLine(c) {
-  return `${c.point} ${c.num.padEnd(10)} ÷ ${c.den.padEnd(8)}: samples/s ${withInterval(c.throughputRatio, (v) => fixed(v, 3))}, p50 Δ ${withInterval(c.p50AddedUs, plusMinus)} µs, CPU Δ ${withInterval(c.cpuAddedUsPerRequest, plusMinus)} µs/request`;
+  return { comparisons: compareContenders(results, { reference: REFERENCE, twin: TWIN, extra: EXTRA }) };
 }
 
 export function renderRoutingMarkdown(results) {
   const s = results.settings;
   const m = results.machine;
-  const out = [];
-  out.push(runLine(results));
-  out.push('');
-  out.push('Settings:');
-  out.push('');
+  const out = sectionHead(results);
   out.push(
     `- One server; each contender is a model of its own (the tiny \`affine\` model, the same file as versions 1 and 2) with its own \`routing:\`. ${s.rounds} rounds; in each round every contender gets ${s.warmupS} s of warm-up load (not measured), then a ${s.windowS} s measured window, one after the other, the order rotated by one each round.${s.primeS > 0 ? ` Before a point's first round every contender gets ${s.primeS} s of the same load.` : ''}`,
   );
@@ -110,29 +64,10 @@ export function renderRoutingMarkdown(results) {
     'Per round: the contender\'s samples/s ÷ the reference\'s (latest, or ab-split for the canary\'s own work), and its p50 and server CPU per request − the reference\'s; mean over the rounds with the 95 % confidence interval. *same*: the interval contains 1 (or 0), the run cannot tell the two apart; *costlier* / *cheaper*: all of the interval is on that side.',
   );
   out.push('');
-  out.push('| point | comparison | samples/s ratio (95 % interval) | p50 Δ µs (95 % interval) | p99 Δ µs | server CPU Δ µs/request (95 % interval) | reads |');
-  out.push('| --- | --- | --- | --- | ---: | --- | --- |');
-  for (const c of results.comparisons) {
-    const r = c.reads;
-    out.push(
-      `| ${c.point} | ${c.num} ÷ ${c.den}${c.id === 'a-a-control' ? ' (A/A control)' : ''} | ${withInterval(c.throughputRatio, (v) => fixed(v, 3))} | ${withInterval(c.p50AddedUs, plusMinus)} | ${plusMinus(c.p99AddedUs.mean, 0)} | ${withInterval(c.cpuAddedUsPerRequest, plusMinus)} | samples/s ${r.throughput}, p50 ${r.p50}, CPU ${r.cpu} |`,
-    );
-  }
+  out.push(...comparisonTable(results.comparisons));
   out.push('');
 
-  for (const p of results.points) {
-    out.push(`#### ${p.id}: ${pointTitle({ ...p, modelName: 'affine-<contender>' }, results)}`);
-    out.push('');
-    out.push('| contender | samples/s | per round | p50 ms | p99 ms | server CPU µs/request | mean batch | errors |');
-    out.push('| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |');
-    for (const c of s.contenders) {
-      const rows = results.rows.filter((r) => r.point === p.id && r.contender === c).sort((a, b) => a.round - b.round);
-      if (rows.length === 0) continue;
-      const x = summarizeRows(rows);
-      out.push(`| ${c} | ${whole(x.samplesPerSec)} | ${x.perRound.map(whole).join(' / ')}${x.disturbed ? ' ⚠' : ''} | ${fixed(x.p50Ms, 3)} | ${fixed(x.p99Ms, 3)} | ${fixed(x.serverCpuUsPerRequest, 0)} | ${fixed(x.meanBatchSize, 2)} | ${x.errors} |`);
-    }
-    out.push('');
-  }
+  out.push(...pointTables(results, { modelName: 'affine-<contender>' }));
 
   out.push('#### Caveats');
   out.push('');

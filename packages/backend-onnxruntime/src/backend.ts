@@ -4,6 +4,7 @@ import type { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import type {
   Backend,
+  CounterMetric,
   InferenceBatch,
   JSONSchema,
   LoadContext,
@@ -17,6 +18,8 @@ import { TesseraError, allocateTensorData, errorMessage, isTesseraError } from '
 import type { WireTensor } from './internal/protocol.js';
 import type { SessionHost, SessionMetadata } from './internal/session-host.js';
 import { InlineSessionHost, SessionCreateError, WorkerSessionHost } from './internal/session-host.js';
+import type { RestartPolicy } from './internal/supervised-host.js';
+import { DEFAULT_RESTART_POLICY, SupervisedSessionHost } from './internal/supervised-host.js';
 import { concatBatch, datatypeOfOrt, fromOrtTensor, sliceRows, specShape, toWire } from './internal/tensors.js';
 
 /** `platform` in the metadata of every model this backend loads (Triton's name for ONNX Runtime models). */
@@ -59,6 +62,13 @@ export interface OnnxRuntimeModelConfig {
    * baseline that measures the cost of the thread hop.
    */
   runInWorker?: boolean;
+  /**
+   * When the worker thread of an instance dies, a new one is started and the session reloaded
+   * after `initialDelayMs` (default 100), doubling with each failure in a row up to `maxDelayMs`
+   * (default 30000); a worker that stayed up `resetAfterMs` (default 60000) starts over from
+   * `initialDelayMs`. Ignored with `runInWorker: false`.
+   */
+  restart?: Partial<RestartPolicy>;
 }
 
 /** JSON Schema of `OnnxRuntimeModelConfig` (the model section keys this backend reads). */
@@ -98,6 +108,16 @@ export const ONNXRUNTIME_MODEL_CONFIG_SCHEMA: JSONSchema = {
         'Run the session in a worker thread of its own (default true), so that inference never blocks the event loop. ' +
         'false runs it on the main thread (blocking it while a model runs): for debugging, and as a benchmark baseline.',
     },
+    restart: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'How a dead worker thread is replaced: backoff from initialDelayMs, doubling per failure in a row up to maxDelayMs; reset after resetAfterMs up.',
+      properties: {
+        initialDelayMs: { type: 'integer', minimum: 1, description: `Wait before the first restart after a death, ms (default ${DEFAULT_RESTART_POLICY.initialDelayMs}).` },
+        maxDelayMs: { type: 'integer', minimum: 1, description: `Longest wait between restart attempts, ms (default ${DEFAULT_RESTART_POLICY.maxDelayMs}).` },
+        resetAfterMs: { type: 'integer', minimum: 0, description: `A worker up this long before it dies restarts after initialDelayMs again, ms (default ${DEFAULT_RESTART_POLICY.resetAfterMs}).` },
+      },
+    },
   },
   // the core strips its own keys (path, versions, batching, …) before validating, so anything left
   // that is not listed above is a typo worth stopping for
@@ -129,6 +149,19 @@ export function resolveSessionOptions(spec: Pick<ModelVersionSpec, 'model' | 've
 function label(spec: Pick<ModelVersionSpec, 'model' | 'version'>): string {
   return `${spec.model} v${spec.version}`;
 }
+
+/** The model's `restart` keys over the defaults. */
+export function resolveRestartPolicy(config: Readonly<Record<string, unknown>>): RestartPolicy {
+  const configured = (config as OnnxRuntimeModelConfig).restart ?? {};
+  return { ...DEFAULT_RESTART_POLICY, ...configured };
+}
+
+/** The counter of worker restarts, shared by every model (registering it again returns the same one). */
+export const RESTARTS_METRIC = {
+  name: 'tessera_backend_restarts_total',
+  help: 'Attempts to replace the dead worker thread of an ONNX Runtime model instance (a failed attempt, retried later, counts again).',
+  labelNames: ['model', 'version'],
+} as const;
 
 function loadError(spec: ModelVersionSpec, reason: string, cause?: unknown): TesseraError {
   return new TesseraError('TESSERA_E_MODEL_LOAD', `${label(spec)}: cannot load ${spec.path ?? '(no path)'}: ${reason}`, { cause });
@@ -215,6 +248,11 @@ function buildMetadata(spec: ModelVersionSpec, session: SessionMetadata): { meta
 export class OnnxRuntimeBackend implements Backend {
   readonly modelConfigSchema: JSONSchema = ONNXRUNTIME_MODEL_CONFIG_SCHEMA;
   readonly requiresPath = true;
+  /**
+   * The loaded instances of each model version (by model, version, path and instance count): an
+   * instance whose worker is restarting hands its batches to a sibling that serves.
+   */
+  readonly #groups = new Map<string, Set<OnnxRuntimeModelInstance>>();
 
   /**
    * Creates a session from `spec.path` with the model's `sessionOptions`, in a new worker thread
@@ -239,7 +277,7 @@ export class OnnxRuntimeBackend implements Backend {
     const runInWorker = (spec.config as OnnxRuntimeModelConfig).runInWorker ?? true;
     let started: { host: SessionHost; metadata: SessionMetadata };
     try {
-      started = runInWorker ? await WorkerSessionHost.start(path, options, label(spec)) : await InlineSessionHost.create(path, options);
+      started = runInWorker ? await this.#startSupervised(spec, path, options, ctx) : await InlineSessionHost.create(path, options);
     } catch (err) {
       if (err instanceof SessionCreateError) throw loadError(spec, `${sentence(err.message)}${await parseHint(path)}`, err);
       throw loadError(spec, `the worker thread for its session failed: ${errorMessage(err)}`, err);
@@ -248,7 +286,17 @@ export class OnnxRuntimeBackend implements Backend {
     try {
       if (ctx.signal.aborted) throw loadError(spec, 'the load was aborted (the server is shutting down)', ctx.signal.reason);
       const { metadata, notBatchedBecause } = buildMetadata(spec, started.metadata);
-      const instance = new OnnxRuntimeModelInstance(spec, host, metadata, options);
+      const key = [spec.model, spec.version, path, spec.instanceCount].join('\0');
+      let group = this.#groups.get(key);
+      if (!group) this.#groups.set(key, (group = new Set()));
+      const siblings = group;
+      const instance = new OnnxRuntimeModelInstance(spec, host, metadata, options, {
+        siblings,
+        onUnload: (i) => {
+          siblings.delete(i);
+          if (siblings.size === 0 && this.#groups.get(key) === siblings) this.#groups.delete(key);
+        },
+      });
       if (notBatchedBecause) ctx.logger.info(`${label(spec)} does not batch (maxBatchSize 0): ${notBatchedBecause}`);
       ctx.logger.debug(
         { inputs: metadata.inputs, outputs: metadata.outputs, maxBatchSize: metadata.maxBatchSize, intraOpNumThreads: options.intraOpNumThreads, runInWorker },
@@ -260,6 +308,33 @@ export class OnnxRuntimeBackend implements Backend {
       throw err;
     }
   }
+
+  /** The first worker of an instance, under a supervisor that replaces it when it dies. */
+  #startSupervised(spec: ModelVersionSpec, path: string, options: ort.InferenceSession.SessionOptions, ctx: LoadContext): Promise<{ host: SupervisedSessionHost; metadata: SessionMetadata }> {
+    let restarts: CounterMetric | undefined;
+    try {
+      restarts = ctx.metrics?.counter(RESTARTS_METRIC);
+    } catch (err) {
+      ctx.logger.warn({ err }, `${RESTARTS_METRIC.name} could not be registered; worker restarts are logged only`);
+    }
+    return SupervisedSessionHost.start({
+      label: label(spec),
+      instance: `instance ${spec.instanceIndex + 1} of ${spec.instanceCount}`,
+      policy: resolveRestartPolicy(spec.config),
+      start: () => WorkerSessionHost.start(path, options, label(spec)),
+      logger: ctx.logger,
+      restarts,
+      labels: { model: spec.model, version: spec.version },
+    });
+  }
+}
+
+/** What an instance shares with the other instances of its model version. */
+export interface InstanceGroup {
+  /** Every loaded instance of the version, this one included. */
+  siblings: ReadonlySet<OnnxRuntimeModelInstance>;
+  /** Called once on unload. */
+  onUnload(instance: OnnxRuntimeModelInstance): void;
 }
 
 /**
@@ -276,6 +351,11 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
   #host: SessionHost | undefined;
   #unloading: Promise<void> | undefined;
   readonly #spec: ModelVersionSpec;
+  readonly #group: InstanceGroup | undefined;
+  /** The host when it is a supervised worker (kept after unload, for `workerStateForTests`). */
+  readonly #supervisor: SupervisedSessionHost | undefined;
+  /** Whether `warmup` ran: a restarted worker is then warmed too before it serves. */
+  #warm = false;
   /**
    * Outputs whose declared dim 0 is fixed, in a model that batches anyway (the config said so):
    * taken as independent of the batch, so every request of a batch gets all of it.
@@ -283,10 +363,12 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
   readonly #wholeOutputs: ReadonlySet<string>;
 
   /** Use `OnnxRuntimeBackend.load`. */
-  constructor(spec: ModelVersionSpec, host: SessionHost, metadata: ModelMetadata, sessionOptions: ort.InferenceSession.SessionOptions) {
+  constructor(spec: ModelVersionSpec, host: SessionHost, metadata: ModelMetadata, sessionOptions: ort.InferenceSession.SessionOptions, group?: InstanceGroup) {
     this.#spec = spec;
     this.#host = host;
-    this.runsInWorker = host instanceof WorkerSessionHost;
+    this.#group = group;
+    this.#supervisor = host instanceof SupervisedSessionHost ? host : undefined;
+    this.runsInWorker = host instanceof WorkerSessionHost || host instanceof SupervisedSessionHost;
     this.metadata = metadata;
     this.sessionOptions = sessionOptions;
     this.#wholeOutputs = new Set(metadata.outputs.filter((o) => o.shape.length > 0 && o.shape[0] !== -1).map((o) => o.name));
@@ -297,6 +379,13 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
         throw loadError(spec, `warmupShapes names input '${name}', which the model does not have (inputs: ${metadata.inputs.map((i) => i.name).join(', ')})`);
       }
     }
+    if (host instanceof SupervisedSessionHost) {
+      host.prepare = async (fresh) => {
+        if (!this.#warm) return;
+        await this.#run(fresh, this.#warmupInputs().map(toWire), this.metadata.outputs.map((o) => o.name), false, new AbortController().signal);
+      };
+    }
+    (group?.siblings as Set<OnnxRuntimeModelInstance> | undefined)?.add(this);
   }
 
   /**
@@ -317,9 +406,11 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
    * dropped and the batch rejects with TESSERA_E_REQUEST_CANCELLED.
    */
   async execute(batch: InferenceBatch, signal: AbortSignal): Promise<Tensor[][]> {
-    const host = this.#host;
-    if (!host || this.#unloading) throw new TesseraError('TESSERA_E_MODEL_NOT_READY', `${label(this.#spec)} is unloaded`);
-    if (host.failure !== undefined) throw new TesseraError('TESSERA_E_INFERENCE_FAILED', `${label(this.#spec)}: ${host.failure}`);
+    const own = this.#host;
+    if (!own || this.#unloading) throw new TesseraError('TESSERA_E_MODEL_NOT_READY', `${label(this.#spec)} is unloaded`);
+    // while this instance's worker restarts, a sibling that serves takes the batch (it queues in
+    // that worker behind its own); with none, the host answers TESSERA_E_INSTANCE_RESTARTING
+    const host = own.failure === undefined ? own : (this.#servingSibling() ?? own);
     if (signal.aborted) throw this.#cancelled(signal, 'before it ran');
     const { requests } = batch;
     if (requests.length === 0) return [];
@@ -356,12 +447,8 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
 
   /** Runs once with zeros (in the worker, when the session runs in one): shapes from `warmupShapes`, else dim 0 → 1 and other dynamic dims → 32. */
   async warmup(): Promise<void> {
-    const shapes = (this.#spec.config as OnnxRuntimeModelConfig).warmupShapes ?? {};
-    const inputs = this.metadata.inputs.map((spec) => {
-      const shape = shapes[spec.name] ?? spec.shape.map((d, i) => (d >= 0 ? d : i === 0 ? 1 : DEFAULT_WARMUP_DIM));
-      const size = shape.reduce((a, b) => a * b, 1);
-      return { name: spec.name, datatype: spec.datatype, shape, data: allocateTensorData(spec.datatype, size) };
-    });
+    this.#warm = true;
+    const inputs = this.#warmupInputs();
     try {
       await this.execute({ requests: [{ inputs }] }, new AbortController().signal);
     } catch (err) {
@@ -372,9 +459,18 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
     }
   }
 
-  /** False once unloaded, and when the worker running the session died (every execute then fails). */
+  /**
+   * False once unloaded, and while the worker running the session is restarting (its batches then
+   * go to a sibling instance that serves, else get TESSERA_E_INSTANCE_RESTARTING).
+   */
   async ready(): Promise<boolean> {
     return this.#host !== undefined && !this.#unloading && this.#host.failure === undefined;
+  }
+
+  /** Why `ready()` is false: `restarting: <why the worker died> (…, next attempt in …)`, or `unloaded`. */
+  get notReadyReason(): string | undefined {
+    if (!this.#host || this.#unloading) return 'unloaded';
+    return this.#host.failure;
   }
 
   /**
@@ -384,6 +480,7 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
    */
   unload(): Promise<void> {
     this.#unloading ??= (async () => {
+      this.#group?.onUnload(this);
       const host = this.#host;
       this.#host = undefined;
       await host?.release();
@@ -397,7 +494,34 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
    * aborts the whole process, see `WorkerSessionHost`).
    */
   get workerForTests(): Worker | undefined {
-    return this.#host instanceof WorkerSessionHost ? this.#host.workerForTests : undefined;
+    const host = this.#host;
+    if (host instanceof SupervisedSessionHost) return host.currentForTests?.workerForTests;
+    return host instanceof WorkerSessionHost ? host.workerForTests : undefined;
+  }
+
+  /** `up`, `restarting` or `released` (`undefined` inline): where the worker supervisor stands, for tests. */
+  get workerStateForTests(): 'up' | 'restarting' | 'released' | undefined {
+    return this.#supervisor?.state;
+  }
+
+  /** Zeros shaped from `warmupShapes`, else dim 0 → 1 and other dynamic dims → 32. */
+  #warmupInputs(): Tensor[] {
+    const shapes = (this.#spec.config as OnnxRuntimeModelConfig).warmupShapes ?? {};
+    return this.metadata.inputs.map((spec) => {
+      const shape = shapes[spec.name] ?? spec.shape.map((d, i) => (d >= 0 ? d : i === 0 ? 1 : DEFAULT_WARMUP_DIM));
+      const size = shape.reduce((a, b) => a * b, 1);
+      return { name: spec.name, datatype: spec.datatype, shape, data: allocateTensorData(spec.datatype, size) };
+    });
+  }
+
+  /** The host of another instance of this version that serves now, if any. */
+  #servingSibling(): SessionHost | undefined {
+    for (const other of this.#group?.siblings ?? []) {
+      if (other === this) continue;
+      const host = other.#host;
+      if (host && !other.#unloading && host.failure === undefined) return host;
+    }
+    return undefined;
   }
 
   /** The outputs to fetch, in the model's order: every one, or those the batch and its requests named. */

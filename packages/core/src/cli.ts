@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config/index.js';
 import type { TesseraConfig } from './config/types.js';
-import { TesseraError, isTesseraError } from './errors.js';
+import { TesseraError, errorMessage, isTesseraError } from './errors.js';
 import { CORE_VERSION } from './internal/core-version.js';
 import { TesseraServer } from './server.js';
 
@@ -51,6 +51,9 @@ Options:
 
 ${docsHelp()}`;
 
+/** What shutdown may take beyond `server.shutdownGracePeriod` (unloading, flushing) before the process exits anyway. */
+const SHUTDOWN_MARGIN_MS = 10_000;
+
 /** A mistake on the command line. */
 function usage(message: string): TesseraError {
   return new TesseraError('TESSERA_E_CLI_USAGE', `${message} (see tessera --help)`);
@@ -79,21 +82,41 @@ async function configFrom(values: { config?: string | undefined; port?: string |
 
 async function serve(config: TesseraConfig): Promise<void> {
   const server = new TesseraServer({ config });
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    server.logger.info({ signal }, 'shutting down');
+  const log = server.logger;
+  let stopping: string | undefined;
+  const stop = (signal: string, code = 0): void => {
+    if (stopping) {
+      // a second signal: the operator does not want to wait for the drain
+      log.warn({ signal, inflight: server.inflight }, `${signal} during shutdown (after ${stopping}): exiting now without finishing the drain`);
+      process.exit(code === 0 ? 1 : code);
+    }
+    stopping = signal;
+    log.info({ signal, gracePeriodMs: config.server.shutdownGracePeriodMs }, 'shutting down');
+    // past the grace period (and a margin for unloading) nothing more will finish: exit anyway
+    const deadline = setTimeout(() => {
+      log.error({ inflight: server.inflight }, 'shutdown did not finish within server.shutdownGracePeriod and its margin; exiting');
+      process.exit(1);
+    }, config.server.shutdownGracePeriodMs + SHUTDOWN_MARGIN_MS);
+    deadline.unref();
     server.close().then(
-      () => process.exit(0),
+      () => process.exit(code),
       (err: unknown) => {
-        server.logger.error({ err }, 'shutdown failed');
+        log.error({ err }, 'shutdown failed');
         process.exit(1);
       },
     );
   };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  // no hot reload yet: a SIGHUP (a closed terminal, a reload a supervisor sent) must not kill the server
+  process.on('SIGHUP', () => log.warn('SIGHUP received and ignored: this version does not reload its config; restart the server to apply a new one'));
+  // a promise nobody awaited failed: a bug, but one request's bug must not take every other request down
+  process.on('unhandledRejection', (reason: unknown) => log.error({ err: reason }, `unhandled promise rejection (a bug; please report it): ${errorMessage(reason)}`));
+  // after an uncaught exception the process state is unknown: drain what is in flight, then exit 1
+  process.on('uncaughtException', (err: Error) => {
+    log.fatal({ err }, `uncaught exception (a bug; please report it): ${err.message}; draining and exiting`);
+    stop('uncaughtException', 1);
+  });
   try {
     await server.start();
   } catch (err) {

@@ -51,13 +51,30 @@ export const ERROR_CODES = {
     description:
       "A binary tensor request (Triton's binary data extension) is malformed: `Inference-Header-Content-Length` is not an integer within the body, the JSON header does not parse, or the inputs' `binary_data_size` do not match the bytes after the header or their shape and datatype.",
   },
+  TESSERA_E_INPUT_TOO_LARGE: { status: 413, description: 'An input tensor\'s shape has more elements than `server.limits.maxTensorElements` (or a dim larger than it), or the request\'s inputs together more than `server.limits.maxRequestElements`; refused before any tensor memory is allocated. Split the request or raise the limit.' },
+  TESSERA_E_REQUEST_TOO_DEEP: { status: 400, description: 'A JSON body (or the JSON header of a binary inference request) nests arrays and objects deeper than `server.limits.maxJsonDepth`; refused before it is parsed.' },
+  TESSERA_E_REQUEST_HEADERS_TOO_LARGE: { status: 431, description: 'The request line, URL and headers together exceed `server.limits.maxHeaderSize`; the connection is closed.' },
+  TESSERA_E_REQUEST_TIMEOUT: { status: 408, description: 'The client did not send the whole request (head and body) within `server.limits.requestTimeout`; the connection is closed.' },
+  TESSERA_E_REQUEST_URL: { status: 400, description: 'The URL cannot be read: an invalid percent-encoding (`%zz`, an encoded null byte in a path parameter).' },
+  TESSERA_E_REQUEST_URL_TOO_LONG: { status: 414, description: 'A path parameter (a model name or version in the URL) is longer than 100 characters (fastify\'s `maxParamLength`).' },
+  TESSERA_E_REQUEST_DEADLINE_INVALID: { status: 400, description: 'A deadline header cannot be read: `X-Request-Timeout` must be milliseconds or a duration (`250`, `1.5s`, `2m`), `grpc-timeout` up to 8 digits and a unit of H, M, S, m, u, n (`100m`, `2S`); sent once each.' },
+  TESSERA_E_REQUEST_DEADLINE_EXCEEDED: { status: 504, description: "The request's deadline (the smallest of `X-Request-Timeout`, `grpc-timeout`, `parameters.timeout` and the model's `timeout`, counted from its arrival) passed after its work started (processing, execution, a generation): it was answered at the deadline and its result dropped. A deadline already past on arrival is answered at once. Retry with a longer deadline, or later." },
   // queueing
-  TESSERA_E_QUEUE_FULL: { status: 503, description: "The model version's batching queue already holds `batching.maxQueueSize` requests; retry after `Retry-After` or on another replica." },
-  TESSERA_E_QUEUE_TIMEOUT: { status: 503, description: 'The request waited in the batching queue longer than its timeout (`batching.timeoutMs`, or a lower `parameters.timeout`) before its batch started: the model is overloaded; retry after `Retry-After`.' },
+  TESSERA_E_QUEUE_FULL: { status: 503, description: "The model version's batching queue already holds `batching.maxQueueSize` requests, or a generative model already runs `generation.maxConcurrent` generations with `generation.maxQueued` waiting; retry after `Retry-After` or on another replica." },
+  TESSERA_E_QUEUE_TIMEOUT: { status: 503, description: "The request waited in the batching queue (or a generation's wait queue) past its timeout before its work started: `batching.timeoutMs`, or the request's deadline (`X-Request-Timeout`, `grpc-timeout`, `parameters.timeout`, the model's `timeout`). The model is overloaded; retry after `Retry-After`." },
   TESSERA_E_QUEUE_SHED: { status: 503, description: 'The dynamic batcher predicted that the request would miss `batching.latencyBudgetMs` (time queued + expected wait + expected execution) and dropped it early; retry after `Retry-After`.' },
+  // authentication (auth)
+  TESSERA_E_AUTH_REQUIRED: { status: 401, description: 'The request carries no credential and the endpoint needs one (`auth`); send `Authorization: Bearer <key or token>` or `x-api-key: <key>`.' },
+  TESSERA_E_AUTH_INVALID: { status: 401, description: 'The API key is not one the server knows, or the bearer JWT is invalid (signature, expiry, issuer, audience, algorithm); the message says which check failed, never the credential. Use a valid key or get a new token.' },
+  TESSERA_E_AUTH_FORBIDDEN: { status: 403, description: 'The credential is valid but lacks the scope the endpoint needs (`infer`, `admin` or `metrics`), or may not use the model the request names.' },
+  TESSERA_E_AUTH_UNAVAILABLE: { status: 503, description: 'The bearer JWT could not be checked because the JWKS URL (`auth.jwt.jwks`) cannot be fetched (timeout, error status, invalid JSON); retry after `Retry-After`, or check the issuer.' },
+  // rate limits (server.rateLimit)
+  TESSERA_E_RATE_LIMITED: { status: 429, description: 'The client (its API key or token, else its address) sent more than `server.rateLimit.max` requests in `timeWindow` (or its key\'s own `rateLimit`); retry after `Retry-After` seconds. The `RateLimit-*` headers say the limit, what remains and when the window resets.' },
+  TESSERA_E_RATE_LIMIT_UNAVAILABLE: { status: 503, description: 'The shared rate-limit store (`server.rateLimit.redis`) cannot be reached and `onStoreError` is `deny`; retry after `Retry-After`, or check Redis.' },
   // execution
   TESSERA_E_INFERENCE_FAILED: { status: 500, description: 'The backend failed while executing the request; the message gives its reason.' },
   TESSERA_E_SERVER_INTERNAL: { status: 500, description: 'An unexpected fault inside Tessera. Please report it with the log line that carries the request id.' },
+  TESSERA_E_INSTANCE_RESTARTING: { status: 503, description: "The worker thread running one of the model's instances died (the message says why) and is being restarted with backoff: the requests it held, and those arriving before it is back when no other instance of the version can take them, get this code; retry after `Retry-After`. `/v2/models/{m}/ready` says `restarting` while no instance can serve." },
   // upstream replicas (remote backends such as vLLM)
   TESSERA_E_UPSTREAM_UNAVAILABLE: { status: 503, description: 'No replica of the model is healthy (all ejected, starting or restarting); retry after `Retry-After`.' },
   TESSERA_E_UPSTREAM_FAILED: { status: 502, description: 'The upstream replica failed (connection refused or reset, a 5xx answer, or a malformed body) on every replica tried; the message names the replica and the cause.' },

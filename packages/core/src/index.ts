@@ -44,6 +44,7 @@ export type {
   ConfigFunctionContext,
   DurationInput,
   EnvRecord,
+  LimitsConfig,
   LoadConfigOptions,
   ModelConfig,
   ModelConfigInput,

@@ -1,5 +1,7 @@
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type https from 'node:https';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyInstance } from 'fastify';
 import { Container } from 'inversify';
@@ -7,7 +9,7 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { dynamicBatcherFactory } from './batching/dynamic-batcher.js';
 import { passthroughBatcherFactory } from './batching/passthrough-batcher.js';
-import type { TesseraConfig } from './config/types.js';
+import type { TesseraConfig, TlsConfig } from './config/types.js';
 import type { Clock } from './contracts/clock.js';
 import { systemClock } from './contracts/clock.js';
 import { ServingEvents } from './contracts/events.js';
@@ -16,12 +18,15 @@ import type { MetricRegistrar } from './contracts/metrics.js';
 import type { StateStore } from './contracts/state-store.js';
 import { TesseraError, errorMessage } from './errors.js';
 import { installEdge } from './http/edge.js';
+import { installJsonBodyParser } from './http/limits.js';
+import { nodeServerLimits, serverLimitOptions } from './http/limits-server.js';
 import { registerOipV2 } from './http/oip-v2.js';
 import { registerOpenAI } from './http/openai.js';
 import { registerPredict } from './http/predict.js';
 import { registerRepository } from './http/repository.js';
 import { registerRoutingApi, routeWeights } from './http/routing-api.js';
 import { CORE_VERSION } from './internal/core-version.js';
+import type { NamedHook } from './pipeline/hooks.js';
 import { HookChain } from './pipeline/hooks.js';
 import { ServingPipeline } from './pipeline/serving-pipeline.js';
 import { Catalog } from './plugins/catalog.js';
@@ -31,11 +36,17 @@ import { ModelRegistry } from './registry/model-registry.js';
 import { latestRouterFactory } from './routing/latest-router.js';
 import { createExporters, createHooks } from './server/configured.js';
 import { loadPlugins } from './server/load-plugins.js';
+import { AuthHook } from './security/auth/auth-hook.js';
+import { protectMetricsListener } from './security/auth/metrics-listener.js';
+import { RateLimitHook } from './security/rate-limit.js';
 import { FileStateStore } from './state/file-state-store.js';
 import { PromMetricRegistrar } from './telemetry/metric-registrar.js';
 import type { ServingSnapshot } from './telemetry/prometheus-exporter.js';
 import { PrometheusExporter } from './telemetry/prometheus-exporter.js';
 import { tracingEnabled } from './telemetry/tracing.js';
+
+/** How long streams cut at the end of the grace period get to write their error event before connections close. */
+const STREAM_END_MS = 1_000;
 
 /** The server's lifecycle (DESIGN §7). */
 export type ServerState = 'created' | 'starting' | 'loading' | 'ready' | 'draining' | 'closed';
@@ -59,6 +70,9 @@ export const LOG_REDACT_PATHS = [
   'headers.authorization',
   'headers.cookie',
   '*.headers.authorization',
+  'req.headers["x-api-key"]',
+  'headers["x-api-key"]',
+  '*.headers["x-api-key"]',
   'apiKey',
   '*.apiKey',
   '*.*.apiKey',
@@ -84,10 +98,14 @@ export class TesseraServer {
   readonly #catalog: Catalog;
   readonly #options: TesseraServerOptions;
   readonly #shutdown = new AbortController();
+  /** Aborted when the grace period is over: streams still running end with an error event. */
+  readonly #streamsCut = new AbortController();
   #state: ServerState = 'created';
   #registrations: PluginRegistrations | undefined;
   #exporters: { name: string; exporter: Exporter }[] = [];
   #hooks: HookChain | undefined;
+  /** The core's authentication (`auth`), when configured. */
+  #auth: AuthHook | undefined;
   #pipeline: ServingPipeline | undefined;
   #closing: Promise<void> | undefined;
   #inflight = 0;
@@ -104,6 +122,10 @@ export class TesseraServer {
     this.app = Fastify({
       ...(options.logger ? { loggerInstance: options.logger } : { logger: { level: server.logLevel, redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' } } }),
       bodyLimit: server.bodyLimit,
+      ...serverLimitOptions(server.limits),
+      ...(server.tls ? { https: { ...httpsOptions(server.tls), ...nodeServerLimits(server.limits) } } : {}),
+      // fastify takes a hop count too (proxy-addr's trust by count); its https overload's type omits it
+      trustProxy: server.trustProxy as boolean | string,
       // one access-log line per request is written by the edge, with the model and version
       logController: new LogController({ disableRequestLogging: true }),
       requestIdHeader: 'x-request-id',
@@ -149,6 +171,11 @@ export class TesseraServer {
     return { inflight: this.#inflight, versions, routes };
   }
 
+  /** Requests that arrived and are not answered yet (all endpoints). */
+  get inflight(): number {
+    return this.#inflight;
+  }
+
   get state(): ServerState {
     return this.#state;
   }
@@ -179,19 +206,38 @@ export class TesseraServer {
     const shared = { catalog: this.#catalog, config, logger, metrics: this.metrics, clock: this.#options.clock ?? systemClock };
     this.#exporters = await createExporters(shared);
     for (const { exporter } of this.#exporters) exporter.attach(this.events);
-    this.#hooks = new HookChain(await createHooks(shared), logger);
-    const pipeline = new ServingPipeline({ registry: this.registry, events: this.events, hooks: this.#hooks, logger, admitting: () => this.#state !== 'draining' && this.#state !== 'closed' });
+    // the core's own hooks run first, in this order: authentication, then rate limits (per principal)
+    const coreHooks: NamedHook[] = [];
+    if (config.auth) {
+      this.#auth = await AuthHook.create(config.auth, logger, this.metrics);
+      coreHooks.push({ name: 'auth', hook: this.#auth });
+    }
+    if (config.server.rateLimit) coreHooks.push({ name: 'rate-limit (server.rateLimit)', hook: await RateLimitHook.create(this.app, config.server.rateLimit, logger, this.metrics) });
+    this.#hooks = new HookChain([...coreHooks, ...(await createHooks(shared))], logger);
+    const auth = this.#auth;
+    const pipeline = new ServingPipeline({
+      registry: this.registry,
+      events: this.events,
+      hooks: this.#hooks,
+      logger,
+      admitting: () => this.#state !== 'draining' && this.#state !== 'closed',
+      limits: config.server.limits,
+      ...(auth ? { admitModel: (request, model) => auth.admitModel(request, model) } : {}),
+    });
     this.#pipeline = pipeline;
     installEdge(this.app, {
       pipeline,
       tracing,
       bodyLimit: config.server.bodyLimit,
+      draining: () => this.#state === 'draining' || this.#state === 'closed',
       arrived: () => void this.#inflight++,
       answered: () => {
         if (--this.#inflight === 0) this.#idle?.();
       },
     });
+    installJsonBodyParser(this.app, config.server.limits);
     registerOipV2(this.app, {
+      limits: config.server.limits,
       registry: this.registry,
       pipeline,
       serverName: 'tessera',
@@ -201,7 +247,7 @@ export class TesseraServer {
     });
     registerRepository(this.app, { registry: this.registry });
     registerPredict(this.app, { pipeline });
-    registerOpenAI(this.app, { registry: this.registry, pipeline });
+    registerOpenAI(this.app, { limits: config.server.limits, registry: this.registry, pipeline, streamsCut: this.#streamsCut.signal });
     registerRoutingApi(this.app, { registry: this.registry });
     this.app.get('/health', { config: { endpoint: 'health' } }, async (_req, reply) => reply.send({ status: 'ok' }));
     await this.#exporterRoutes(this.app);
@@ -237,11 +283,12 @@ export class TesseraServer {
     const actualPort = typeof address === 'object' && address ? address.port : port;
     const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
     const hostPart = shownHost.includes(':') ? `[${shownHost}]` : shownHost;
-    const url = `http://${hostPart}:${actualPort}`;
+    const url = `${this.config.server.tls ? 'https' : 'http'}://${hostPart}:${actualPort}`;
     if (this.config.server.metricsPort !== undefined) {
       // a bare listener for scrapes: /metrics and /health only, no access log, no hooks
       const metricsApp = Fastify({ logger: false }) as unknown as FastifyInstance;
       this.#metricsApp = metricsApp;
+      if (this.#auth) protectMetricsListener(metricsApp, this.#auth);
       await this.#exporterRoutes(metricsApp);
       metricsApp.get('/health', async (_req, reply) => reply.send({ status: 'ok' }));
       await metricsApp.listen({ host, port: this.config.server.metricsPort });
@@ -268,6 +315,14 @@ export class TesseraServer {
     this.logger.info({ url, ...(this.metricsUrl ? { metricsUrl: this.metricsUrl } : {}), models }, url ? `server ready at ${url}` : 'server ready (not listening)');
   }
 
+  /** Resolves when no request is in flight, or after `ms`. */
+  async #waitIdle(ms: number): Promise<void> {
+    if (this.#inflight === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([new Promise<void>((resolve) => (this.#idle = resolve)), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+    clearTimeout(timer);
+  }
+
   /** Flushes every exporter (`forceFlush`): what is buffered is written out now. */
   async flush(): Promise<void> {
     for (const { name, exporter } of this.#exporters) {
@@ -292,13 +347,14 @@ export class TesseraServer {
     log.info({ inflight: this.#inflight }, 'draining');
     this.#shutdown.abort();
     const grace = this.config.server.shutdownGracePeriodMs;
+    await this.#waitIdle(grace);
+    // past the grace period: streams still running end with an error event and [DONE] (their
+    // upstream work is aborted); what is still open after a moment for that is cut
     if (this.#inflight > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([new Promise<void>((resolve) => (this.#idle = resolve)), new Promise<void>((resolve) => (timer = setTimeout(resolve, grace)))]);
-      clearTimeout(timer);
+      log.warn({ inflight: this.#inflight }, 'grace period over; ending the streams and closing the connections still in flight');
+      this.#streamsCut.abort();
+      await this.#waitIdle(STREAM_END_MS);
     }
-    // past the grace period: cut what is still open (long streams); their upstream work is aborted
-    if (this.#inflight > 0) log.warn({ inflight: this.#inflight }, 'grace period over; closing the connections still in flight');
     // Drained (or out of time): close every connection, also keep-alive ones a client holds without a
     // request on them, which `close()` would otherwise wait for indefinitely.
     const closing = this.app.close();
@@ -321,6 +377,27 @@ export class TesseraServer {
     this.#state = 'closed';
     log.info('closed');
   }
+}
+
+/**
+ * `server.tls` as Node's TLS options: the PEM files read now (a missing one is a config error that
+ * names it), and with `ca` a client certificate required on every connection.
+ */
+function httpsOptions(tls: TlsConfig): https.ServerOptions {
+  const read = (file: string, key: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new TesseraError('TESSERA_E_CONFIG_INVALID', `server.tls.${key}: cannot read ${file}: ${errorMessage(err)}`, { cause: err });
+    }
+  };
+  return {
+    cert: read(tls.cert, 'cert'),
+    key: read(tls.key, 'key'),
+    ...(tls.passphrase !== undefined ? { passphrase: tls.passphrase } : {}),
+    ...(tls.ca ? { ca: read(tls.ca, 'ca'), requestCert: true, rejectUnauthorized: true } : {}),
+    minVersion: 'TLSv1.2',
+  };
 }
 
 /** Creates a server from a resolved config (see `loadConfig`). Call `start()` to serve. */

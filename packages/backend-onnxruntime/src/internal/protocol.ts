@@ -31,7 +31,12 @@ export type ToWorker =
    * For tests only: the thread exits at once with `code`, as a crash would end it. Handled on
    * arrival, not after the runs queued before it (which are not inside ONNX Runtime yet).
    */
-  | { op: 'exit'; code: number };
+  | { op: 'exit'; code: number }
+  /**
+   * For tests only: an uncaught exception in the thread's JavaScript, with `message` (the worker's
+   * `error` event, then its exit with code 1). Handled on arrival, as `exit` is.
+   */
+  | { op: 'crash'; message: string };
 
 /** The answer to one `run`: its outputs in `fetches` order, or ORT's error message. */
 export type RunReply = { id: number; outputs: WireTensor[]; error?: undefined } | { id: number; outputs?: undefined; error: string };

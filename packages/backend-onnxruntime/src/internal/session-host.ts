@@ -27,15 +27,25 @@ export class SessionRunError extends Error {
   override readonly name = 'SessionRunError';
 }
 
+/**
+ * The worker thread running the session died (an uncaught error, out of memory in its isolate,
+ * `process.exit`) before answering: `message` says how. What a pending or later `run` of a dead
+ * `WorkerSessionHost` rejects with; `SupervisedSessionHost` answers it as a restart (503).
+ */
+export class WorkerExitedError extends Error {
+  override readonly name = 'WorkerExitedError';
+}
+
 export interface SessionHost {
   /**
    * Runs the session once; resolves with the outputs in `fetches` order. `owned` says that every
    * feed's buffer was allocated for this call and nothing else views it, so a worker host may move
    * it to the worker instead of copying it (it is detached here). Rejects with `SessionRunError`
-   * when ORT fails the run, with TESSERA_E_INFERENCE_FAILED when the host itself has failed.
+   * when ORT fails the run; when the host itself cannot run (its worker died, or is restarting),
+   * with `WorkerExitedError` or a TesseraError (TESSERA_E_INSTANCE_RESTARTING, 503).
    */
   run(feeds: WireTensor[], fetches: string[], owned: boolean): Promise<WireTensor[]>;
-  /** Why the host can no longer run anything (its worker died), or `undefined` while it can. */
+  /** Why the host cannot run anything now (its worker died, or is restarting), or `undefined` while it can. */
   readonly failure: string | undefined;
   /** Releases the session (and ends the worker). Idempotent. */
   release(): Promise<void>;
@@ -114,10 +124,11 @@ interface Pending {
  * run N sessions in parallel.
  *
  * A worker that dies (an uncaught error or out-of-memory in its isolate, `process.exit` in it) fails every
- * pending run and every later one with TESSERA_E_INFERENCE_FAILED, and `failure` says why. It is not
- * restarted: whatever killed it may kill the next one too (the same input, a leak), and a fault in
- * ONNX Runtime's native code takes the whole process down anyway, threads or not. The model must
- * be reloaded (or the server restarted) for the instance to serve again.
+ * pending run and every later one with `WorkerExitedError`, `failure` says why, and `onDeath` is
+ * called once. One host is one worker's life: it is never restarted itself. `SupervisedSessionHost`
+ * replaces a dead one with a new worker, with backoff, since whatever killed it may kill the next one
+ * too (the same input, a leak). A fault in ONNX Runtime's native code is another matter: it takes the
+ * whole process down, threads or not (see docs/security.md, "Fault isolation").
  *
  * The worker keeps the process alive only while something is pending on it (`ref` while busy,
  * `unref` while idle), as an inline session does.
@@ -133,6 +144,13 @@ export class WorkerSessionHost implements SessionHost {
   readonly #label: string;
   readonly #pending = new Map<number, Pending>();
   readonly #exited: Promise<void>;
+  /**
+   * Runs posted to the worker and not answered yet, pending or not: after a failure the promises
+   * are rejected, but a worker still alive (a `messageerror`) may still be inside one of them, and
+   * must not be terminated then.
+   */
+  #inWorker = 0;
+  #onDeath: ((reason: string, cause: Error | undefined) => void) | undefined;
   #nextId = 0;
   #failure: string | undefined;
   #lastError: Error | undefined;
@@ -154,7 +172,7 @@ export class WorkerSessionHost implements SessionHost {
     worker.on('messageerror', (err: Error) => {
       this.#fail(`a message from the worker thread could not be read (${err.message})`);
       // not terminate(): the worker may be inside a run (see above); it exits after the runs ahead
-      void this.release();
+      this.release().catch(() => undefined);
     });
     this.#exited = new Promise((resolve) => {
       worker.once('exit', (code: number) => {
@@ -178,6 +196,7 @@ export class WorkerSessionHost implements SessionHost {
         host.#post({ op: 'load', path, sessionOptions });
       });
       host.#idle();
+      // a host whose worker died right after loading reports it to a supervisor set later (onDeath)
       return { host, metadata };
     } catch (err) {
       // the worker exits by itself after `load-failed`, and has exited after an error
@@ -188,6 +207,23 @@ export class WorkerSessionHost implements SessionHost {
 
   get failure(): string | undefined {
     return this.#failure;
+  }
+
+  /** Resolves when the worker thread has exited (for whatever reason). Never rejects. */
+  get exited(): Promise<void> {
+    return this.#exited;
+  }
+
+  /**
+   * Calls `listener` once when the worker dies (not when it is released): at once when it died
+   * already. Before the pending runs are rejected, so that what they are told can say what happens next.
+   */
+  onDeath(listener: (reason: string, cause: Error | undefined) => void): void {
+    if (this.#failure !== undefined && !this.#releasing) {
+      listener(this.#failure, this.#lastError);
+      return;
+    }
+    this.#onDeath = listener;
   }
 
   run(feeds: WireTensor[], fetches: string[], owned: boolean): Promise<WireTensor[]> {
@@ -202,6 +238,7 @@ export class WorkerSessionHost implements SessionHost {
         return;
       }
       if (this.#pending.size === 0) this.#worker.ref();
+      this.#inWorker++;
       this.#pending.set(id, { resolve, reject });
     });
   }
@@ -230,7 +267,7 @@ export class WorkerSessionHost implements SessionHost {
         ]);
         clearTimeout(timer);
         if (exited) return;
-        if (this.#pending.size === 0) break;
+        if (this.#inWorker === 0) break;
       }
       await this.#worker.terminate();
       await this.#exited;
@@ -256,6 +293,7 @@ export class WorkerSessionHost implements SessionHost {
 
   #onMessage(m: FromWorker): void {
     if (m.id !== undefined) {
+      this.#inWorker = Math.max(0, this.#inWorker - 1);
       const pending = this.#pending.get(m.id);
       if (!pending) return;
       this.#pending.delete(m.id);
@@ -273,19 +311,29 @@ export class WorkerSessionHost implements SessionHost {
     }
   }
 
-  #failed(): TesseraError {
-    return new TesseraError('TESSERA_E_INFERENCE_FAILED', `${this.#label}: ${this.#failure}`, this.#lastError ? { cause: this.#lastError } : {});
+  #failed(): Error {
+    const options = this.#lastError ? { cause: this.#lastError } : {};
+    if (this.#releasing) return new SessionRunError(`${this.#label}: ${this.#failure}`, options);
+    return new WorkerExitedError(`${this.#label}: ${this.#failure}`, options);
   }
 
-  /** Marks the host failed (the first reason wins) and rejects everything pending. */
+  /** Marks the host failed (the first reason wins), tells `onDeath`, and rejects everything pending. */
   #fail(reason: string): void {
     if (this.#failure !== undefined) return;
-    this.#failure = this.#releasing
-      ? reason
-      : `${reason}. This instance cannot run inferences any more; reload the model (or restart the server)`;
-    const err = this.#failed();
-    this.#onLoad?.reject(new Error(reason, this.#lastError ? { cause: this.#lastError } : {}));
+    this.#failure = reason;
+    const loading = this.#onLoad;
     this.#onLoad = undefined;
+    loading?.reject(new Error(reason, this.#lastError ? { cause: this.#lastError } : {}));
+    if (!this.#releasing && !loading) {
+      const listener = this.#onDeath;
+      this.#onDeath = undefined;
+      try {
+        listener?.(reason, this.#lastError);
+      } catch {
+        // a supervisor's fault must not leave the pending runs hanging
+      }
+    }
+    const err = this.#failed();
     const pending = [...this.#pending.values()];
     this.#pending.clear();
     for (const p of pending) p.reject(err);

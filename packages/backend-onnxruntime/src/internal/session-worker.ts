@@ -5,8 +5,8 @@
  *
  * Protocol (`protocol.ts`): `load` → `loaded` | `load-failed` (then the thread exits); `run` →
  * `{ id, outputs }` | `{ id, error }`; `release` → `released`, then the thread exits. Messages are
- * handled one at a time, in order: a `release` waits for the runs posted before it. (`exit`, for
- * tests, ends the thread at once.)
+ * handled one at a time, in order: a `release` waits for the runs posted before it. (`exit` and
+ * `crash`, for tests, end the thread at once.)
  *
  * Imports only `onnxruntime-node` (and types): a worker is a fresh isolate, and this keeps its start
  * cheap.
@@ -95,12 +95,15 @@ function handle(message: ToWorker): Promise<void> {
     case 'release':
       return release();
     case 'exit':
+    case 'crash':
       return Promise.resolve();
   }
 }
 
 port.on('message', (message: ToWorker) => {
   if (message.op === 'exit') process.exit(message.code);
+  // uncaught in a message listener: the thread's `error` event, as a bug in this script would be
+  if (message.op === 'crash') throw new Error(message.message);
   // a failure here (a reply that cannot be cloned) would leave the main thread waiting: end the
   // thread instead, which fails whatever is pending there
   queue = queue.then(() => handle(message)).catch((err: unknown) => {

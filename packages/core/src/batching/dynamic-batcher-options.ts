@@ -12,7 +12,7 @@ export interface DynamicBatcherOptions {
   preferredBatchSizes?: number[];
   /** Most requests waiting (not executing); more get 503 TESSERA_E_QUEUE_FULL. 0 = unbounded. Default 1024. */
   maxQueueSize?: number;
-  /** Longest wait before a request's batch starts; 0 = none. Requests may lower it with `parameters.timeout` (ms). Default 0. */
+  /** Longest wait before a request's batch starts; 0 = none. A request's deadline (`parameters.timeout`, deadline headers, the model's `timeout`) also ends its wait. Default 0. */
   timeoutMs?: number | string;
   /** Number of priority levels; requests choose with `parameters.priority` (1 = highest). Default 1. */
   priorityLevels?: number;
@@ -65,7 +65,7 @@ export const DYNAMIC_BATCHER_OPTIONS_SCHEMA: JSONSchema = {
       examples: [256],
     },
     timeoutMs: durationSchema(
-      'Longest time a request may wait before its batch starts; then 503 TESSERA_E_QUEUE_TIMEOUT. 0 = no limit. A request may lower (never raise) it with `parameters.timeout` (ms).',
+      "Longest time a request may wait before its batch starts; then 503 TESSERA_E_QUEUE_TIMEOUT. 0 = no limit. A request's deadline (the model's `timeout`, `parameters.timeout`, `X-Request-Timeout`, `grpc-timeout`) ends its wait too, with the same answer.",
       0,
       [1000, '2s'],
     ),

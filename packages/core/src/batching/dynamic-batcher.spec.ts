@@ -8,6 +8,7 @@ import { ServingEvents } from '../contracts/events.js';
 import type { DataType, Tensor } from '../contracts/tensor.js';
 import { resolveConfig } from '../config/resolve.js';
 import { TesseraError } from '../errors.js';
+import { deadlineExceeded } from '../pipeline/deadline.js';
 import { TesseraServer } from '../server.js';
 import { DynamicBatcher, dynamicBatcherFactory } from './dynamic-batcher.js';
 
@@ -110,6 +111,14 @@ function req(value: number, o: ReqOptions = {}): InferenceRequest {
 }
 
 const live = (): AbortSignal => new AbortController().signal;
+/** A signal that aborts after `ms` (fake time) as a request's deadline does (`ServingRequest.workSignal`). */
+function deadlineSignal(ms: number): AbortSignal {
+  const ac = new AbortController();
+  const fire = (): void => ac.abort(deadlineExceeded({ source: 'X-Request-Timeout', ms }, 'before the answer was ready'));
+  if (ms <= 0) fire();
+  else setTimeout(fire, ms);
+  return ac.signal;
+}
 const advance = async (ms: number): Promise<void> => {
   await vi.advanceTimersByTimeAsync(ms);
 };
@@ -342,27 +351,55 @@ describe(DynamicBatcher, () => {
       expect(inst.calls).toHaveLength(1);
     });
 
-    it('should let parameters.timeout lower the timeout but not raise it', async () => {
+    it('should take a request out at its deadline (its signal aborting with the deadline) with 503 TESSERA_E_QUEUE_TIMEOUT, before timeoutMs', async () => {
       const { b } = make({ timeoutMs: 50 });
       void b.submit(req(0), live());
       await flush();
-      const lower = track(b.submit(req(1, { timeout: 20 }), live()));
-      const higher = track(b.submit(req(2, { timeout: 500 }), live()));
+      const early = track(b.submit(req(1), deadlineSignal(20)));
+      const late = track(b.submit(req(2), deadlineSignal(500)));
       await advance(20);
-      expect(lower.error).toMatchObject({ code: 'TESSERA_E_QUEUE_TIMEOUT' });
-      expect(higher.error).toBeUndefined();
+      expect(early.error).toMatchObject({ code: 'TESSERA_E_QUEUE_TIMEOUT', status: 503, headers: { 'retry-after': '1' } });
+      expect(early.error!.message).toMatch(/deadline of 20 ms \(X-Request-Timeout\) passed while it waited in the batching queue/);
+      expect(late.error).toBeUndefined();
       await advance(30);
-      expect(higher.error).toMatchObject({ code: 'TESSERA_E_QUEUE_TIMEOUT' });
+      expect(late.error).toMatchObject({ code: 'TESSERA_E_QUEUE_TIMEOUT' });
+      expect(b.stats()).toEqual({ queued: 0, executing: 1 });
     });
 
-    it('should apply parameters.timeout when no timeoutMs is configured', async () => {
-      const { b } = make({});
-      void b.submit(req(0), live());
+    it('should answer a running request at its deadline with 504 and drop its slot of the result, the batch running on for the others', async () => {
+      const { b, inst } = make({});
+      const ac = new AbortController();
+      const timed = track(b.submit(req(1), deadlineSignal(30)));
       await flush();
-      const p = track(b.submit(req(1, { timeout: 30 }), live()));
+      const plain = track(b.submit(req(2), ac.signal));
+      await flush();
+      expect(inst.values).toEqual([[1]]);
       await advance(30);
-      expect(p.error).toMatchObject({ code: 'TESSERA_E_QUEUE_TIMEOUT' });
-      await expect(b.submit(req(1, { timeout: -1 }), live())).rejects.toMatchObject({ code: 'TESSERA_E_REQUEST_INVALID' });
+      expect(timed.error).toMatchObject({ code: 'TESSERA_E_REQUEST_DEADLINE_EXCEEDED', status: 504 });
+      expect(timed.error!.message).toMatch(/during its execution; the result is dropped/);
+      // the only client of the batch left (at its deadline): the execution is told
+      expect(inst.calls[0]!.signal.aborted).toBe(true);
+      inst.calls[0]!.resolve();
+      await flush();
+      expect(inst.values).toEqual([[1], [2]]);
+      inst.calls[1]!.resolve();
+      await flush();
+      expect(plain.outputs).toHaveLength(1);
+      expect(b.stats()).toEqual({ queued: 0, executing: 0 });
+    });
+
+    it('should refuse a request whose deadline passed before it arrived with 503 TESSERA_E_QUEUE_TIMEOUT', async () => {
+      const { b } = make({});
+      await expect(b.submit(req(1), deadlineSignal(0))).rejects.toMatchObject({ code: 'TESSERA_E_QUEUE_TIMEOUT' });
+    });
+
+    it('should leave parameters.timeout to the pipeline (it reaches the batcher as a deadline)', async () => {
+      const { b, inst } = make({});
+      const p = track(b.submit(req(1, { timeout: 5 }), live()));
+      await advance(100);
+      inst.calls[0]!.resolve();
+      await flush();
+      expect(p.outputs).toHaveLength(1);
     });
 
     it('should not time out a request once its batch started', async () => {
@@ -381,7 +418,9 @@ describe(DynamicBatcher, () => {
       void b.submit(req(0), live());
       await flush();
       void b.submit(req(1), live());
+      expect(b.saturated()).toBe(false);
       void b.submit(req(2), live());
+      expect(b.saturated()).toBe(true);
       const err = await b.submit(req(3), live()).catch((e: unknown) => e);
       expect(err).toMatchObject({ code: 'TESSERA_E_QUEUE_FULL', status: 503, headers: { 'retry-after': '1' } });
       inst.calls[0]!.resolve();

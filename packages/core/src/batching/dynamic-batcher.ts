@@ -21,7 +21,7 @@ import { asInferenceError, readResults, requestBatchSize } from './internal/batc
 import type { Decision } from './internal/dispatch-decision.js';
 import { fixedDelayDecision, immediateDecision } from './internal/dispatch-decision.js';
 import { BatchLatencyModel } from './internal/latency-model.js';
-import { cancelled, draining, invalidParameter, queueFull, queueTimeout, shed } from './internal/refusals.js';
+import { abortedError, draining, invalidParameter, queueFull, queueTimeout, shed } from './internal/refusals.js';
 
 // the options live in their own module; the package index takes them from here
 export type { DynamicBatcherOptions, ResolvedDynamicBatcherOptions } from './dynamic-batcher-options.js';
@@ -35,7 +35,10 @@ const now = (): number => performance.now();
 /**
  * The dynamic batcher. Every submitted request settles exactly once: outputs, or a TesseraError.
  * Requests arrive validated against the model's metadata (see `InferenceRequest`); only their
- * `parameters.priority` and `parameters.timeout` are read and checked here.
+ * `parameters.priority` is read and checked here. A request's deadline reaches it as its signal's
+ * abort (the pipeline read `parameters.timeout` and the deadline headers): queued, it leaves with
+ * 503 TESSERA_E_QUEUE_TIMEOUT; running, it is answered with the deadline's 504 and its slot of the
+ * batch's result is dropped.
  */
 export class DynamicBatcher implements Batcher {
   readonly options: ResolvedDynamicBatcherOptions;
@@ -89,11 +92,10 @@ export class DynamicBatcher implements Batcher {
   async submit(request: InferenceRequest, signal: AbortSignal): Promise<Tensor[]> {
     const { model, version } = this.#ctx;
     if (this.#draining) throw draining(model, version);
-    if (signal.aborted) throw cancelled();
+    if (signal.aborted) throw abortedError(signal.reason, model, version, 'queued', 0);
     const samples = requestBatchSize(request, this.#batched);
     const level = this.#levelOf(request) - 1;
-    const timeoutMs = this.#timeoutOf(request);
-    const { maxQueueSize, latencyBudgetMs } = this.options;
+    const { maxQueueSize, latencyBudgetMs, timeoutMs } = this.options;
     if (maxQueueSize > 0 && this.#queue.size >= maxQueueSize) throw queueFull(model, version, this.#queue.size, maxQueueSize);
     const t = now();
     const key = shapeKey(request, this.#batched);
@@ -132,6 +134,12 @@ export class DynamicBatcher implements Batcher {
     return { queued: this.#queue.size, executing: this.#executing };
   }
 
+  /** Whether a request would be refused for a full queue, were `incoming` more to arrive first (idle instances take a batch each at once). */
+  saturated(incoming = 0): boolean {
+    const { maxQueueSize } = this.options;
+    return maxQueueSize > 0 && this.#queue.size + Math.max(0, incoming - this.#idle.length * this.#maxBatch) >= maxQueueSize;
+  }
+
   drain(): Promise<void> {
     if (this.#drained) return this.#drained;
     this.#draining = true;
@@ -155,18 +163,6 @@ export class DynamicBatcher implements Batcher {
     }
     if (value === 0) return defaultPriorityLevel;
     return Math.min(value, priorityLevels);
-  }
-
-  /** The queue timeout of a request, ms (0 = none): `timeoutMs`, lowered by `parameters.timeout`. */
-  #timeoutOf(request: InferenceRequest): number {
-    const configured = this.options.timeoutMs;
-    const value = request.parameters?.['timeout'];
-    if (value === undefined || value === null) return configured;
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-      throw invalidParameter(`parameters.timeout must be a number of milliseconds ≥ 0 (0 = the model's default), got ${JSON.stringify(value)}`);
-    }
-    if (value === 0) return configured;
-    return configured > 0 ? Math.min(configured, value) : value;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -222,10 +218,15 @@ export class DynamicBatcher implements Batcher {
   }
 
   #abort(entry: Entry): void {
+    const { model, version } = this.#ctx;
     if (entry.state === 'queued') {
-      this.#drop(entry, cancelled());
+      this.#drop(entry, abortedError(entry.signal.reason, model, version, 'queued', now() - entry.enqueuedAt));
       this.#pump();
     } else if (entry.state === 'running' && entry.batch) {
+      // past its deadline a request is answered now (504), its slot of the result dropped later;
+      // a client that left needs no answer
+      const error = abortedError(entry.signal.reason, model, version, 'running', 0);
+      if (error.code !== 'TESSERA_E_REQUEST_CANCELLED') this.#settle(entry, { error });
       // the batch runs on for its other clients; it is aborted only when all of them left
       const batch = entry.batch;
       batch.aborted++;

@@ -4,7 +4,15 @@ import type { InferenceBatch, ModelInstance, RequestResult } from '../contracts/
 import type { ServingEventMap } from '../contracts/events.js';
 import { ServingEvents } from '../contracts/events.js';
 import { TesseraError } from '../errors.js';
+import { deadlineExceeded } from '../pipeline/deadline.js';
 import { PassthroughBatcher } from './passthrough-batcher.js';
+
+/** A signal aborted as a request's work signal is at its deadline. */
+function pastDeadline(): AbortController {
+  return new AbortController();
+}
+const deadline = (ac: AbortController): void => ac.abort(deadlineExceeded({ source: 'grpc-timeout', ms: 50 }, 'before the answer was ready'));
+const live = (): AbortSignal => new AbortController().signal;
 
 /** An instance whose executions finish when the test says so. */
 class ControlledInstance implements ModelInstance {
@@ -39,13 +47,13 @@ class ControlledInstance implements ModelInstance {
 const tick = () => new Promise((r) => setImmediate(r));
 const req = (v: number) => ({ inputs: [{ name: 'x', datatype: 'FP32' as const, shape: [1], data: Float32Array.of(v) }] });
 
-function make(instances: ModelInstance[]) {
+function make(instances: ModelInstance[], options: Record<string, unknown> = {}) {
   const events = new ServingEvents();
   const batches: number[] = [];
   const batchEvents: ServingEventMap['batch'][0][] = [];
   events.on('batch', (e) => batches.push(e.requests));
   events.on('batch', (e) => batchEvents.push(e));
-  const b = new PassthroughBatcher({ model: 'm', version: '1', metadata: instances[0]!.metadata, instances, options: {}, events, logger: pino({ level: 'silent' }) });
+  const b = new PassthroughBatcher({ model: 'm', version: '1', metadata: instances[0]!.metadata, instances, options, events, logger: pino({ level: 'silent' }) });
   return { b, batches, batchEvents };
 }
 
@@ -161,5 +169,92 @@ describe('PassthroughBatcher', () => {
     await Promise.all([p1, p2, d]);
     expect(drained).toBe(true);
     await b.drain();
+  });
+
+  describe('having maxQueueSize', () => {
+    it('should refuse with 503 TESSERA_E_QUEUE_FULL and Retry-After past maxQueueSize waiting requests, saturated() saying so first', async () => {
+      const inst = new ControlledInstance();
+      const { b } = make([inst], { maxQueueSize: 2 });
+      const running = b.submit(req(0), live());
+      const queued = [b.submit(req(1), live())];
+      expect(b.saturated()).toBe(false);
+      queued.push(b.submit(req(2), live()));
+      expect(b.saturated()).toBe(true);
+      const err = await b.submit(req(3), live()).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'TESSERA_E_QUEUE_FULL', status: 503, headers: { 'retry-after': '1' } });
+      expect(b.stats()).toEqual({ queued: 2, executing: 1 });
+      inst.pending[0]!.resolve();
+      await running;
+      expect(b.saturated()).toBe(false);
+      await tick();
+      inst.pending[1]!.resolve();
+      await tick();
+      inst.pending[2]!.resolve();
+      await Promise.all(queued);
+    });
+
+    it('should default to 1024 and take 0 as unbounded', async () => {
+      expect(make([new ControlledInstance()]).b.options).toEqual({ maxQueueSize: 1024 });
+      const inst = new ControlledInstance();
+      const { b } = make([inst], { maxQueueSize: 0 });
+      const ps = Array.from({ length: 1100 }, (_, i) => b.submit(req(i), live()));
+      expect(b.stats().queued).toBe(1099);
+      expect(b.saturated()).toBe(false);
+      for (let i = 0; i < ps.length; i++) {
+        await tick();
+        inst.pending[i]!.resolve();
+      }
+      await Promise.all(ps);
+    });
+
+    it('should refuse options it does not take, naming the key', () => {
+      expect(() => make([new ControlledInstance()], { maxQueueSize: -1 })).toThrow(/batching\.maxQueueSize/);
+      expect(() => make([new ControlledInstance()], { maxQueueDelayMs: 2 })).toThrow(TesseraError);
+    });
+  });
+
+  describe('having deadlines', () => {
+    it('should take a queued request out at its deadline with 503 TESSERA_E_QUEUE_TIMEOUT', async () => {
+      const inst = new ControlledInstance();
+      const { b } = make([inst]);
+      const running = b.submit(req(0), live());
+      const ac = pastDeadline();
+      const timed = b.submit(req(1), ac.signal).catch((e: unknown) => e);
+      const after = b.submit(req(2), live());
+      deadline(ac);
+      expect(await timed).toMatchObject({ code: 'TESSERA_E_QUEUE_TIMEOUT', status: 503, headers: { 'retry-after': '1' } });
+      expect(b.stats()).toEqual({ queued: 1, executing: 1 });
+      inst.pending[0]!.resolve();
+      await running;
+      await tick();
+      expect(inst.calls.map((c) => (c.requests[0]!.inputs[0]!.data as Float32Array)[0])).toEqual([0, 2]);
+      inst.pending[1]!.resolve();
+      await after;
+    });
+
+    it('should answer a running request at its deadline with 504, drop its result, and free the instance only when the execution ends', async () => {
+      const inst = new ControlledInstance();
+      const { b } = make([inst]);
+      const ac = pastDeadline();
+      const timed = b.submit(req(1), ac.signal).catch((e: unknown) => e);
+      const next = b.submit(req(2), live());
+      deadline(ac);
+      expect(await timed).toMatchObject({ code: 'TESSERA_E_REQUEST_DEADLINE_EXCEEDED', status: 504 });
+      expect(b.stats()).toEqual({ queued: 1, executing: 1 });
+      inst.pending[0]!.resolve();
+      await tick();
+      inst.pending[1]!.resolve();
+      expect((await next)[0]!.data).toEqual(Float32Array.of(2));
+    });
+
+    it('should refuse a request whose deadline already passed, and keep 499 for a client that left', async () => {
+      const { b } = make([new ControlledInstance()]);
+      const ac = pastDeadline();
+      deadline(ac);
+      await expect(b.submit(req(1), ac.signal)).rejects.toMatchObject({ code: 'TESSERA_E_QUEUE_TIMEOUT' });
+      const gone = new AbortController();
+      gone.abort();
+      await expect(b.submit(req(1), gone.signal)).rejects.toMatchObject({ code: 'TESSERA_E_REQUEST_CANCELLED' });
+    });
   });
 });

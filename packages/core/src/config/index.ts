@@ -14,6 +14,7 @@ export type {
   ConfigFunction,
   ConfigFunctionContext,
   DurationInput,
+  LimitsConfig,
   ModelConfig,
   ModelConfigInput,
   ModelVersionConfig,

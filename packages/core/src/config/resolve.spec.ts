@@ -2,6 +2,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { TesseraError } from '../errors.js';
+import { DEFAULT_LIMITS } from '../http/limits.js';
 import { resolveConfig } from './resolve.js';
 
 const dir = path.resolve('/srv/tessera');
@@ -10,7 +11,7 @@ describe(resolveConfig, () => {
   describe('having an empty config', () => {
     it('should give every default', () => {
       expect(resolveConfig({}, { configDir: dir, env: {} })).toEqual({
-        server: { host: '0.0.0.0', port: 8000, bodyLimit: 64 * 1024 * 1024, logLevel: 'info', shutdownGracePeriodMs: 30_000, exitOnModelError: true, stateDir: path.join(dir, '.tessera/state') },
+        server: { host: '0.0.0.0', port: 8000, bodyLimit: 64 * 1024 * 1024, limits: DEFAULT_LIMITS, logLevel: 'info', shutdownGracePeriodMs: 30_000, exitOnModelError: true, trustProxy: false, stateDir: path.join(dir, '.tessera/state') },
         plugins: [],
         models: {},
         exporters: [{ name: 'prometheus', options: {} }],
@@ -40,6 +41,8 @@ describe(resolveConfig, () => {
         warmup: true,
         preprocess: [],
         postprocess: [],
+        timeoutMs: 0,
+        generation: { maxConcurrent: 1024, maxQueued: 64 },
         options: {},
       });
       expect(config.warnings).toEqual([]);
@@ -77,6 +80,8 @@ describe(resolveConfig, () => {
         warmup: false,
         preprocess: [],
         postprocess: [],
+        timeoutMs: 0,
+        generation: { maxConcurrent: 1024, maxQueued: 64 },
         options: { sessionOptions: { intraOpNumThreads: 4 }, warmupShapes: { x: [1, 3, 48, 192] } },
       });
     });
@@ -189,7 +194,7 @@ describe(resolveConfig, () => {
 
     it('should substitute them and convert strings where the schema wants numbers, booleans or lists', () => {
       const config = resolveConfig(raw, { configDir: dir, env: { PORT: '9000', STRICT: 'false', PLUGINS: '@tessera/tracing, ./p.js', UPSTREAMS: 'http://a,http://b' } });
-      expect(config.server).toEqual({ host: '127.0.0.1', port: 9000, logLevel: 'info', exitOnModelError: false, shutdownGracePeriodMs: 5000, bodyLimit: 64 * 1024 * 1024, stateDir: path.join(dir, '.tessera/state') });
+      expect(config.server).toEqual({ host: '127.0.0.1', port: 9000, logLevel: 'info', exitOnModelError: false, shutdownGracePeriodMs: 5000, bodyLimit: 64 * 1024 * 1024, limits: DEFAULT_LIMITS, trustProxy: false, stateDir: path.join(dir, '.tessera/state') });
       expect(config.plugins).toEqual(['@tessera/tracing', path.join(dir, 'p.js')]);
       // Backend keys are converted when the backend's schema is applied (validateAgainstSchema).
       expect(config.models['chat']!.options).toEqual({ upstreams: 'http://a,http://b', apiKey: '' });
@@ -220,8 +225,8 @@ describe(resolveConfig, () => {
 
   describe('having plugin sections', () => {
     it('should return unknown root keys as sections and drop $schema', () => {
-      const config = resolveConfig({ $schema: './schema.json', tracing: { sampler: 0.1 }, auth: { tokens: ['a'] } }, { configDir: dir, env: {} });
-      expect(config.sections).toEqual({ tracing: { sampler: 0.1 }, auth: { tokens: ['a'] } });
+      const config = resolveConfig({ $schema: './schema.json', tracing: { sampler: 0.1 }, acme: { tokens: ['a'] } }, { configDir: dir, env: {} });
+      expect(config.sections).toEqual({ tracing: { sampler: 0.1 }, acme: { tokens: ['a'] } });
     });
   });
 

@@ -1,9 +1,10 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TesseraError } from '../errors.js';
+import { type ValidAuth, resolveAuthConfig } from '../security/auth/options.js';
 import { type EnvRecord, substituteEnvCollect } from './env.js';
 import { type ConfigIssue, formatIssues } from './path.js';
-import type { ModelConfig, ModelVersionConfig, NamedEntryConfig, ServerConfig, TesseraConfig } from './types.js';
+import type { GenerationLimits, LimitsConfig, ModelConfig, ModelVersionConfig, NamedEntryConfig, RateLimitConfig, ServerConfig, TesseraConfig, TlsConfig } from './types.js';
 import { parseDuration, parseSize } from './units.js';
 import { validateConfigTree } from './validate.js';
 
@@ -41,11 +42,17 @@ export function resolveConfig(raw: unknown, options: ResolveConfigOptions): Tess
 /** The shape of the config after validation and defaults. */
 interface ValidConfig {
   $schema?: string;
-  server: Omit<ServerConfig, 'bodyLimit' | 'shutdownGracePeriodMs'> & { bodyLimit: number | string; shutdownGracePeriod: number | string };
+  server: Omit<ServerConfig, 'bodyLimit' | 'shutdownGracePeriodMs' | 'rateLimit' | 'limits'> & {
+    bodyLimit: number | string;
+    shutdownGracePeriod: number | string;
+    rateLimit?: Omit<RateLimitConfig, 'timeWindowMs'> & { timeWindow: number | string };
+    limits: Omit<LimitsConfig, 'maxHeaderSize' | 'requestTimeoutMs'> & { maxHeaderSize: number | string; requestTimeout: number | string };
+  };
   plugins: string[];
   models: Record<string, ValidModel>;
   exporters: NamedEntryInput[];
   hooks: NamedEntryInput[];
+  auth?: ValidAuth;
   [section: string]: unknown;
 }
 
@@ -61,12 +68,14 @@ interface ValidModel {
   instances: number;
   routing: { strategy: string; [option: string]: unknown };
   warmup: boolean;
+  timeout: number | string;
+  generation: GenerationLimits;
   [option: string]: unknown;
 }
 
 function normalise(config: ValidConfig, configFile: string, configDir: string): TesseraConfig {
-  const { server, plugins, models, exporters, hooks, $schema: _editorSchema, ...sections } = config;
-  const { bodyLimit, shutdownGracePeriod, ...serverRest } = server;
+  const { server, plugins, models, exporters, hooks, auth, $schema: _editorSchema, ...sections } = config;
+  const { bodyLimit, shutdownGracePeriod, rateLimit, tls, ...serverRest } = server;
   const warnings: string[] = [];
   if (Object.keys(models).length === 0) warnings.push('models: no models are configured; the server will start and serve none');
   return {
@@ -75,11 +84,15 @@ function normalise(config: ValidConfig, configFile: string, configDir: string): 
       bodyLimit: parseSize(bodyLimit, 'server.bodyLimit'),
       shutdownGracePeriodMs: parseDuration(shutdownGracePeriod, 'server.shutdownGracePeriod'),
       stateDir: path.resolve(configDir, serverRest.stateDir),
+      limits: resolveLimits(server.limits),
+      ...(tls ? { tls: resolveTls(tls, configDir) } : {}),
+      ...(rateLimit ? { rateLimit: resolveRateLimit(rateLimit) } : {}),
     },
     plugins: plugins.map((spec) => (spec.startsWith('.') ? path.resolve(configDir, spec) : spec)),
     models: Object.fromEntries(Object.entries(models).map(([name, model]) => [name, normaliseModel(model, configDir)])),
     exporters: exporters.map((e) => namedEntry(e, 'exporter')),
     hooks: hooks.map((e) => namedEntry(e, 'hook')),
+    ...(auth ? { auth: resolveAuthConfig(auth, configDir) } : {}),
     configFile,
     configDir,
     sections,
@@ -87,8 +100,27 @@ function normalise(config: ValidConfig, configFile: string, configDir: string): 
   };
 }
 
+function resolveLimits(raw: ValidConfig['server']['limits']): LimitsConfig {
+  const { maxHeaderSize, requestTimeout, ...rest } = raw;
+  return { ...rest, maxHeaderSize: parseSize(maxHeaderSize, 'server.limits.maxHeaderSize'), requestTimeoutMs: parseDuration(requestTimeout, 'server.limits.requestTimeout') };
+}
+
+function resolveTls(tls: TlsConfig, configDir: string): TlsConfig {
+  return {
+    ...tls,
+    cert: path.resolve(configDir, tls.cert),
+    key: path.resolve(configDir, tls.key),
+    ...(tls.ca ? { ca: path.resolve(configDir, tls.ca) } : {}),
+  };
+}
+
+function resolveRateLimit(raw: NonNullable<ValidConfig['server']['rateLimit']>): RateLimitConfig {
+  const { timeWindow, ...rest } = raw;
+  return { ...rest, timeWindowMs: parseDuration(timeWindow, 'server.rateLimit.timeWindow') };
+}
+
 function normaliseModel(model: ValidModel, configDir: string): ModelConfig {
-  const { backend, path: single, versions, batching, instances, routing, warmup, preprocess, postprocess, ...options } = model;
+  const { backend, path: single, versions, batching, instances, routing, warmup, preprocess, postprocess, timeout, generation, ...options } = model;
   const { batcher: named, maxBatchSize, ...batchingOptions } = batching;
   // batching keys alone (Triton's habit: `maxQueueDelayMs: 2`) choose the dynamic batcher
   const batcher = named ?? (Object.keys(batchingOptions).length > 0 ? 'dynamic' : 'passthrough');
@@ -112,6 +144,8 @@ function normaliseModel(model: ValidModel, configDir: string): ModelConfig {
     warmup,
     preprocess: preprocess.map((e) => namedEntry(e, 'processor')),
     postprocess: postprocess.map((e) => namedEntry(e, 'processor')),
+    timeoutMs: parseDuration(timeout, 'timeout'),
+    generation: { ...generation },
     options,
   };
 }

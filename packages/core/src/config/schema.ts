@@ -11,10 +11,10 @@ export const MODEL_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]*$';
 export const VERSION_LABEL_PATTERN = '^[1-9][0-9]*$';
 
 /** Keys of a model section that the core owns; every other key is for the backend. */
-export const MODEL_CORE_KEYS = ['backend', 'path', 'versions', 'batching', 'instances', 'routing', 'warmup', 'preprocess', 'postprocess'] as const;
+export const MODEL_CORE_KEYS = ['backend', 'path', 'versions', 'batching', 'instances', 'routing', 'warmup', 'preprocess', 'postprocess', 'timeout', 'generation'] as const;
 
 /** Root keys the core owns; every other root key is a plugin's section. */
-export const ROOT_CORE_KEYS = ['$schema', 'server', 'plugins', 'models', 'exporters', 'hooks'] as const;
+export const ROOT_CORE_KEYS = ['$schema', 'server', 'plugins', 'models', 'exporters', 'hooks', 'auth'] as const;
 
 /**
  * One entry of a list of configured plugin objects (`preprocess`, `postprocess`, `exporters`,
@@ -68,6 +68,67 @@ const serverSchema: JSONSchema = {
       description: 'Largest accepted request body; larger requests get 413. Resolved to bytes.',
       examples: ['256MiB'],
     },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description:
+        'Bounds on what one request may ask of the server, checked before anything is allocated for it; each refusal is a 4xx whose message names the limit and its key (see docs/security.md, "Input limits"). The defaults never refuse a request `bodyLimit` lets through for PP-OCR or a batch of 64.',
+      properties: {
+        maxTensorElements: {
+          type: 'integer',
+          minimum: 1,
+          default: 134217728,
+          description:
+            'Most elements (product of the shape) one input tensor may have, on every protocol; larger gets 413 `TESSERA_E_INPUT_TOO_LARGE` before any tensor memory is allocated. Every single dim is bounded by it too, so `[1e15, 0]` is refused as well. Default 2^27.',
+          examples: [16777216],
+        },
+        maxRequestElements: {
+          type: 'integer',
+          minimum: 1,
+          default: 268435456,
+          description: 'Most elements all input tensors of one request may have together; larger gets 413 `TESSERA_E_INPUT_TOO_LARGE`. Default 2^28.',
+          examples: [33554432],
+        },
+        maxJsonDepth: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 10000,
+          default: 64,
+          description:
+            'Deepest nesting of arrays and objects in a JSON body (and in the JSON header of a binary inference request), checked before the body is parsed; deeper gets 400 `TESSERA_E_REQUEST_TOO_DEEP`. A tensor nested as arrays needs its rank plus one.',
+          examples: [32],
+        },
+        maxHeaderSize: {
+          type: ['integer', 'string'],
+          minimum: 1024,
+          format: SIZE_FORMAT,
+          default: '16KiB',
+          description:
+            "Largest request head (request line, URL and headers together; Node's `maxHeaderSize`); larger gets 431 `TESSERA_E_REQUEST_HEADERS_TOO_LARGE` and the connection is closed. Resolved to bytes. With `tls`, pass it to the HTTPS server as well.",
+          examples: ['32KiB'],
+        },
+        requestTimeout: durationSchema(
+          "How long a client may take to send a whole request (head and body; Node's `requestTimeout`): a client that stops mid-body gets 408 `TESSERA_E_REQUEST_TIMEOUT` and the connection is closed. `0` disables it. Checked about every quarter of the timeout (at most every 30s). Resolved to milliseconds as `server.limits.requestTimeoutMs`.",
+          '5m',
+          ['60s'],
+        ),
+        maxMessages: {
+          type: 'integer',
+          minimum: 1,
+          default: 4096,
+          description: 'Most `messages` one OpenAI chat completion request may carry; more gets 400 `TESSERA_E_REQUEST_INVALID` naming the field.',
+          examples: [1024],
+        },
+        maxChoices: {
+          type: 'integer',
+          minimum: 1,
+          default: 128,
+          description: 'Largest `n` (choices per prompt) and `best_of` of an OpenAI request; larger gets 400 `TESSERA_E_REQUEST_INVALID`.',
+          examples: [8],
+        },
+      },
+    },
     logLevel: {
       type: 'string',
       enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
@@ -101,6 +162,166 @@ const serverSchema: JSONSchema = {
       default: true,
       description: 'Whether a model that fails to load or warm up stops the server (`true`), or is reported as failed while the other models serve (`false`).',
       examples: [false],
+    },
+    trustProxy: {
+      type: ['boolean', 'string', 'integer'],
+      default: false,
+      description:
+        "Whether to take the client's address from `X-Forwarded-For` (rate limits per address, the access log): `false` (the socket's peer), `true` (trust every proxy), a hop count, or a comma-separated list of proxy addresses/CIDRs (fastify's `trustProxy`). Behind a Kubernetes Service or an ingress, set the ingress's address range.",
+      examples: ['10.0.0.0/8'],
+    },
+    tls: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['cert', 'key'],
+      description:
+        'Serve HTTPS on `port` instead of HTTP. With `ca`, every client must present a certificate signed by it (mutual TLS). PEM files; relative paths resolve against the config file\'s folder. The `metricsPort` listener stays plain HTTP.',
+      properties: {
+        cert: { type: 'string', minLength: 1, description: 'Server certificate chain (PEM).', examples: ['/etc/tessera/tls/tls.crt'] },
+        key: { type: 'string', minLength: 1, description: 'Private key of the certificate (PEM).', examples: ['/etc/tessera/tls/tls.key'] },
+        passphrase: { type: 'string', description: 'Passphrase of an encrypted `key` (usually `${ENV}`).', examples: ['${TLS_KEY_PASSPHRASE}'] },
+        ca: { type: 'string', minLength: 1, description: 'CA bundle (PEM) that client certificates must chain to; setting it requires a client certificate on every connection.', examples: ['/etc/tessera/tls/ca.crt'] },
+      },
+    },
+    rateLimit: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['max'],
+      description:
+        'Requests each client may send per `timeWindow` (@fastify/rate-limit), on every endpoint but health probes and metric scrapes; beyond it 429 `TESSERA_E_RATE_LIMITED` with `Retry-After`. A client is its API key or token (`auth`) when it sent one, else its address. A key\'s own `rateLimit` (`auth.apiKeys[].rateLimit`) overrides `max` and `timeWindow`.',
+      properties: {
+        max: { type: 'integer', minimum: 1, description: 'Requests per window and client.', examples: [600] },
+        timeWindow: durationSchema('The window the count runs over; it starts with the first request of a client.', '1m', ['10s']),
+        by: {
+          type: 'string',
+          enum: ['auto', 'ip'],
+          default: 'auto',
+          description: '`auto`: per credential when the request carried one (the principal of `auth`), else per client address; `ip`: per client address always.',
+          examples: ['ip'],
+        },
+        redis: {
+          type: 'string',
+          minLength: 1,
+          description:
+            'Share the counts between replicas through Redis (`redis://[:password@]host:port[/db]`, `rediss://` for TLS): every replica behind a Service then enforces one limit together. Without it each replica counts on its own.',
+          examples: ['redis://redis:6379', '${REDIS_URL}'],
+        },
+        redisNamespace: { type: 'string', minLength: 1, default: 'tessera-rate-limit-', description: 'Prefix of the Redis keys (servers sharing one prefix share counts).', examples: ['prod-tessera-'] },
+        onStoreError: {
+          type: 'string',
+          enum: ['allow', 'deny'],
+          default: 'allow',
+          description:
+            'When Redis cannot be reached: `allow` lets requests through uncounted (the limit fails open), `deny` answers 503 `TESSERA_E_RATE_LIMIT_UNAVAILABLE`. Either way the failure is logged (once per outage) and counted in `tessera_rate_limit_store_errors_total`.',
+          examples: ['deny'],
+        },
+      },
+    },
+  },
+};
+
+/** The scopes a credential can carry (`Scope` of security/principal.ts). */
+const AUTH_SCOPES = ['infer', 'admin', 'metrics'];
+
+/** JWT signature algorithms accepted (asymmetric only: a JWKS publishes public keys). */
+export const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+
+/** One API key: `auth.apiKeys[]`, and each entry of `auth.apiKeysFile`. */
+export const apiKeySchema: JSONSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['key'],
+  description: 'One API key.',
+  properties: {
+    name: {
+      type: 'string',
+      minLength: 1,
+      description: 'Who the key belongs to: the principal id in logs and the rate-limit key (default `key:` and the first 12 hex digits of the key\'s SHA-256). Unique.',
+      examples: ['app'],
+    },
+    key: { type: 'string', minLength: 1, description: 'The secret (at least 16 characters), usually `${ENV}`. Never logged, nor shown in config errors.', examples: ['${APP_KEY}'] },
+    scopes: {
+      type: 'array',
+      items: { type: 'string', enum: AUTH_SCOPES },
+      uniqueItems: true,
+      default: ['infer'],
+      description: 'What the key may do: `infer` (inference, generation, metadata), `admin` (repository, routing, plugin routes; also metadata), `metrics` (`/metrics` when `auth.metrics` is `protected`).',
+      examples: [['infer', 'admin']],
+    },
+    models: { type: 'array', items: { type: 'string', minLength: 1 }, uniqueItems: true, description: 'The models the key may use (default: every model); others answer 403.', examples: [['cls']] },
+    rateLimit: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['max'],
+      description: "This key's own limit, instead of `server.rateLimit`'s `max` and `timeWindow` (needs `server.rateLimit`).",
+      properties: {
+        max: { type: 'integer', minimum: 1, description: 'Requests per window.', examples: [100] },
+        timeWindow: durationSchema('The window the count runs over.', '1m', ['10s']),
+      },
+    },
+  },
+};
+
+const authSchema: JSONSchema = {
+  type: 'object',
+  additionalProperties: false,
+  description:
+    'Authentication, built into the core (docs/security.md): every request but health probes (and scrapes, unless `metrics` is `protected`) needs a credential, sent as `Authorization: Bearer <key or JWT>` or `x-api-key: <key>`; without one 401, without the scope or the model 403. Runs before every hook `hooks:` lists.',
+  properties: {
+    apiKeys: {
+      type: 'array',
+      default: [],
+      items: apiKeySchema,
+      description:
+        'API keys, each `{name, key, scopes, models?, rateLimit?}`: `key` the secret (16+ characters, usually `${ENV}`), `scopes` a list of `infer`, `admin`, `metrics` (default `[infer]`), `models` the models it may use (default all), `rateLimit: {max, timeWindow}` its own limit under `server.rateLimit`. Compared in constant time.',
+      examples: [[{ name: 'app', key: '${APP_KEY}', scopes: ['infer'], models: ['cls'] }, { name: 'ops', key: '${OPS_KEY}', scopes: ['infer', 'admin', 'metrics'] }]],
+    },
+    apiKeysFile: {
+      type: 'string',
+      minLength: 1,
+      description:
+        'A YAML or JSON file with more keys (a list like `apiKeys`, or `{apiKeys: [...]}`; `${VAR}` substituted), re-read when it changes, without a restart. A file that does not parse or validate keeps the previous keys (and is logged with its path); at start it stops the server. Relative to the config file\'s folder.',
+      examples: ['./keys.yaml', '/etc/tessera/keys/keys.yaml'],
+    },
+    jwt: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['jwks'],
+      description: 'Accept bearer JWTs (three base64url parts), verified with jose against a JWKS: signature, `exp`/`nbf`, `iss`, `aud`, algorithm.',
+      properties: {
+        jwks: {
+          type: 'string',
+          minLength: 1,
+          description:
+            'The signing keys: a JWKS URL (`https://issuer/.well-known/jwks.json`: cached, refetched when a token names an unknown `kid`, i.e. on key rotation) or a JWKS file (re-read when it changes; relative to the config file\'s folder).',
+          examples: ['https://login.example.com/.well-known/jwks.json', './jwks.json'],
+        },
+        issuer: { type: ['string', 'array'], items: { type: 'string' }, description: 'Required `iss` (one, or a list of accepted issuers).', examples: ['https://login.example.com/'] },
+        audience: { type: ['string', 'array'], items: { type: 'string' }, description: 'Required `aud` (one of these).', examples: ['tessera'] },
+        algorithms: {
+          type: 'array',
+          items: { type: 'string', enum: JWT_ALGORITHMS },
+          minItems: 1,
+          uniqueItems: true,
+          default: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+          description: 'Accepted signature algorithms (`alg`); `none` and HMAC never are.',
+          examples: [['RS256']],
+        },
+        clockTolerance: durationSchema('Leeway for `exp` and `nbf` (clock skew between the issuer and this server).', '30s', ['5s']),
+        requireExpiry: { type: 'boolean', default: true, description: 'Whether a token without `exp` is refused (a token that never expires cannot be revoked by waiting).', examples: [false] },
+        scopesClaim: { type: 'string', minLength: 1, default: 'scope', description: 'Claim with the scopes: a space-separated string (OAuth 2) or a list; values `infer`, `admin`, `metrics` (others ignored).', examples: ['scp'] },
+        modelsClaim: { type: 'string', minLength: 1, default: 'models', description: 'Claim with the models the token may use (a list, or a space-separated string); absent: every model.', examples: ['tessera_models'] },
+        cooldown: durationSchema('JWKS URL: least time between two fetches (a flood of unknown `kid`s does not hammer the issuer).', '30s', ['5s']),
+        cacheMaxAge: durationSchema('JWKS URL: how long fetched keys are trusted before they are fetched again.', '10m', ['1h']),
+        timeout: durationSchema('JWKS URL: how long one fetch may take; a token that needs a fetch that fails answers 503 `TESSERA_E_AUTH_UNAVAILABLE`.', '5s', ['2s']),
+      },
+    },
+    metrics: {
+      type: 'string',
+      enum: ['open', 'protected'],
+      default: 'open',
+      description: '`open`: `/metrics` needs no credential (scrapers inside the cluster); `protected`: it needs one with the `metrics` scope, on `port` and on `server.metricsPort`.',
+      examples: ['protected'],
     },
   },
 };
@@ -223,6 +444,34 @@ const modelSchema: JSONSchema = {
       description: 'Steps run on each request\'s outputs after inference, in order: e.g. turn scores into labels. The model is served with the outputs the last step produces.',
       examples: [['top-label']],
     },
+    timeout: durationSchema(
+      "Deadline of every request to this model, from its arrival to its answer; `0` = none. A request may lower it, never raise it, with `X-Request-Timeout`, `grpc-timeout` or `parameters.timeout`. Past it a request still queued gets 503 `TESSERA_E_QUEUE_TIMEOUT`; one whose work started gets 504 `TESSERA_E_REQUEST_DEADLINE_EXCEEDED` at the deadline (an execution already running is not interrupted, its result is dropped), a stream an error event (see docs/security.md, \"Overload and deadlines\").",
+      0,
+      ['30s', 2000],
+    ),
+    generation: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description:
+        'Admission of generations (OpenAI-compatible requests) per model version: at most `maxConcurrent` run at once, `maxQueued` more wait for a slot (first come, first served, until their deadline), the rest get 503 `TESSERA_E_QUEUE_FULL` with `Retry-After`. Tensor models ignore it.',
+      properties: {
+        maxConcurrent: {
+          type: 'integer',
+          minimum: 1,
+          default: 1024,
+          description: 'Generations in progress at once (from admission until the stream or response ended). Size it to what the engines behind the model run concurrently (vLLM: `--max-num-seqs` × replicas), plus their own waiting room.',
+          examples: [256],
+        },
+        maxQueued: {
+          type: 'integer',
+          minimum: 0,
+          default: 64,
+          description: 'Generations waiting for a slot when `maxConcurrent` run; `0`: refuse at once. A waiting request leaves at its deadline (503 `TESSERA_E_QUEUE_TIMEOUT`) or when its client goes away.',
+          examples: [0, 128],
+        },
+      },
+    },
   },
 };
 
@@ -261,6 +510,7 @@ export const configSchema: JSONSchema = {
       description: 'Request hooks (authentication, rate limits, audit) that plugins registered, in the order they run, for every endpoint and protocol alike.',
       examples: [[{ hook: 'static-token', tokens: ['${API_TOKEN}'] }]],
     },
+    auth: authSchema,
     models: {
       type: 'object',
       default: {},

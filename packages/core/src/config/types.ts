@@ -11,6 +11,8 @@ export interface TesseraConfig {
   exporters: NamedEntryConfig[];
   /** Request hooks, in the order they run. */
   hooks: NamedEntryConfig[];
+  /** Built-in authentication (`auth`); undefined: every endpoint is open. */
+  auth?: AuthConfig;
   /** Absolute path of the config file ('' when the config was given as an object). */
   configFile: string;
   /** Folder that relative paths resolve against. */
@@ -29,6 +31,8 @@ export interface ServerConfig {
   port: number;
   /** Largest accepted request body, bytes. */
   bodyLimit: number;
+  /** Bounds on one request (`server.limits`), resolved. */
+  limits: LimitsConfig;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** How long shutdown waits for in-flight requests before closing connections, ms. */
   shutdownGracePeriodMs: number;
@@ -38,6 +42,89 @@ export interface ServerConfig {
   metricsPort?: number;
   /** Absolute folder of the state store (`server.stateDir`). */
   stateDir: string;
+  /** Fastify's `trustProxy`: whether (and which) `X-Forwarded-For` to believe. */
+  trustProxy: boolean | string | number;
+  /** HTTPS (and mutual TLS with `ca`); absolute paths. */
+  tls?: TlsConfig;
+  /** Per-client request limits. */
+  rateLimit?: RateLimitConfig;
+}
+
+/** `server.limits`, resolved (sizes in bytes, durations in ms). */
+export interface LimitsConfig {
+  /** Most elements of one input tensor. */
+  maxTensorElements: number;
+  /** Most elements of all input tensors of one request together. */
+  maxRequestElements: number;
+  /** Deepest nesting of a JSON body. */
+  maxJsonDepth: number;
+  /** Largest request head, bytes (Node's `maxHeaderSize`). */
+  maxHeaderSize: number;
+  /** How long a client may take to send a whole request, ms (0: no limit). */
+  requestTimeoutMs: number;
+  /** Most `messages` of an OpenAI chat request. */
+  maxMessages: number;
+  /** Largest OpenAI `n` / `best_of`. */
+  maxChoices: number;
+}
+
+/** `server.tls`: PEM files (absolute paths). */
+export interface TlsConfig {
+  cert: string;
+  key: string;
+  passphrase?: string;
+  /** When set, clients must present a certificate signed by it. */
+  ca?: string;
+}
+
+/** `server.rateLimit`, resolved. */
+export interface RateLimitConfig {
+  max: number;
+  timeWindowMs: number;
+  by: 'auto' | 'ip';
+  redis?: string;
+  redisNamespace: string;
+  onStoreError: 'allow' | 'deny';
+}
+
+/** `auth`, resolved (durations in ms, paths absolute). */
+export interface AuthConfig {
+  apiKeys: ApiKeyConfig[];
+  /** Absolute path of the keys file, re-read when it changes. */
+  apiKeysFile?: string;
+  jwt?: JwtConfig;
+  /** `protected`: `/metrics` needs the `metrics` scope. */
+  metrics: 'open' | 'protected';
+}
+
+/** One API key of `auth.apiKeys` (or of the keys file), resolved. */
+export interface ApiKeyConfig {
+  name?: string;
+  /** The secret. */
+  key: string;
+  scopes: ('infer' | 'admin' | 'metrics')[];
+  /** The models it may use; undefined: every model. */
+  models?: string[];
+  rateLimit?: { max: number; timeWindowMs: number };
+}
+
+/** `auth.jwt`, resolved. */
+export interface JwtConfig {
+  /** A JWKS URL (`http(s)://`), or the absolute path of a JWKS file. */
+  jwks: string;
+  issuer?: string | string[];
+  audience?: string | string[];
+  algorithms: string[];
+  clockToleranceMs: number;
+  requireExpiry: boolean;
+  scopesClaim: string;
+  modelsClaim: string;
+  /** JWKS URL: least time between fetches, ms. */
+  cooldownMs: number;
+  /** JWKS URL: how long fetched keys are trusted, ms. */
+  cacheMaxAgeMs: number;
+  /** JWKS URL: fetch timeout, ms. */
+  timeoutMs: number;
 }
 
 /** A configured plugin object of a list (`preprocess`, `exporters`, `hooks`): its name and options. */
@@ -64,8 +151,20 @@ export interface ModelConfig {
   preprocess: NamedEntryConfig[];
   /** Processors run on each request's outputs, in order. */
   postprocess: NamedEntryConfig[];
+  /** Deadline of every request to the model from its arrival, ms (`timeout`); 0 = none. */
+  timeoutMs: number;
+  /** Admission of generations per version (`generation`). */
+  generation: GenerationLimits;
   /** Every other key of the model section, for the backend (validated by its `modelConfigSchema`). */
   options: Record<string, unknown>;
+}
+
+/** `models.<name>.generation`: how many generations a version runs and queues. */
+export interface GenerationLimits {
+  /** Generations in progress at once. Default 1024. */
+  maxConcurrent: number;
+  /** Generations waiting for a slot; more get 503 TESSERA_E_QUEUE_FULL. Default 64. */
+  maxQueued: number;
 }
 
 export interface ModelVersionConfig {
@@ -104,11 +203,23 @@ export interface ServerConfigInput {
   host?: string;
   port?: number | string;
   bodyLimit?: SizeInput;
+  limits?: {
+    maxTensorElements?: number | string;
+    maxRequestElements?: number | string;
+    maxJsonDepth?: number | string;
+    maxHeaderSize?: SizeInput;
+    requestTimeout?: DurationInput;
+    maxMessages?: number | string;
+    maxChoices?: number | string;
+  };
   logLevel?: ServerConfig['logLevel'];
   shutdownGracePeriod?: DurationInput;
   exitOnModelError?: boolean | string;
   metricsPort?: number | string;
   stateDir?: string;
+  trustProxy?: boolean | string | number;
+  tls?: { cert: string; key: string; passphrase?: string; ca?: string };
+  rateLimit?: { max: number | string; timeWindow?: DurationInput; by?: 'auto' | 'ip'; redis?: string; redisNamespace?: string; onStoreError?: 'allow' | 'deny' };
 }
 
 /** One entry of a model's `versions` as written: a path and backend-specific overrides. */
@@ -128,7 +239,38 @@ export interface ModelConfigInput {
   warmup?: boolean | string;
   preprocess?: (string | { processor: string; [option: string]: unknown })[];
   postprocess?: (string | { processor: string; [option: string]: unknown })[];
+  timeout?: DurationInput;
+  generation?: { maxConcurrent?: number | string; maxQueued?: number | string };
   [option: string]: unknown;
+}
+
+/** One API key as written (`auth.apiKeys[]`, or an entry of the keys file). */
+export interface ApiKeyConfigInput {
+  name?: string;
+  key: string;
+  scopes?: ('infer' | 'admin' | 'metrics')[] | string;
+  models?: string[] | string;
+  rateLimit?: { max: number | string; timeWindow?: DurationInput };
+}
+
+/** The `auth` section as written. */
+export interface AuthConfigInput {
+  apiKeys?: ApiKeyConfigInput[];
+  apiKeysFile?: string;
+  jwt?: {
+    jwks: string;
+    issuer?: string | string[];
+    audience?: string | string[];
+    algorithms?: string[] | string;
+    clockTolerance?: DurationInput;
+    requireExpiry?: boolean | string;
+    scopesClaim?: string;
+    modelsClaim?: string;
+    cooldown?: DurationInput;
+    cacheMaxAge?: DurationInput;
+    timeout?: DurationInput;
+  };
+  metrics?: 'open' | 'protected';
 }
 
 /** A config file's content. Root keys not listed are plugin sections. */
@@ -139,6 +281,7 @@ export interface TesseraConfigInput {
   models?: Record<string, ModelConfigInput>;
   exporters?: (string | { exporter: string; [option: string]: unknown })[];
   hooks?: (string | { hook: string; [option: string]: unknown })[];
+  auth?: AuthConfigInput;
   [section: string]: unknown;
 }
 

@@ -1,6 +1,7 @@
 import type { Context } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { ServingEvents } from './events.js';
+import type { MetricRegistrar } from './metrics.js';
 import type { Tensor, TensorSpec } from './tensor.js';
 
 /** What a loaded model version declares about itself (OIP v2 model metadata, plus batching). */
@@ -50,6 +51,11 @@ export interface LoadContext {
   signal: AbortSignal;
   /** The serving events, for backends that report their own telemetry (e.g. upstream health). */
   events: ServingEvents;
+  /**
+   * The server's metric registry, for a backend's own series (e.g. worker restarts); served on
+   * `/metrics`. Absent where no server runs (a backend loaded alone, in a test).
+   */
+  metrics?: MetricRegistrar;
 }
 
 /**
@@ -165,6 +171,11 @@ export interface ModelInstance {
   warmup?(): Promise<void>;
   /** Whether the instance can serve now (for remote replicas); absent means always. */
   ready?(): Promise<boolean>;
+  /**
+   * Why the instance cannot serve now, in a few words (`restarting: …`), while `ready()` answers
+   * false; shown in the readiness answers (`/v2/health/ready`, `/v2/models/{m}/ready`).
+   */
+  readonly notReadyReason?: string | undefined;
   /**
    * Request headers (lower-case names) this instance needs from each request: the core copies
    * them, when the client sent them, into `GenerateRequest.headers` / `InferenceRequest.headers`.

@@ -58,7 +58,19 @@ function framing(message: string): TesseraError {
 }
 
 function shapeText(shape: readonly number[]): string {
-  return `[${shape.join(', ')}]`;
+  return shape.length > 8 ? `[${shape.slice(0, 8).join(', ')}, … (rank ${shape.length})]` : `[${shape.join(', ')}]`;
+}
+
+/** A client's value in a message: primitives as JSON (cut at 40 characters), containers by kind (never walked: they may nest deeply). */
+function shownValue(value: unknown): string {
+  if (value === null || typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (typeof value === 'string') return JSON.stringify(value.slice(0, 40));
+  return Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : typeof value;
+}
+
+/** An input's name for a message (its index when it has none; cut at 100 characters). */
+function label(name: unknown, index: number): string {
+  return typeof name === 'string' ? name.slice(0, 100) : String(index);
 }
 
 /**
@@ -78,19 +90,25 @@ export function parseInferenceHeaderLength(value: string | string[] | undefined,
   return length;
 }
 
+/** JSON.parse of UTF-8 bytes. */
+const parseUtf8Json = (bytes: Buffer): unknown => JSON.parse(bytes.toString('utf8'));
+
 /**
- * Parses the JSON header: the first `headerLength` bytes of `body`. `parseJson` defaults to
- * JSON.parse (the server passes its prototype-poisoning-safe parser). Only the framing is checked
- * here (an object with an `inputs` array); the full structure is the caller's (the OIP v2 schema).
+ * Parses the JSON header: the first `headerLength` bytes of `body`. `parseJson` (given the bytes)
+ * defaults to JSON.parse; the server passes its own parser (UTF-8, the depth limit, prototype-
+ * poisoning checks), whose refusals with a code of their own (e.g. `TESSERA_E_REQUEST_TOO_DEEP`)
+ * pass through. Only the framing is checked here (an object with an `inputs` array); the full
+ * structure is the caller's (the OIP v2 schema).
  */
-export function parseBinaryHeader(body: Buffer, headerLength: number, parseJson: (text: string) => unknown = JSON.parse): BinaryInferRequestHeader {
+export function parseBinaryHeader(body: Buffer, headerLength: number, parseJson: (bytes: Buffer) => unknown = parseUtf8Json): BinaryInferRequestHeader {
   if (!Number.isSafeInteger(headerLength) || headerLength < 1 || headerLength > body.length) {
     throw framing(`the JSON header length ${headerLength} is outside the body (1…${body.length} bytes)`);
   }
   let header: unknown;
   try {
-    header = parseJson(body.toString('utf8', 0, headerLength));
+    header = parseJson(body.subarray(0, headerLength));
   } catch (err) {
+    if (err instanceof TesseraError && err.code !== 'TESSERA_E_REQUEST_INVALID') throw err;
     throw new TesseraError(
       'TESSERA_E_REQUEST_BINARY',
       `the first ${headerLength} bytes of the body (Inference-Header-Content-Length) are not a JSON object: ${err instanceof Error ? err.message : String(err)}`,
@@ -105,11 +123,12 @@ export function parseBinaryHeader(body: Buffer, headerLength: number, parseJson:
 
 /** The `binary_data_size` an input declares, or undefined when it has none. */
 export function binaryDataSize(input: BinaryHeaderInput, index = 0): number | undefined {
+  if (typeof input !== 'object' || input === null) return undefined;
   const params = input.parameters;
   if (params === undefined || params === null || typeof params !== 'object' || !('binary_data_size' in params)) return undefined;
   const size = params['binary_data_size'];
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
-    throw framing(`input '${String(input.name ?? index)}': parameters.binary_data_size must be a non-negative integer, got ${JSON.stringify(size)?.slice(0, 40)}`);
+    throw framing(`input '${label(input.name, index)}': parameters.binary_data_size must be a non-negative integer, got ${shownValue(size)}`);
   }
   return size;
 }
@@ -132,14 +151,14 @@ export function splitBinaryInputs(header: BinaryInferRequestHeader, tail: Buffer
       continue;
     }
     if (input.data !== undefined) {
-      throw framing(`input '${input.name}' has both data and parameters.binary_data_size; send one of them`);
+      throw framing(`input '${label(input.name, i)}' has both data and parameters.binary_data_size; send one of them`);
     }
     const left = tail.length - offset;
     if (size > left) {
       throw framing(
         headerPresent
-          ? `input '${input.name}': binary_data_size is ${size} but only ${left} bytes remain after the JSON header and the inputs before it`
-          : `input '${input.name}': binary_data_size is ${size} but the request has no binary part; send the Inference-Header-Content-Length header with the length of the JSON header`,
+          ? `input '${label(input.name, i)}': binary_data_size is ${size} but only ${left} bytes remain after the JSON header and the inputs before it`
+          : `input '${label(input.name, i)}': binary_data_size is ${size} but the request has no binary part; send the Inference-Header-Content-Length header with the length of the JSON header`,
       );
     }
     blobs[i] = tail.subarray(offset, offset + size);
@@ -156,7 +175,7 @@ export function splitBinaryInputs(header: BinaryInferRequestHeader, tail: Buffer
  * `Inference-Header-Content-Length`) and each input's bytes. Decode an input's bytes with
  * `decodeBinaryTensor` once its datatype and shape are checked against the model.
  */
-export function parseBinaryInferRequest(body: Buffer, headerLength: number, parseJson?: (text: string) => unknown): ParsedBinaryInferRequest {
+export function parseBinaryInferRequest(body: Buffer, headerLength: number, parseJson?: (bytes: Buffer) => unknown): ParsedBinaryInferRequest {
   const header = parseBinaryHeader(body, headerLength, parseJson);
   if (!Array.isArray(header.inputs)) throw framing('the JSON header has no inputs array');
   return { header, blobs: splitBinaryInputs(header, body.subarray(headerLength)) };
@@ -176,6 +195,23 @@ export function alignBinaryTail(body: Buffer, headerLength: number): Buffer {
   const start = headerLength - shift;
   body.copyWithin(start, headerLength);
   return body.subarray(start, start + length);
+}
+
+/**
+ * The element count of `shape`, whose dims must be non-negative safe integers (a 400
+ * `TESSERA_E_INPUT_SHAPE` otherwise: `[-1, 0]` has "0 elements" too). The decoders check it
+ * themselves rather than trust that their caller did.
+ */
+export function checkedElementCount(shape: readonly number[], label = 'tensor'): number {
+  let count = 1;
+  for (let i = 0; i < shape.length; i++) {
+    const d = shape[i];
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
+      throw new TesseraError('TESSERA_E_INPUT_SHAPE', `${label}: dim ${i} of the shape is ${shownValue(d)}; dims are non-negative integers`);
+    }
+    count *= d;
+  }
+  return count;
 }
 
 /** The byte size of a fixed-size tensor, or undefined for BYTES. */
@@ -199,10 +235,10 @@ function swapped(bytes: Buffer, size: number): Buffer {
  * exactly, number the shape's product and be valid UTF-8 (Tessera's BYTES tensors hold strings).
  */
 export function decodeBinaryTensor(datatype: DataType, shape: readonly number[], bytes: Buffer, label = 'tensor'): TensorData {
-  if (datatype === 'BYTES') return decodeBytesElements(bytes, shapeSize(shape), label);
+  if (datatype === 'BYTES') return decodeBytesElements(bytes, checkedElementCount(shape, label), label);
   const Ctor = typedArrayConstructor(datatype) as unknown as { new (buffer: ArrayBufferLike, byteOffset: number, length: number): TypedArray; new (length: number): TypedArray; BYTES_PER_ELEMENT: number };
   const size = Ctor.BYTES_PER_ELEMENT;
-  const count = shapeSize(shape);
+  const count = checkedElementCount(shape, label);
   if (bytes.length !== count * size) {
     throw framing(`${label}: binary_data_size is ${bytes.length} but shape ${shapeText(shape)} of ${datatype} needs ${count * size} bytes (${count} × ${size})`);
   }

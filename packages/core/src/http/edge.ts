@@ -13,6 +13,11 @@ export interface EdgeOptions {
   /** Whether a tracing SDK is registered (checked once at start). */
   tracing: boolean;
   bodyLimit: number;
+  /**
+   * Whether the server is draining: every answer then carries `Connection: close` (keep-alive
+   * clients move to another replica), and new requests other than probes and scrapes get 503.
+   */
+  draining: () => boolean;
   /** A request arrived / was answered: the server's in-flight count (drain waits for it). */
   arrived: () => void;
   answered: () => void;
@@ -90,10 +95,23 @@ export function installEdge(app: FastifyInstance, options: EdgeOptions): void {
     // a hijacked one (server-sent events) no onResponse: `close` always comes, once.
     const res = reply.raw;
     res.once('close', () => finish(request, res.writableFinished ? res.statusCode : 499, performance.now() - started));
+    if (options.draining()) {
+      void reply.header('connection', 'close');
+      if (endpoint !== 'health' && endpoint !== 'metrics') throw new TesseraError('TESSERA_E_SERVER_DRAINING', 'the server is shutting down; retry on another replica', { headers: DRAINING_HEADERS });
+    }
     if (pipeline.admits) {
       await pipeline.admit(req);
       if (req.responseHeaders) void reply.headers(req.responseHeaders);
     }
+    // deadline headers, and a full queue of the model the URL names: refused before the body is read
+    if (endpoint === 'infer') pipeline.screen(req);
+  });
+  // answers sent while draining close their connection, also those of requests that arrived
+  // before: a keep-alive client then reconnects (to another replica) instead of reusing a
+  // connection the server is about to close under it
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (options.draining()) void reply.header('connection', 'close');
+    done(null, payload);
   });
   app.addHook('onResponse', async (request, reply) => {
     finish(request, request.tessera?.clientLeft ? 499 : reply.statusCode, reply.elapsedTime);
@@ -113,6 +131,8 @@ export function installEdge(app: FastifyInstance, options: EdgeOptions): void {
     return openAIShaped(path) ? sendOpenAIError(request, reply, err) : sendError(request, reply, err);
   });
 }
+
+const DRAINING_HEADERS = { 'retry-after': '1', connection: 'close' };
 
 /** OpenAI clients parse errors under /v1 in OpenAI's shape; /v1/predict and /v1/routing are Tessera's own. */
 function openAIShaped(path: string): boolean {

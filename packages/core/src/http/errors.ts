@@ -12,6 +12,18 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_VALIDATION: 'TESSERA_E_REQUEST_INVALID',
 };
 
+/** A fastify (or plugin) error without a known code, by its 4xx status. */
+const STATUS_CODES: Record<number, ErrorCode> = {
+  408: 'TESSERA_E_REQUEST_TIMEOUT',
+  413: 'TESSERA_E_REQUEST_TOO_LARGE',
+  414: 'TESSERA_E_REQUEST_URL_TOO_LONG',
+  415: 'TESSERA_E_REQUEST_MEDIA_TYPE',
+  431: 'TESSERA_E_REQUEST_HEADERS_TOO_LARGE',
+};
+
+/** secure-json-parse's refusal of `__proto__` / `constructor.prototype` keys. */
+const PROTO_POISONING = /forbidden prototype property/i;
+
 /** Normalises anything thrown on the request path into a TesseraError (once, at the HTTP edge). */
 export function toTesseraError(err: unknown, bodyLimit?: number): TesseraError {
   if (isTesseraError(err)) return err;
@@ -19,8 +31,15 @@ export function toTesseraError(err: unknown, bodyLimit?: number): TesseraError {
   const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
   if (mapped) return new TesseraError(mapped, requestMessage(fe, bodyLimit), { cause: err });
   if (fe.validation) return new TesseraError('TESSERA_E_REQUEST_INVALID', requestMessage(fe), { cause: err });
-  if (err instanceof SyntaxError || (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500)) {
-    return new TesseraError('TESSERA_E_REQUEST_INVALID', `invalid request: ${fe.message ?? String(err)}`, { cause: err, status: fe.statusCode ?? 400 });
+  if (err instanceof SyntaxError && PROTO_POISONING.test(err.message)) {
+    return new TesseraError('TESSERA_E_REQUEST_INVALID', 'the JSON body has a `__proto__` or `constructor.prototype` key; such keys are refused (prototype pollution)', { cause: err });
+  }
+  const status = fe.statusCode;
+  if (err instanceof SyntaxError || (status !== undefined && status >= 400 && status < 500)) {
+    const byStatus = status !== undefined ? STATUS_CODES[status] : undefined;
+    if (byStatus) return new TesseraError(byStatus, `invalid request: ${fe.message ?? String(err)}`, { cause: err });
+    // other 4xx statuses (a plugin's) are kept: the status is the data here
+    return new TesseraError('TESSERA_E_REQUEST_INVALID', `invalid request: ${fe.message ?? String(err)}`, { cause: err, ...(status !== undefined && status !== 400 ? { status } : {}) });
   }
   return new TesseraError('TESSERA_E_SERVER_INTERNAL', 'internal error', { cause: err });
 }
@@ -29,8 +48,12 @@ function requestMessage(fe: Partial<FastifyError>, bodyLimit?: number): string {
   const msg = fe.message ?? 'invalid request';
   if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return `request body is larger than server.bodyLimit (${bodyLimit ?? '?'} bytes); send less per request or raise the limit`;
   if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return `${msg}; send application/json`;
+  if (fe.validation) {
+    // ajv's message leaves out which property was unexpected
+    const extra = (fe.validation[0]?.params as { additionalProperty?: unknown } | undefined)?.additionalProperty;
+    return `invalid request: ${msg}${typeof extra === 'string' ? ` ('${extra.slice(0, 100)}')` : ''}`;
+  }
   if (fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || fe.code === undefined) return `request body is not valid JSON: ${msg}`;
-  if (fe.validation) return `invalid request: ${msg}`;
   return msg;
 }
 

@@ -1,7 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { errorCodes } from 'fastify';
+import type { LimitsConfig } from '../config/types.js';
 import { TesseraError } from '../errors.js';
 import { INFERENCE_HEADER_CONTENT_LENGTH, alignBinaryTail, parseBinaryHeader, parseInferenceHeaderLength } from './binary-codec.js';
+import { jsonBodyParser } from './limits.js';
 
 /**
  * An inference request body as the parsers leave it for the OIP v2 adapter: JSON (a parsed value,
@@ -59,30 +61,11 @@ function readBody(request: FastifyRequest, payload: NodeJS.ReadableStream & { re
  * without a content type are JSON; text/plain stays a string (and fails the schema) and any other
  * type is a 415.
  */
-export function installInferParsers(scope: FastifyInstance, app: FastifyInstance): void {
-  const defaultJson = scope.getDefaultJsonParser(app.initialConfig.onProtoPoisoning ?? 'error', app.initialConfig.onConstructorPoisoning ?? 'error') as (
-    request: FastifyRequest,
-    body: string,
-    done: (err: Error | null, value?: unknown) => void,
-  ) => void;
-  // fastify's own JSON parser: prototype-poisoning checks included
-  const parseJson = (request: FastifyRequest, text: string): unknown => {
-    const out: { error: Error | null; value?: unknown } = { error: null };
-    defaultJson(request, text, (err, value) => {
-      out.error = err;
-      out.value = value;
-    });
-    if (out.error) throw out.error;
-    return out.value;
-  };
-  const parseHeader = (request: FastifyRequest) => (text: string): unknown => {
-    try {
-      return parseJson(request, text);
-    } catch (err) {
-      JSON.parse(text); // a SyntaxError that says where the header stops being JSON
-      throw err; // valid JSON refused by the prototype-poisoning check
-    }
-  };
+export function installInferParsers(scope: FastifyInstance, app: FastifyInstance, limits: Pick<LimitsConfig, 'maxJsonDepth'>): void {
+  // the server's JSON parser: UTF-8, the depth limit and fastify's prototype-poisoning checks
+  const parseJsonBody = jsonBodyParser(app, limits);
+  const parseJson = (request: FastifyRequest, body: Buffer): unknown => parseJsonBody(request, body);
+  const parseHeader = (request: FastifyRequest) => (text: Buffer): unknown => parseJsonBody(request, text, 'the JSON header');
   /** A binary body, or undefined when the request has no Inference-Header-Content-Length. */
   const parseBinary = (request: FastifyRequest, body: Buffer): InferBody | undefined => {
     const headerLength = parseInferenceHeaderLength(request.headers[INFERENCE_HEADER_CONTENT_LENGTH], body.length);
@@ -95,9 +78,17 @@ export function installInferParsers(scope: FastifyInstance, app: FastifyInstance
   const unsupported = (): TesseraError =>
     new TesseraError('TESSERA_E_REQUEST_MEDIA_TYPE', 'Unsupported Media Type; send application/json, or binary tensor data with the Inference-Header-Content-Length header');
 
+  // fastify calls no parser for a body-less request without a content type (Content-Length: 0)
+  scope.addHook('preValidation', async (request) => {
+    if (request.body === undefined || request.body === null) {
+      throw new TesseraError('TESSERA_E_REQUEST_INVALID', 'invalid request: the inference request has no body; send an OIP v2 JSON body, or binary tensor data with Inference-Header-Content-Length');
+    }
+  });
+  // the server's own application/json parser (installJsonBodyParser) is inherited: this scope's replaces it
+  if (scope.hasContentTypeParser('application/json')) scope.removeContentTypeParser('application/json');
   scope.addContentTypeParser(['application/json', 'application/octet-stream'], { parseAs: 'buffer' }, (request, body: Buffer, done) => {
     try {
-      done(null, parseBinary(request, body) ?? { kind: 'json', value: parseJson(request, body.toString('utf8')) });
+      done(null, parseBinary(request, body) ?? { kind: 'json', value: parseJson(request, body) });
     } catch (err) {
       done(err as Error, undefined);
     }
@@ -114,6 +105,6 @@ export function installInferParsers(scope: FastifyInstance, app: FastifyInstance
     const untyped = request.headers['content-type'] === undefined;
     if (!binary && !untyped) throw unsupported();
     const body = await readBody(request, payload);
-    return parseBinary(request, body) ?? { kind: 'json', value: parseJson(request, body.toString('utf8')) };
+    return parseBinary(request, body) ?? { kind: 'json', value: parseJson(request, body) };
   });
 }

@@ -1,6 +1,7 @@
 import type { DataType, Tensor, TypedArray } from '../contracts/tensor.js';
-import { allocateTensorData, halfToNumber, numberToHalf, shapeSize } from '../contracts/tensor.js';
+import { allocateTensorData, halfToNumber, numberToHalf } from '../contracts/tensor.js';
 import { TesseraError } from '../errors.js';
+import { checkedElementCount } from './binary-codec.js';
 
 /**
  * Converts OIP v2 JSON `data` (flattened or nested, row-major) into typed arrays and back.
@@ -22,15 +23,31 @@ const BIGINT_RANGES = {
   UINT64: [0n, 2n ** 64n - 1n],
 } as const;
 
-/** Flattens arbitrarily nested arrays into `out`, in row-major order. */
-function flattenInto(value: unknown, out: unknown[]): void {
-  if (Array.isArray(value)) {
-    for (const v of value) {
-      if (Array.isArray(v)) flattenInto(v, out);
-      else out.push(v);
+/**
+ * Flattens nested arrays into `out`, in row-major order, with an explicit stack: no recursion, so
+ * no nesting depth overflows the call stack (the HTTP parsers bound the depth; callers in code may
+ * not). Stops with a 400 once more than `max` elements came out, before copying the rest.
+ */
+function flattenInto(value: unknown[], out: unknown[], max: number, name: string): void {
+  const arrays: unknown[][] = [value];
+  const positions: number[] = [0];
+  while (arrays.length > 0) {
+    const top = arrays.length - 1;
+    const array = arrays[top]!;
+    const i = positions[top]!;
+    if (i === array.length) {
+      arrays.pop();
+      positions.pop();
+      continue;
     }
-  } else {
-    out.push(value);
+    positions[top] = i + 1;
+    const v = array[i];
+    if (Array.isArray(v)) {
+      arrays.push(v);
+      positions.push(0);
+    } else if (out.push(v) > max) {
+      throw new TesseraError('TESSERA_E_INPUT_DATA', `input '${name}': data has more than the ${max} elements its shape needs`);
+    }
   }
 }
 
@@ -41,12 +58,15 @@ function isNested(data: unknown[]): boolean {
 
 const SPECIAL_FLOATS: Record<string, number> = { NaN: Number.NaN, Infinity: Number.POSITIVE_INFINITY, '-Infinity': Number.NEGATIVE_INFINITY };
 
+/** A client's value in a message: primitives as JSON (cut at 40 characters), containers by kind (never walked: they may nest deeply). */
+function shown(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.slice(0, 40));
+  if (value === null || typeof value !== 'object') return String(value);
+  return Array.isArray(value) ? 'an array' : 'an object';
+}
+
 function bad(input: string, index: number, value: unknown, expected: string): TesseraError {
-  const shown = JSON.stringify(value);
-  return new TesseraError(
-    'TESSERA_E_INPUT_DATA',
-    `input '${input}': data[${index}] is ${shown === undefined ? String(value) : shown.slice(0, 40)}; expected ${expected}`,
-  );
+  return new TesseraError('TESSERA_E_INPUT_DATA', `input '${input}': data[${index}] is ${shown(value)}; expected ${expected}`);
 }
 
 /**
@@ -57,16 +77,16 @@ export function decodeJsonData(name: string, datatype: DataType, shape: number[]
   if (!Array.isArray(data)) {
     throw new TesseraError('TESSERA_E_INPUT_DATA', `input '${name}': data must be an array (flattened or nested, row-major)`);
   }
+  const count = checkedElementCount(shape, `input '${name}'`);
   let flat: unknown[] = data;
   if (isNested(data)) {
     flat = [];
-    flattenInto(data, flat);
+    flattenInto(data, flat, count, name);
   }
-  const count = shapeSize(shape);
   if (flat.length !== count) {
     throw new TesseraError(
       'TESSERA_E_INPUT_DATA',
-      `input '${name}': shape [${shape.join(', ')}] needs ${count} elements but data has ${flat.length}`,
+      `input '${name}': shape [${shape.length > 8 ? `${shape.slice(0, 8).join(', ')}, …` : shape.join(', ')}] needs ${count} elements but data has ${flat.length}`,
     );
   }
   const out = allocateTensorData(datatype, count);
@@ -94,7 +114,7 @@ export function decodeJsonData(name: string, datatype: DataType, shape: number[]
       const halves = out as Uint16Array;
       for (let i = 0; i < count; i++) {
         let v = flat[i];
-        if (typeof v === 'string' && v in SPECIAL_FLOATS) v = SPECIAL_FLOATS[v];
+        if (typeof v === 'string' && Object.hasOwn(SPECIAL_FLOATS, v)) v = SPECIAL_FLOATS[v];
         if (typeof v !== 'number') throw bad(name, i, v, 'a number (FP16)');
         halves[i] = numberToHalf(v);
       }
@@ -105,7 +125,7 @@ export function decodeJsonData(name: string, datatype: DataType, shape: number[]
       const floats = out as Float32Array | Float64Array;
       for (let i = 0; i < count; i++) {
         let v = flat[i];
-        if (typeof v === 'string' && v in SPECIAL_FLOATS) v = SPECIAL_FLOATS[v];
+        if (typeof v === 'string' && Object.hasOwn(SPECIAL_FLOATS, v)) v = SPECIAL_FLOATS[v];
         if (typeof v !== 'number') throw bad(name, i, v, `a number (${datatype})`);
         floats[i] = v;
       }
@@ -119,7 +139,8 @@ export function decodeJsonData(name: string, datatype: DataType, shape: number[]
         const v = flat[i];
         let b: bigint;
         if (typeof v === 'number' && Number.isInteger(v)) b = BigInt(v);
-        else if (typeof v === 'string' && /^-?\d+$/.test(v)) b = BigInt(v);
+        // at most 20 digits (2^64 has 20): a longer string is out of range, and BigInt() of a megabyte of digits takes seconds
+        else if (typeof v === 'string' && /^-?\d{1,20}$/.test(v)) b = BigInt(v);
         else throw bad(name, i, v, `an integer (${datatype}; use a decimal string beyond 2^53)`);
         if (b < lo || b > hi) throw bad(name, i, v, `an integer in [${lo}, ${hi}] (${datatype})`);
         big[i] = b;

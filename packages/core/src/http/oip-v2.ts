@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { LimitsConfig } from '../config/types.js';
 import type { TensorSpec } from '../contracts/tensor.js';
 import { TesseraError } from '../errors.js';
 import type { ServingPipeline } from '../pipeline/serving-pipeline.js';
@@ -8,6 +9,7 @@ import { decodeRawBinaryRequest, splitBinaryInputs } from './binary-codec.js';
 import { sendError, toTesseraError } from './errors.js';
 import type { InferBody } from './infer-body.js';
 import { installInferParsers } from './infer-body.js';
+import { DEFAULT_LIMITS } from './limits.js';
 import { binaryOutputChoice, encodeInferResponseParts, sendInferResponse } from './infer-response.js';
 import type { JsonInferRequest } from './infer-schema.js';
 import { checkInferRequest } from './infer-schema.js';
@@ -21,6 +23,8 @@ export interface OipDeps {
   extensions: string[];
   /** True while the server admits requests (false while starting up and draining). */
   accepting: () => boolean;
+  /** `server.limits` (the JSON depth of bodies and binary headers); default `DEFAULT_LIMITS`. */
+  limits?: Pick<LimitsConfig, 'maxJsonDepth'>;
 }
 
 interface ModelParams {
@@ -71,9 +75,13 @@ export function registerOipV2(app: FastifyInstance, deps: OipDeps): void {
 
   app.get('/v2/health/live', health, async (_req, reply) => reply.send({ live: true }));
 
+  // 503 says why: the server not accepting (starting, draining), and every version that cannot serve
+  // (failed, loading, restarting, …) with its state and reason; 200 stays `{ready: true}`
   app.get('/v2/health/ready', health, async (_req, reply) => {
-    const ready = deps.accepting() && (await registry.serving());
-    return reply.code(ready ? 200 : 503).send({ ready });
+    const accepting = deps.accepting();
+    const models = await registry.notServing();
+    if (accepting && models.length === 0) return reply.code(200).send({ ready: true });
+    return reply.code(503).send({ ready: false, ...(accepting ? {} : { reason: 'the server is not accepting requests (starting up or draining)' }), models });
   });
 
   app.get('/v2', metadataRoute, async (_req, reply) => reply.send({ name: deps.serverName, version: deps.serverVersion, extensions: deps.extensions }));
@@ -87,7 +95,11 @@ export function registerOipV2(app: FastifyInstance, deps: OipDeps): void {
       if (!v || !v.metadata) {
         throw new TesseraError('TESSERA_E_MODEL_NOT_READY', `model '${entry.name}'${v ? ` version ${v.version}` : ''} has no metadata yet (state: ${v?.state ?? 'none'}${v?.reason ? `: ${v.reason}` : ''})`);
       }
-      return reply.send(modelMetadataBody(entry, v));
+      const body = modelMetadataBody(entry, v);
+      // a loaded version whose instances cannot serve now (e.g. restarting) says so
+      const availability = v.ready ? await v.availability() : { serving: false };
+      if (v.ready && !availability.serving) Object.assign(body['parameters'] as object, { serving: false, reason: availability.reason });
+      return reply.send(body);
     } catch (err) {
       return sendError(request, reply, toTesseraError(err));
     }
@@ -102,15 +114,17 @@ export function registerOipV2(app: FastifyInstance, deps: OipDeps): void {
       if (request.params.version !== undefined) {
         const v = registry.requireVersion(entry, request.params.version);
         request.tessera.version = v.version;
-        const serving = await v.serving();
-        const reason = v.reason ?? (v.ready && !serving ? 'loaded, but its instances cannot serve now (e.g. no healthy upstream replica)' : undefined);
+        const { serving, reason: why } = await v.availability();
+        const reason = v.reason ?? (serving ? undefined : why);
         const body = { name: entry.name, version: v.version, ready: serving, state: v.state, ...(reason ? { reason } : {}) };
         return reply.code(serving ? 200 : 503).send(body);
       }
       const versions = [...entry.versions.values()];
-      const serving = (await Promise.all(versions.map((v) => v.serving()))).every(Boolean) && versions.length > 0;
+      const answers = await Promise.all(versions.map((v) => v.availability()));
+      const serving = answers.every((a) => a.serving) && versions.length > 0;
       const states = Object.fromEntries(versions.map((v) => [v.version, v.state]));
-      return reply.code(serving ? 200 : 503).send({ name: entry.name, ready: serving, versions: states });
+      const reasons = Object.fromEntries(versions.flatMap((v, i) => (answers[i]!.serving ? [] : [[v.version, answers[i]!.reason ?? v.state]])));
+      return reply.code(serving ? 200 : 503).send({ name: entry.name, ready: serving, versions: states, ...(serving ? {} : { reasons }) });
     } catch (err) {
       return sendError(request, reply, toTesseraError(err));
     }
@@ -144,7 +158,7 @@ export function registerOipV2(app: FastifyInstance, deps: OipDeps): void {
   };
   // the inference routes get their own scope for their body parsers (binary bodies of any content type)
   void app.register(async (scope) => {
-    installInferParsers(scope, app);
+    installInferParsers(scope, app, deps.limits ?? DEFAULT_LIMITS);
     const inferOptions = { config: { endpoint: 'infer' as const } };
     scope.post('/v2/models/:model/infer', inferOptions, infer);
     scope.post('/v2/models/:model/versions/:version/infer', inferOptions, infer);

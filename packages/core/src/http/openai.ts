@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { LimitsConfig } from '../config/types.js';
 import type { OpenAIErrorFields } from '../errors.js';
 import { TesseraError, errorMessage } from '../errors.js';
 import type { Generation } from '../pipeline/generation.js';
@@ -7,44 +8,92 @@ import { pickGenerative } from '../pipeline/generation.js';
 import type { ServingPipeline } from '../pipeline/serving-pipeline.js';
 import type { GenerateCall } from '../pipeline/types.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
+import { mayList } from '../security/auth/access.js';
+import { principalOf } from '../security/principal.js';
 import { errorHeaders, toTesseraError } from './errors.js';
+import { DEFAULT_LIMITS } from './limits.js';
 
 /** What the OpenAI routes need from the server. */
 export interface OpenAIDeps {
+  /** `server.limits` (`maxMessages`, `maxChoices`); default `DEFAULT_LIMITS`. */
+  limits?: Pick<LimitsConfig, 'maxMessages' | 'maxChoices'>;
   registry: ModelRegistry;
   pipeline: ServingPipeline;
+  /**
+   * Aborts when the server's shutdown grace period is over: streams still running end with an
+   * error event (TESSERA_E_SERVER_DRAINING) and `[DONE]` instead of a cut connection.
+   */
+  streamsCut?: AbortSignal;
 }
 
 const streamOptionsSchema = {
   anyOf: [{ type: 'null' }, { type: 'object', properties: { include_usage: { type: ['boolean', 'null'] }, continuous_usage_stats: { type: ['boolean', 'null'] } } }],
 };
 
-/**
- * JSON Schemas of the two generation bodies: only what the gateway relies on. Every other field
- * (sampling parameters, tools, vLLM's extras such as `top_k` or `structured_outputs`) is the
- * engine's business and passes through untouched.
- */
-export const chatCompletionRequestSchema = {
-  type: 'object',
-  required: ['model', 'messages'],
-  properties: {
-    model: { type: 'string', minLength: 1 },
-    messages: { type: 'array', minItems: 1, items: { type: 'object', required: ['role'], properties: { role: { type: 'string' } } } },
-    stream: { type: ['boolean', 'null'] },
-    stream_options: streamOptionsSchema,
-  },
-} as const;
+/** Largest token count an engine takes (int32: larger values overflow engines' counters). */
+const MAX_TOKENS = 2 ** 31 - 1;
 
-export const completionRequestSchema = {
-  type: 'object',
-  required: ['model', 'prompt'],
-  properties: {
+/** Fields both generation bodies share, typed (a wrong type is a 400 here, not an engine's 500). */
+function commonFields(limits: Pick<LimitsConfig, 'maxChoices'>): Record<string, unknown> {
+  const number = { type: ['number', 'null'] };
+  return {
     model: { type: 'string', minLength: 1 },
-    prompt: { anyOf: [{ type: 'string' }, { type: 'array', minItems: 1 }] },
     stream: { type: ['boolean', 'null'] },
     stream_options: streamOptionsSchema,
-  },
-} as const;
+    n: { type: ['integer', 'null'], minimum: 1, maximum: limits.maxChoices },
+    max_tokens: { type: ['integer', 'null'], minimum: 0, maximum: MAX_TOKENS },
+    temperature: number,
+    top_p: number,
+    presence_penalty: number,
+    frequency_penalty: number,
+    seed: { type: ['integer', 'null'] },
+    stop: { anyOf: [{ type: 'null' }, { type: 'string' }, { type: 'array', items: { type: 'string' } }] },
+    user: { type: ['string', 'null'] },
+  };
+}
+
+/**
+ * JSON Schema of a chat completion body: what the gateway relies on, common fields typed, and the
+ * sizes `server.limits` bounds (`messages`, `n`). Every other field (tools, vLLM's extras such as
+ * `top_k` or `structured_outputs`) is the engine's business and passes through untouched.
+ */
+export function chatCompletionRequestSchema(limits: Pick<LimitsConfig, 'maxMessages' | 'maxChoices'> = DEFAULT_LIMITS): Record<string, unknown> {
+  return {
+    type: 'object',
+    required: ['model', 'messages'],
+    properties: {
+      ...commonFields(limits),
+      messages: { type: 'array', minItems: 1, maxItems: limits.maxMessages, items: { type: 'object', required: ['role'], properties: { role: { type: 'string' } } } },
+      max_completion_tokens: { type: ['integer', 'null'], minimum: 0, maximum: MAX_TOKENS },
+      logprobs: { type: ['boolean', 'null'] },
+    },
+  };
+}
+
+/**
+ * JSON Schema of a completion body: `prompt` a string or a list of strings, token ids or lists
+ * of token ids (OpenAI's four forms), `n` and `best_of` within `server.limits.maxChoices`.
+ */
+export function completionRequestSchema(limits: Pick<LimitsConfig, 'maxChoices'> = DEFAULT_LIMITS): Record<string, unknown> {
+  return {
+    type: 'object',
+    required: ['model', 'prompt'],
+    properties: {
+      ...commonFields(limits),
+      prompt: { anyOf: [{ type: 'string' }, { type: 'array', minItems: 1, items: { anyOf: [{ type: 'string' }, { type: 'integer' }, { type: 'array', items: { type: 'integer' } }] } }] },
+      best_of: { type: ['integer', 'null'], minimum: 1, maximum: limits.maxChoices },
+      logprobs: { type: ['integer', 'null'], minimum: 0 },
+    },
+  };
+}
+
+/** The `server.limits` key behind a schema refusal, for the message (ajv's names only the field). */
+function limitKey(validation: { instancePath?: string; keyword?: string } | undefined): string | undefined {
+  if (!validation) return undefined;
+  if (validation.instancePath === '/messages' && validation.keyword === 'maxItems') return 'server.limits.maxMessages';
+  if ((validation.instancePath === '/n' || validation.instancePath === '/best_of') && validation.keyword === 'maximum') return 'server.limits.maxChoices';
+  return undefined;
+}
 
 /** OpenAI's error `type` for an HTTP status. */
 export function openAIErrorType(status: number): string {
@@ -104,6 +153,7 @@ const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache
  */
 export function registerOpenAI(app: FastifyInstance, deps: OpenAIDeps): void {
   const { registry, pipeline } = deps;
+  const limits = deps.limits ?? DEFAULT_LIMITS;
 
   const handle = (kind: GenerateCall['kind']) => async (request: FastifyRequest<{ Body: GenerateCall['body'] }>, reply: FastifyReply): Promise<FastifyReply> => {
     const req = request.tessera;
@@ -114,7 +164,7 @@ export function registerOpenAI(app: FastifyInstance, deps: OpenAIDeps): void {
         generation.end(true);
         return reply.type('application/json').send(generation.response.json ?? JSON.stringify(generation.response.data));
       }
-      return await streamEvents(reply, generation, req.signal, (err) => {
+      return await streamEvents(reply, generation, req.signal, deps.streamsCut, (err) => {
         req.code = err.code;
         // the response went out as a 200 stream; the router judges the version by what happened
         req.outcomeStatus = err.status;
@@ -126,13 +176,15 @@ export function registerOpenAI(app: FastifyInstance, deps: OpenAIDeps): void {
   };
 
   const infer = { endpoint: 'infer' as const };
-  app.post<{ Body: GenerateCall['body'] }>('/v1/chat/completions', { schema: { body: chatCompletionRequestSchema }, errorHandler: openAIErrorHandler, config: infer }, handle('chat'));
-  app.post<{ Body: GenerateCall['body'] }>('/v1/completions', { schema: { body: completionRequestSchema }, errorHandler: openAIErrorHandler, config: infer }, handle('completion'));
-  app.get('/v1/models', { config: { endpoint: 'metadata' } }, async (_request, reply) => {
+  app.post<{ Body: GenerateCall['body'] }>('/v1/chat/completions', { schema: { body: chatCompletionRequestSchema(limits) }, errorHandler: openAIErrorHandler, config: infer }, handle('chat'));
+  app.post<{ Body: GenerateCall['body'] }>('/v1/completions', { schema: { body: completionRequestSchema(limits) }, errorHandler: openAIErrorHandler, config: infer }, handle('completion'));
+  app.get('/v1/models', { config: { endpoint: 'metadata' } }, async (request, reply) => {
     const created = Math.floor(Date.now() / 1000);
+    // a model-restricted credential (auth) sees only the models it may use
+    const principal = principalOf(request.tessera);
     const data = registry
       .models()
-      .filter((m) => [...m.versions.values()].some((v) => pickGenerative(v, 0)))
+      .filter((m) => mayList(principal, m.name) && [...m.versions.values()].some((v) => pickGenerative(v, 0)))
       .map((m) => ({ id: m.name, object: 'model', created, owned_by: 'tessera', root: m.name, parent: null }));
     return reply.send({ object: 'list', data });
   });
@@ -140,7 +192,10 @@ export function registerOpenAI(app: FastifyInstance, deps: OpenAIDeps): void {
 
 /** Body parsing and schema errors on the OpenAI routes, in OpenAI's shape. */
 function openAIErrorHandler(this: FastifyInstance, err: unknown, request: FastifyRequest, reply: FastifyReply): void {
-  void sendOpenAIError(request, reply, toTesseraError(err));
+  let e = toTesseraError(err, request.routeOptions.bodyLimit);
+  const key = limitKey((err as { validation?: { instancePath?: string; keyword?: string }[] }).validation?.[0]);
+  if (key) e = new TesseraError(e.code, `${e.message} (${key})`, { cause: err });
+  void sendOpenAIError(request, reply, e);
 }
 
 /**
@@ -150,17 +205,19 @@ function openAIErrorHandler(this: FastifyInstance, err: unknown, request: Fastif
  * error event (OpenAI's error object, as vLLM sends it) and `[DONE]`, never a silent hang. A client
  * that leaves closes the backend's iterator, which aborts the upstream request.
  */
-async function streamEvents(reply: FastifyReply, generation: Generation, signal: AbortSignal, failed: (err: TesseraError) => void): Promise<FastifyReply> {
+async function streamEvents(reply: FastifyReply, generation: Generation, signal: AbortSignal, cut: AbortSignal | undefined, failed: (err: TesseraError) => void): Promise<FastifyReply> {
   const headers = { ...reply.getHeaders(), ...SSE_HEADERS };
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, headers as Record<string, string>);
   let ok = false;
   let failure: TesseraError | undefined;
+  const shutdown = cut ? cutPromise(cut) : undefined;
+  const next = shutdown ? () => Promise.race([generation.next(), shutdown.promise]) : () => generation.next();
   try {
     // a client that leaves aborts `signal`: the backend's pending step ends (its upstream request is
     // aborted) and the loop stops at the closed response
-    for (let chunk = await generation.next(); chunk && !res.destroyed && !signal.aborted; chunk = await generation.next()) {
+    for (let chunk = await next(); chunk && !res.destroyed && !signal.aborted; chunk = await next()) {
       if (!res.write(`data: ${chunk.json ?? JSON.stringify(chunk.data)}\n\n`)) await writable(res);
     }
     if (!res.destroyed && !signal.aborted) {
@@ -171,6 +228,7 @@ async function streamEvents(reply: FastifyReply, generation: Generation, signal:
     failure = isInterrupted(err);
     if (!res.destroyed) res.end(`data: ${JSON.stringify(openAIError(failure))}\n\ndata: [DONE]\n\n`);
   } finally {
+    shutdown?.dispose();
     if (!ok) generation.close();
     generation.end(ok);
     const gone = signal.aborted || (!ok && !failure);
@@ -179,8 +237,21 @@ async function streamEvents(reply: FastifyReply, generation: Generation, signal:
   return reply;
 }
 
+/** A promise that rejects with TESSERA_E_SERVER_DRAINING when `cut` aborts (its listener removed by `dispose`). */
+function cutPromise(cut: AbortSignal): { promise: Promise<never>; dispose(): void } {
+  let onAbort = (): void => {};
+  const promise = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new TesseraError('TESSERA_E_SERVER_DRAINING', 'the server shut down before the stream ended (server.shutdownGracePeriod is over); retry the request on another replica'));
+    if (cut.aborted) onAbort();
+    else cut.addEventListener('abort', onAbort, { once: true });
+  });
+  // raced against each chunk: a rejection nobody awaits any more must not be reported as unhandled
+  promise.catch(() => {});
+  return { promise, dispose: () => cut.removeEventListener('abort', onAbort) };
+}
+
 function isInterrupted(err: unknown): TesseraError {
   const e = toTesseraError(err);
-  if (e.code === 'TESSERA_E_STREAM_INTERRUPTED' || e.code === 'TESSERA_E_REQUEST_CANCELLED') return e;
+  if (e.code === 'TESSERA_E_STREAM_INTERRUPTED' || e.code === 'TESSERA_E_REQUEST_CANCELLED' || e.code === 'TESSERA_E_SERVER_DRAINING' || e.code === 'TESSERA_E_REQUEST_DEADLINE_EXCEEDED') return e;
   return new TesseraError('TESSERA_E_STREAM_INTERRUPTED', `the stream broke after it started: ${errorMessage(err)}`, { cause: err, openai: e.openai ?? {} });
 }

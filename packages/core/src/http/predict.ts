@@ -13,10 +13,12 @@ export interface PredictBody {
   outputs?: string[];
 }
 
-/** JSON Schema of a `/v1/predict` body. */
+/** JSON Schema of a `/v1/predict` body: these four fields and no others. */
 export const predictRequestSchema = {
   type: 'object',
   required: ['model', 'inputs'],
+  // a misspelt field (`output`, `input`) is a 400 naming it rather than silently ignored
+  additionalProperties: false,
   properties: {
     model: { type: 'string', minLength: 1 },
     version: { type: 'string', pattern: '^[1-9][0-9]*$' },

@@ -2,6 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ModelState } from '../contracts/events.js';
 import { TesseraError } from '../errors.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
+import { mayList } from '../security/auth/access.js';
+import { principalOf } from '../security/principal.js';
 import { sendError, toTesseraError } from './errors.js';
 
 const ADMIN = { config: { endpoint: 'admin' as const } };
@@ -25,7 +27,9 @@ export function registerRepository(app: FastifyInstance, deps: { registry: Model
 
   app.post('/v2/repository/index', ADMIN, async (request: FastifyRequest<{ Body: { ready?: boolean } | undefined }>, reply: FastifyReply) => {
     const onlyReady = request.body?.ready === true;
-    const rows = registry.models().flatMap((m) =>
+    // a model-restricted credential (auth) sees only the models it may use
+    const principal = principalOf(request.tessera);
+    const rows = registry.models().filter((m) => mayList(principal, m.name)).flatMap((m) =>
       [...m.versions.values()]
         .filter((v) => !onlyReady || v.ready)
         .map((v) => ({ name: m.name, version: v.version, state: TRITON_STATES[v.state], ...(v.reason ? { reason: v.reason } : {}) })),

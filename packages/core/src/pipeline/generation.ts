@@ -1,6 +1,8 @@
 import type { GenerateChunk, GenerateRequest, ModelInstance } from '../contracts/backend.js';
 import type { ServingEvents } from '../contracts/events.js';
+import type { TesseraError } from '../errors.js';
 import type { ModelVersion } from '../registry/model-registry.js';
+import { withinDeadline } from './deadline.js';
 import type { GeneratedText } from './shadow-compare.js';
 
 /** Generated text (or a tool call) in a serialised chunk: a non-empty content, text or reasoning string. */
@@ -113,6 +115,12 @@ export function pickGenerative(v: ModelVersion, turn: number): ModelInstance | u
   return undefined;
 }
 
+/** A generation's deadline: the request's work signal and the error to end the stream with. */
+export interface GenerationDeadline {
+  signal: AbortSignal;
+  error: () => TesseraError;
+}
+
 /** What `Generation.end` reports. */
 export interface GenerationEnd {
   ok: boolean;
@@ -134,6 +142,7 @@ export class Generation {
   readonly #observer: GenerationObserver;
   readonly #wantsUsage: boolean;
   readonly #onEnd: (end: GenerationEnd) => void;
+  readonly #deadline: GenerationDeadline | undefined;
   #first: IteratorResult<GenerateChunk> | undefined;
   #ended = false;
 
@@ -144,7 +153,10 @@ export class Generation {
     observer: GenerationObserver;
     wantsUsage: boolean;
     onEnd: (end: GenerationEnd) => void;
+    /** The request's deadline, when it has one: each pull is raced against it. */
+    deadline?: GenerationDeadline;
   }) {
+    this.#deadline = options.deadline;
     this.stream = options.stream;
     this.#iterator = options.iterator;
     this.#observer = options.observer;
@@ -160,13 +172,19 @@ export class Generation {
   /** The next chunk to write, or undefined at the end of the stream. Rejects when the stream broke. */
   async next(): Promise<GenerateChunk | undefined> {
     for (;;) {
-      const next = this.#first ?? (await this.#iterator.next());
+      const next = this.#first ?? (await this.#pull());
       this.#first = undefined;
       if (next.done) return undefined;
       this.#observer.see(next.value);
       if (!this.#wantsUsage && isUsageOnly(next.value)) continue;
       return next.value;
     }
+  }
+
+  /** The backend's next chunk; past the deadline its error, whether or not the backend heeded the abort. */
+  #pull(): Promise<IteratorResult<GenerateChunk>> {
+    const d = this.#deadline;
+    return d ? withinDeadline(this.#iterator.next(), d.signal, d.error) : this.#iterator.next();
   }
 
   /** Closes the backend's generator (not awaited: a generator inside a step finishes the step first). */

@@ -8,6 +8,7 @@ import type { Tensor } from '../contracts/tensor.js';
 import { TesseraError, errorMessage, isTesseraError } from '../errors.js';
 import type { ModelEntry, ModelRegistry, ModelVersion } from '../registry/model-registry.js';
 import { ATTR, traceRoute } from '../telemetry/tracing.js';
+import { isDeadlineExceeded, parametersTimeout, parseGrpcTimeout, parseRequestTimeout, withinDeadline } from './deadline.js';
 import { Generation, GenerationObserver, pickGenerative } from './generation.js';
 import type { HookChain } from './hooks.js';
 import { modelInputsFrom, runSteps } from './processors.js';
@@ -16,7 +17,8 @@ import type { ShadowWork } from './shadow.js';
 import { ShadowMirror } from './shadow.js';
 import { GeneratedText } from './shadow-compare.js';
 import type { DecodedInferRequest, GenerateCall, Signature, TensorCall, TensorResult } from './types.js';
-import { selectOutputs, validateInferRequest } from './validate.js';
+import type { TensorLimits } from './validate.js';
+import { DEFAULT_TENSOR_LIMITS, selectOutputs, validateInferRequest } from './validate.js';
 
 /** Headers every generation may forward (tracing, the request id), besides those the instance declares. */
 const BASE_GENERATE_HEADERS = ['x-request-id', 'traceparent', 'tracestate'] as const;
@@ -29,6 +31,13 @@ export interface ServingPipelineOptions {
   logger: Logger;
   /** False while the server drains: serving requests get 503. */
   admitting: () => boolean;
+  /** Element limits of tensor requests (`server.limits`; default `DEFAULT_TENSOR_LIMITS`). */
+  limits?: TensorLimits;
+  /**
+   * Throws when the request's credential may not use the model it names (`auth`): checked before
+   * the model is looked up, so a refused caller learns neither whether it exists nor whether it is ready.
+   */
+  admitModel?: (request: ServingRequest, model: string) => void;
 }
 
 /** Which version serves a request, and why. */
@@ -56,7 +65,11 @@ export class ServingPipeline {
   readonly #hooks: HookChain;
   readonly #logger: Logger;
   readonly #admitting: () => boolean;
+  readonly #limits: TensorLimits;
+  readonly #admitModel: ((request: ServingRequest, model: string) => void) | undefined;
   readonly #shadows: ShadowMirror;
+  /** Per model: requests admitted at arrival (`screen`) whose bodies are still being read. */
+  readonly #incoming = new WeakMap<ModelEntry, { n: number }>();
   /** Routers whose `observe` threw (logged once each). */
   readonly #faultyRouters = new Set<string>();
   #turn = 0;
@@ -67,12 +80,14 @@ export class ServingPipeline {
     this.#hooks = options.hooks;
     this.#logger = options.logger;
     this.#admitting = options.admitting;
+    this.#limits = options.limits ?? DEFAULT_TENSOR_LIMITS;
+    this.#admitModel = options.admitModel;
     this.#shadows = new ShadowMirror({
       events: options.events,
       logger: options.logger,
       observe: (entry, outcome) => this.#observe(entry, outcome),
       tensor: (v, request, signal) => this.#runTensor(v, request, request.id ?? 'shadow', signal),
-      validate: (v, decoded) => validateInferRequest(resolveDecoded(decoded, v.signature!), v.signature!),
+      validate: (v, decoded) => validateInferRequest(resolveDecoded(decoded, v.signature!), v.signature!, this.#limits),
     });
   }
 
@@ -87,18 +102,40 @@ export class ServingPipeline {
     await this.#hooks.onRequest(hookView(request));
   }
 
+  /**
+   * At arrival, for serving endpoints, before the body is read: the deadline headers
+   * (`X-Request-Timeout`, `grpc-timeout`: 400 when unreadable, 504 when already past), and, when
+   * the URL names the model, 503 TESSERA_E_QUEUE_FULL when every version that could take the
+   * request has a full queue, so that a refused body is never buffered. Throws the refusal.
+   */
+  screen(request: ServingRequest): void {
+    const { headers } = request;
+    const timeout = headers['x-request-timeout'];
+    const grpc = headers['grpc-timeout'];
+    if (timeout !== undefined) request.limitDeadline(parseRequestTimeout(timeout), 'X-Request-Timeout');
+    if (grpc !== undefined) request.limitDeadline(parseGrpcTimeout(grpc), 'grpc-timeout');
+    if (request.pastDeadline) throw request.deadlineError('on arrival');
+    const model = request.params['model'];
+    if (model !== undefined && this.#admitting()) this.#refuseWhenFull(request, model, request.params['version']);
+  }
+
   /** A tensor request: routed, validated, pre-processed, batched, post-processed; the outputs asked for. */
   async infer(request: ServingRequest, call: TensorCall): Promise<TensorResult> {
+    request.bodyRead();
     const { entry, v, target } = this.#route(request, call.model, call.version, 'tensor');
+    if (entry.config.timeoutMs > 0) request.limitDeadline(entry.config.timeoutMs, `models.${entry.name}.timeout`);
     // before anything about the model is told (a hook may hide models from a caller)
     if (this.#hooks.hasPreInfer) await this.#hooks.preInfer(inferContext(request, 'tensor', entry, v));
     if (!v.batcher || !v.signature) {
       throw new TesseraError('TESSERA_E_MODEL_UNSUPPORTED', `model '${entry.name}' does not accept tensor inference requests${v.instances[0]?.generate ? ': it is a generative model; use the OpenAI-compatible API (/v1/chat/completions)' : ''}`);
     }
-    const inference = validateInferRequest(resolveDecoded(call.request, v.signature), v.signature);
+    const inference = validateInferRequest(resolveDecoded(call.request, v.signature), v.signature, this.#limits);
     if (request.trace) inference.trace = request.trace;
     if (v.requestHeaders.length > 0) inference.headers = pickHeaders(request, v.requestHeaders, false);
-    const outputs = await this.#runTensor(v, inference, request.id, request.signal);
+    const timeout = parametersTimeout(inference.parameters);
+    if (timeout !== undefined) request.limitDeadline(timeout, 'parameters.timeout');
+    if (request.pastDeadline) throw request.deadlineError('before its work started');
+    const outputs = await this.#runTensor(v, inference, request.id, request.workSignal, request.deadline !== undefined ? request : undefined);
     if (target?.shadow?.length) this.#shadowLater(request, entry, target.shadow, v.version, { tensor: call.request, primary: outputs });
     return { model: entry.name, version: v.version, id: inference.id, outputs };
   }
@@ -106,11 +143,19 @@ export class ServingPipeline {
   /** A generation: routed, counted for the drain, its first chunk awaited (a failure before it is a plain error). */
   async generate(request: ServingRequest, call: GenerateCall): Promise<Generation> {
     const { entry, v, target } = this.#route(request, call.body.model, undefined, 'generate');
+    if (entry.config.timeoutMs > 0) request.limitDeadline(entry.config.timeoutMs, `models.${entry.name}.timeout`);
     if (this.#hooks.hasPreInfer) await this.#hooks.preInfer(inferContext(request, 'generate', entry, v));
     const instance = pickGenerative(v, this.#turn++);
     if (!instance) {
       throw new TesseraError('TESSERA_E_MODEL_UNSUPPORTED', `model '${entry.name}' is not a generative model: use the Open Inference Protocol (/v2/models/${entry.name}/infer)`);
     }
+    if (request.pastDeadline) throw request.deadlineError('before the generation started');
+    const signal = request.workSignal;
+    // only requests with a deadline race it: the others keep the plain path
+    const timed = request.deadline !== undefined;
+    // a slot (or a place in the wait queue) before anything is asked of the backend
+    const slot = v.admitGeneration(signal);
+    const done = typeof slot === 'function' ? slot : await slot;
     const { body } = call;
     const stream = body.stream === true;
     const wantsUsage = body.stream_options?.include_usage === true;
@@ -119,7 +164,6 @@ export class ServingPipeline {
     const generateRequest: GenerateRequest = { kind: call.kind, body: upstreamBody, stream, headers: pickHeaders(request, v.requestHeaders, true), ...(request.trace ? { trace: request.trace } : {}) };
     const observer = new GenerationObserver(request.started);
     const primary: ShadowWork['primary'] = target?.shadow?.length ? { text: (observer.text = new GeneratedText()), ok: false } : undefined;
-    const done = v.beginGeneration();
     const onEnd = ({ ok }: { ok: boolean }): void => {
       if (primary) primary.ok = ok;
       done();
@@ -135,15 +179,17 @@ export class ServingPipeline {
     };
     let generation: Generation;
     try {
-      const iterator = instance.generate!(generateRequest, request.signal)[Symbol.asyncIterator]();
-      const first = await iterator.next();
+      const iterator = instance.generate!(generateRequest, signal)[Symbol.asyncIterator]();
+      const first = timed ? await withinDeadline(iterator.next(), signal, () => request.deadlineError(stream ? 'before the first chunk' : 'before the response')) : await iterator.next();
       if (!stream) {
         if (first.done) throw new TesseraError('TESSERA_E_UPSTREAM_FAILED', 'the backend ended the generation without a response');
         await iterator.return?.();
       }
-      generation = new Generation({ stream, iterator, first, observer, wantsUsage, onEnd });
+      const deadline = timed ? { signal, error: () => request.deadlineError('during the stream') } : undefined;
+      generation = new Generation({ stream, iterator, first, observer, wantsUsage, onEnd, ...(deadline ? { deadline } : {}) });
     } catch (err) {
       onEnd({ ok: false });
+      if (timed && isDeadlineExceeded(signal.reason) && !isDeadlineExceeded(err)) throw request.deadlineError('before the generation answered');
       throw err;
     }
     if (primary) this.#shadowLater(request, entry, target!.shadow!, v.version, { generate: { kind: call.kind, body }, primary });
@@ -157,6 +203,7 @@ export class ServingPipeline {
   finish(request: ServingRequest, status: number, durationMs: number): void {
     if (request.finished) return;
     request.finished = true;
+    request.release();
     const { endpoint } = request;
     if (endpoint !== 'health' && endpoint !== 'metrics' && endpoint !== 'unknown') {
       const event: RequestEvent = {
@@ -212,6 +259,7 @@ export class ServingPipeline {
    */
   #route(request: ServingRequest, model: string, version: string | undefined, kind: 'tensor' | 'generate'): Routed {
     if (!this.#admitting()) throw new TesseraError('TESSERA_E_SERVER_DRAINING', 'the server is shutting down; retry on another replica', { headers: RETRY_AFTER });
+    this.#admitModel?.(request, model);
     const entry = this.#registry.require(model);
     request.model = entry.name;
     let v: ModelVersion;
@@ -239,6 +287,37 @@ export class ServingPipeline {
     return { entry, v, target };
   }
 
+  /**
+   * Refuses (503 TESSERA_E_QUEUE_FULL) a request to `model` when the version it names, or every
+   * ready version a router could choose, has a full batching queue. Anything else — an unknown or
+   * unready model, a generative one — is left to the request's normal path, which answers it.
+   */
+  #refuseWhenFull(request: ServingRequest, model: string, version: string | undefined): void {
+    // a caller that may not use the model learns nothing about it (same answer as the normal path)
+    this.#admitModel?.(request, model);
+    const entry = this.#registry.get(model);
+    if (!entry) return;
+    let incoming = this.#incoming.get(entry);
+    if (!incoming) this.#incoming.set(entry, (incoming = { n: 0 }));
+    // requests admitted before whose bodies are still coming will take queue places first
+    const ahead = incoming.n;
+    let full = 0;
+    let open = false;
+    for (const v of version !== undefined ? [entry.versions.get(version)] : entry.versions.values()) {
+      if (version === undefined && !v?.ready) continue;
+      if (!v?.ready || !v.batcher) return;
+      if (v.batcher.saturated?.(ahead)) full++;
+      else open = true;
+    }
+    if (full > 0 && !open) {
+      throw new TesseraError('TESSERA_E_QUEUE_FULL', `model '${entry.name}'${version !== undefined ? ` version ${version}` : ''}: the batching queue is full (batching.maxQueueSize, counting the requests whose bodies are still arriving); refused before the body was read, retry later`, {
+        headers: RETRY_AFTER,
+      });
+    }
+    if (full + (open ? 1 : 0) === 0) return;
+    request.countIncoming(incoming);
+  }
+
   #callRouter<T>(entry: ModelEntry, call: () => T): T {
     try {
       return call();
@@ -258,8 +337,12 @@ export class ServingPipeline {
     }
   }
 
-  /** Pre-processing, the batcher, post-processing and output selection for one validated request. */
-  async #runTensor(v: ModelVersion, request: InferenceRequest, id: string, signal: AbortSignal): Promise<Tensor[]> {
+  /**
+   * Pre-processing, the batcher, post-processing and output selection for one validated request.
+   * `timed` (a request with a deadline): steps are raced against it, and a result that comes
+   * after it is dropped (504); the batchers answer at the deadline themselves (`Batcher.submit`).
+   */
+  async #runTensor(v: ModelVersion, request: InferenceRequest, id: string, signal: AbortSignal, timed?: ServingRequest): Promise<Tensor[]> {
     const signature = v.signature!;
     const wanted = request.outputs;
     let submitted = request;
@@ -267,16 +350,28 @@ export class ServingPipeline {
       submitted = { ...request };
       const ctx: ProcessContext = { model: v.model, version: v.version, stage: 'pre', id, parameters: request.parameters ?? {}, signal, ...(wanted ? { outputs: wanted } : {}) };
       if (v.pre.length > 0) {
-        const produced = await runSteps(v.pre, request.inputs, ctx);
+        const pre = runSteps(v.pre, request.inputs, ctx);
+        const produced = await (timed ? withinDeadline(pre, signal, () => timed.deadlineError('during pre-processing')) : pre);
         submitted.inputs = modelInputsFrom(produced, v.metadata!, v.pre.at(-1)!.name, `${v.model} v${v.version}`);
       }
       // post steps may need any output of the model: ask for all of them
       if (v.post.length > 0) delete submitted.outputs;
-      let outputs = await v.batcher!.submit(submitted, signal);
-      if (v.post.length > 0) outputs = await runSteps(v.post, outputs, { ...ctx, stage: 'post' });
+      let outputs = await (timed ? this.#submitTimed(v, submitted, signal, timed) : v.batcher!.submit(submitted, signal));
+      if (v.post.length > 0) {
+        const post = runSteps(v.post, outputs, { ...ctx, stage: 'post' });
+        outputs = await (timed ? withinDeadline(post, signal, () => timed.deadlineError('during post-processing')) : post);
+      }
       return selectOutputs(outputs, wanted, signature);
     }
-    return selectOutputs(await v.batcher!.submit(submitted, signal), wanted, signature);
+    return selectOutputs(await (timed ? this.#submitTimed(v, submitted, signal, timed) : v.batcher!.submit(submitted, signal)), wanted, signature);
+  }
+
+  /** The batcher's answer for a request with a deadline: one that comes after it (a batcher that ignores its signal) is dropped. */
+  async #submitTimed(v: ModelVersion, request: InferenceRequest, signal: AbortSignal, timed: ServingRequest): Promise<Tensor[]> {
+    if (timed.pastDeadline) throw timed.deadlineError('before its execution');
+    const outputs = await v.batcher!.submit(request, signal);
+    if (timed.pastDeadline) throw timed.deadlineError('during its execution; the result is dropped');
+    return outputs;
   }
 
   #shadowLater(request: ServingRequest, entry: ModelEntry, versions: readonly string[], primary: string, work: ShadowWork): void {

@@ -1,7 +1,10 @@
 import type { Context, Span } from '@opentelemetry/api';
 import type { EndpointKind, HookRequest } from '../contracts/hook.js';
 import type { RouteTarget } from '../contracts/router.js';
+import type { TesseraError } from '../errors.js';
 import type { ModelEntry } from '../registry/model-registry.js';
+import type { DeadlineOrigin } from './deadline.js';
+import { MAX_DEADLINE_MS, deadlineExceeded } from './deadline.js';
 
 /** Where a request was routed: what `finish` reports to the model's router. */
 export interface RoutedTo {
@@ -72,8 +75,25 @@ export class ServingRequest implements HookRequest {
   admitted = false;
   /** Headers hooks added for the answer (`setResponseHeader`); the edge sends them. */
   responseHeaders: Record<string, string> | undefined;
+  /**
+   * When the request must be answered, `performance.now()` ms: the smallest of its deadlines
+   * (headers, `parameters.timeout`, the model's `timeout`), counted from `started`. Undefined: none.
+   */
+  deadline: number | undefined;
+  #deadlineOrigin: DeadlineOrigin | undefined;
   readonly #clientGone: () => AbortSignal;
   #signal: AbortSignal | undefined;
+  /**
+   * Set when the request was admitted at arrival against a model's queue while its body is still
+   * to be read (`ServingPipeline.screen`): the model's count of such requests, decremented once by
+   * `bodyRead()`.
+   */
+  #incoming: { n: number } | undefined;
+  /** Made only for requests with a deadline: aborts at it, or when the client leaves. */
+  #work: AbortController | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** The deadline's timer fired (Node's timers may fire a fraction of a millisecond early). */
+  #expired = false;
 
   constructor(init: ServingRequestInit) {
     this.id = init.id;
@@ -105,5 +125,85 @@ export class ServingRequest implements HookRequest {
   /** Whether the client has gone (without creating the signal when nobody asked for it). */
   get clientLeft(): boolean {
     return this.#signal?.aborted === true;
+  }
+
+  /**
+   * Lowers the deadline to `ms` after arrival, never raises it; `source` names what set it (for
+   * the messages). `0` is a deadline already past; more than `MAX_DEADLINE_MS` is none.
+   */
+  limitDeadline(ms: number, source: string): void {
+    if (!(ms >= 0) || ms > MAX_DEADLINE_MS) return;
+    const at = this.started + ms;
+    if (this.deadline !== undefined && at >= this.deadline) return;
+    this.deadline = at;
+    this.#deadlineOrigin = { source, ms };
+    if (this.#work && !this.#work.signal.aborted) {
+      clearTimeout(this.#timer);
+      this.#arm(this.#work);
+    }
+  }
+
+  /** Whether the deadline has passed (a comparison: no timer is involved). */
+  get pastDeadline(): boolean {
+    return this.deadline !== undefined && (this.#expired || performance.now() >= this.deadline);
+  }
+
+  /** The 504 of this request's deadline; `where` says what it interrupted (`during execution`). */
+  deadlineError(where: string): TesseraError {
+    return deadlineExceeded(this.#deadlineOrigin ?? { source: 'deadline', ms: 0 }, where);
+  }
+
+  /**
+   * The signal the request's work listens to (batchers, processors, backends, generations): it
+   * aborts when the client goes away (the client's reason) or when the deadline passes (reason:
+   * a `TESSERA_E_REQUEST_DEADLINE_EXCEEDED` TesseraError, see `isDeadlineExceeded`). Without a
+   * deadline it is `signal` itself: no timer and no extra signal on the hot path.
+   */
+  get workSignal(): AbortSignal {
+    if (this.deadline === undefined) return this.signal;
+    if (this.#work) return this.#work.signal;
+    const work = (this.#work = new AbortController());
+    const client = this.signal;
+    if (client.aborted) work.abort(client.reason);
+    else {
+      client.addEventListener('abort', () => {
+        clearTimeout(this.#timer);
+        work.abort(client.reason);
+      }, { once: true });
+      this.#arm(work);
+    }
+    return work.signal;
+  }
+
+  #arm(work: AbortController): void {
+    const left = this.deadline! - performance.now();
+    const fire = (): void => {
+      this.#expired = true;
+      work.abort(this.deadlineError('before the answer was ready'));
+    };
+    if (left <= 0) fire();
+    else {
+      this.#timer = setTimeout(fire, left);
+      this.#timer.unref?.();
+    }
+  }
+
+  /** Counts the request as arriving at a model's queue until `bodyRead()` (see `ServingPipeline.screen`). */
+  countIncoming(counter: { n: number }): void {
+    counter.n++;
+    this.#incoming = counter;
+  }
+
+  /** The body was read (or the request ended without it): it no longer counts as arriving. */
+  bodyRead(): void {
+    if (this.#incoming) this.#incoming.n--;
+    this.#incoming = undefined;
+  }
+
+  /** The answer went out: the deadline's timer, if any, stops; the request no longer counts as arriving. */
+  release(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.bodyRead();
   }
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { Tensor } from '../contracts/tensor.js';
 import type { Signature } from './types.js';
 import { checkShape, selectOutputs, validateInferRequest } from './validate.js';
 
@@ -91,6 +92,14 @@ describe(selectOutputs, () => {
     expect(selectOutputs([q, extra, p], undefined, signature)).toEqual([p, q]);
     const same = [p, q];
     expect(selectOutputs(same, undefined, signature)).toBe(same);
+  });
+
+  it('should blame the backend for an output whose data does not fit its shape or datatype (never a 200 with garbage)', () => {
+    const bad = (t: Partial<Tensor>) => codeOf(() => selectOutputs([{ ...p, ...t } as Tensor, q], undefined, signature));
+    expect(bad({ data: 'not numbers' as never })).toBe('TESSERA_E_INFERENCE_FAILED');
+    expect(bad({ data: [1, 2] as never })).toBe('TESSERA_E_INFERENCE_FAILED');
+    expect(bad({ shape: [p.shape[0]! + 1, ...p.shape.slice(1)] })).toBe('TESSERA_E_INFERENCE_FAILED');
+    expect(bad({ shape: [-1] })).toBe('TESSERA_E_INFERENCE_FAILED');
   });
 
   it("should blame the backend for an output it did not return", () => {

@@ -190,7 +190,7 @@ export class ModelRegistry {
           instanceIndex: i,
           instanceCount: config.instances,
         };
-        v.instances.push(await backend.load(spec, { logger: log, signal, events }));
+        v.instances.push(await backend.load(spec, { logger: log, signal, events, metrics: this.#opts.metrics }));
       }
       checkInstances(entry.name, v);
       v.requestHeaders = [...new Set(v.instances.flatMap((i) => (i.requestHeaders ?? []).map((h) => h.toLowerCase())))];
@@ -268,12 +268,22 @@ export class ModelRegistry {
     return [...this.#models.values()];
   }
 
-  /** Like `ready`, and every instance can serve now (its own `ready()`). */
+  /** Like `ready`, and every version can serve now (`ModelVersion.serving()`). */
   async serving(): Promise<boolean> {
     if (!this.ready) return false;
+    return (await this.notServing()).length === 0;
+  }
+
+  /**
+   * The versions that cannot serve now, with their state and why (models an operator unloaded
+   * excepted): what `/v2/health/ready` lists when it answers 503.
+   */
+  async notServing(): Promise<{ name: string; version: string; state: ModelState; reason: string }[]> {
     const versions = [...this.#models.values()].filter((m) => !m.unloaded).flatMap((m) => [...m.versions.values()]);
-    const answers = await Promise.all(versions.map((v) => v.serving()));
-    return answers.every(Boolean);
+    const answers = await Promise.all(versions.map(async (v) => ({ v, availability: await v.availability() })));
+    return answers
+      .filter((a) => !a.availability.serving)
+      .map(({ v, availability }) => ({ name: v.model, version: v.version, state: v.state, reason: availability.reason ?? v.state }));
   }
 
   /** True when every version of every model is ready (models an operator unloaded excepted). */

@@ -2,10 +2,16 @@ import type { ModelInstance, ModelMetadata } from '../contracts/backend.js';
 import type { Batcher } from '../contracts/batcher.js';
 import type { ModelState } from '../contracts/events.js';
 import type { RouteCandidate, Router } from '../contracts/router.js';
-import type { ModelConfig } from '../config/types.js';
+import type { GenerationLimits, ModelConfig } from '../config/types.js';
 import type { ProcessorStep } from '../pipeline/processors.js';
 import type { Signature } from '../pipeline/types.js';
+import { errorMessage } from '../errors.js';
 import { compareVersions } from '../routing/latest-router.js';
+import type { ReleaseSlot } from './generation-gate.js';
+import { GenerationGate } from './generation-gate.js';
+
+/** `generation` when a version is made without its model's config (tests). */
+const DEFAULT_GENERATION_LIMITS: GenerationLimits = { maxConcurrent: 1024, maxQueued: 64 };
 
 /** One version of a model and where it is in its lifecycle. */
 export class ModelVersion {
@@ -25,11 +31,16 @@ export class ModelVersion {
   /** Generations (LLM requests) in progress; they bypass the batcher, so draining waits on them here. */
   #generations = 0;
   #generationsIdle: (() => void) | undefined;
+  /** Admission of generations (`generation.maxConcurrent`, `maxQueued`). */
+  readonly generations: GenerationGate;
 
   constructor(
     readonly model: string,
     readonly version: string,
-  ) {}
+    generation: GenerationLimits = DEFAULT_GENERATION_LIMITS,
+  ) {
+    this.generations = new GenerationGate(`${model} v${version}`, generation);
+  }
 
   /** The version's metadata (instance 0's; all instances of a version load the same artifact). */
   get metadata(): ModelMetadata | undefined {
@@ -41,16 +52,73 @@ export class ModelVersion {
   }
 
   /**
-   * Ready and able to serve now: the lifecycle state, and every instance's own `ready()` (remote
-   * backends answer false while none of their replicas is healthy).
+   * Ready and able to serve now: the lifecycle state, and at least one instance whose own `ready()`
+   * answers true (remote backends answer false while none of their replicas is healthy; an ONNX
+   * Runtime instance while its worker restarts, its requests going to the others meanwhile).
    */
   async serving(): Promise<boolean> {
-    if (!this.ready) return false;
-    const answers = await Promise.all(this.instances.map((i) => (i.ready ? i.ready().catch(() => false) : Promise.resolve(true))));
-    return answers.every(Boolean);
+    return (await this.availability()).serving;
   }
 
-  /** Counts a generation in; call the returned function once when it ends. */
+  /**
+   * `serving()`, and why not when it is false: the reason the version failed, its state, or what
+   * its instances say (`ModelInstance.notReadyReason`, e.g. `restarting: …`). A `ready()` that
+   * throws counts as not ready.
+   */
+  async availability(): Promise<{ serving: boolean; reason?: string }> {
+    if (!this.ready) return { serving: false, reason: this.reason ?? `${this.state}` };
+    if (this.instances.length === 0) return { serving: false, reason: 'no instance is loaded' };
+    // a `ready()` that throws (synchronously too) or rejects is a no, with its message as the reason
+    const thrown: string[] = [];
+    const ask = async (i: ModelInstance): Promise<boolean> => {
+      try {
+        return i.ready ? Boolean(await i.ready()) : true;
+      } catch (err) {
+        thrown.push(`its ready() failed: ${errorMessage(err)}`);
+        return false;
+      }
+    };
+    const answers = await Promise.all(this.instances.map(ask));
+    if (answers.some(Boolean)) return { serving: true };
+    const said = this.instances.map((i) => {
+      try {
+        return i.notReadyReason;
+      } catch {
+        return undefined;
+      }
+    });
+    const reasons = [...new Set([...said, ...thrown].filter((r): r is string => typeof r === 'string' && r.length > 0))];
+    return { serving: false, reason: reasons.length > 0 ? reasons.join('; ') : 'loaded, but its instances cannot serve now (e.g. no healthy upstream replica)' };
+  }
+
+  /**
+   * Admits a client's generation under `generation` (a slot now, or after waiting in the queue)
+   * and counts it in for the drain; call the returned function once when it ends.
+   * @throws TesseraError 503 TESSERA_E_QUEUE_FULL when the version runs and queues all it may;
+   *   the promise rejects with 503 TESSERA_E_QUEUE_TIMEOUT (deadline) or 499 (client gone) while waiting.
+   */
+  admitGeneration(signal: AbortSignal): ReleaseSlot | Promise<ReleaseSlot> {
+    const slot = this.generations.acquire(signal);
+    const counted = this.beginGeneration();
+    if (typeof slot === 'function') {
+      return () => {
+        slot();
+        counted();
+      };
+    }
+    return slot.then(
+      (release) => () => {
+        release();
+        counted();
+      },
+      (err: unknown) => {
+        counted();
+        throw err;
+      },
+    );
+  }
+
+  /** Counts a generation in for the drain (not against `generation`: shadow copies); call the returned function once when it ends. */
   beginGeneration(): () => void {
     this.#generations++;
     let ended = false;
@@ -91,7 +159,7 @@ export class ModelEntry {
     readonly backendOptions: ReadonlyMap<string, Record<string, unknown>> = new Map(),
   ) {
     const labels = Object.keys(config.versions).sort(compareVersions);
-    for (const v of labels) this.versions.set(v, new ModelVersion(name, v));
+    for (const v of labels) this.versions.set(v, new ModelVersion(name, v, config.generation));
   }
 
   candidates(): RouteCandidate[] {
