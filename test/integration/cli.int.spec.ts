@@ -6,13 +6,12 @@
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
-import { connect, createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TesseraProcess, TestModelCatalog } from '@tessera/core/testing';
 import { runTesseraCli, startTessera, writeTestModels } from '@tessera/core/testing';
-import { DET_MODEL, ROOT, http, tempDir, writeConfig } from './helpers.js';
+import { DET_MODEL, ROOT, freePort, http, tempDir, writeConfig } from './helpers.js';
 
 const CORE_VERSION = (JSON.parse(readFileSync(path.join(ROOT, 'packages/core/package.json'), 'utf8')) as { version: string }).version;
 const STACK_LINE = /^\s+at /;
@@ -59,15 +58,6 @@ async function configIn(name: string, config: unknown, file = 'tessera.config.ya
   const folder = path.join(dir, name);
   await mkdir(folder, { recursive: true });
   return { folder, file: await writeConfig(folder, config, file) };
-}
-
-/** A TCP port that was free a moment ago. */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
 }
 
 async function waitFor(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {

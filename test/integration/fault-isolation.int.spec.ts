@@ -21,7 +21,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { Backend, InferenceBatch, ModelInstance, Tensor, TesseraConfigInput } from '@tessera/core';
 import { TesseraServer, definePlugin, resolveConfig } from '@tessera/core';
 import type { TestModelCatalog } from '@tessera/core/testing';
-import { FAKE_MODEL_METADATA, FakeBackend, MemoryStateStore, diffTensorLists, writeTestModels } from '@tessera/core/testing';
+import { FAKE_MODEL_METADATA, FakeBackend, MemoryStateStore, diffTensorLists, writeTestModels, within } from '@tessera/core/testing';
 import type { OnnxRuntimeModelInstance } from '@tessera/backend-onnxruntime';
 import onnxRuntimePlugin from '@tessera/backend-onnxruntime';
 import { http, tempDir } from './helpers.js';
@@ -60,17 +60,6 @@ function affineBody(inputs: Tensor[]): Record<string, unknown> {
 /** The response's outputs as tensors, to compare with the model's expected ones. */
 function outputsOf(body: { outputs: { name: string; datatype: string; shape: number[]; data: number[] }[] }): Tensor[] {
   return body.outputs.map((o) => ({ name: o.name, datatype: 'FP32', shape: o.shape, data: Float32Array.from(o.data) }));
-}
-
-/** Rejects when `promise` has not settled within `ms`: a request that would hang fails the test instead. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
-    }),
-  ]);
 }
 
 async function waitFor(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {

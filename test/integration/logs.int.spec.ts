@@ -8,8 +8,6 @@
  */
 import { spawn } from 'node:child_process';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TesseraProcess } from '@tessera/core/testing';
@@ -17,7 +15,7 @@ import { cliPath, startTessera, writeTestModels } from '@tessera/core/testing';
 import type { TestModelCatalog } from '@tessera/core/testing';
 import type { VllmStandInProcess } from '@tessera/vllm-stand-in';
 import { startVllmStandInProcess } from '@tessera/vllm-stand-in';
-import { http, tempDir, writeConfig } from './helpers.js';
+import { freePort, http, tempDir, writeConfig } from './helpers.js';
 import type { OtlpReceiver } from './otlp-receiver.js';
 import { jsonLines, newTraceparent, startOtlpReceiver, waitFor } from './otlp-receiver.js';
 
@@ -39,15 +37,6 @@ let dir: string;
 let models: TestModelCatalog;
 let receiver: OtlpReceiver;
 let standIn: VllmStandInProcess;
-
-/** A free TCP port on 127.0.0.1. */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
 
 /**
  * `startTessera` for levels above info: the `server ready` line it waits for is an info line, so

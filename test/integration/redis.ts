@@ -5,8 +5,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import { freePort } from './helpers.js';
 
 export interface RedisProcess {
   url: string;
@@ -25,14 +24,6 @@ export function redisServerPath(): string | undefined {
 
 export const REDIS_MISSING =
   'redis-server is not installed: run scripts/ensure-tool.sh redis-server redis-server (Debian package "redis-server"), or set REDIS_SERVER to its path';
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
 
 /** Starts redis-server on 127.0.0.1 (a given port to restart one in place) and resolves once it accepts connections. */
 export async function startRedis(port?: number): Promise<RedisProcess> {

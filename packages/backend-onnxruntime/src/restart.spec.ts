@@ -13,7 +13,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { ModelVersionSpec, Tensor } from '@tessera/core';
 import { ServingEvents, isTesseraError } from '@tessera/core';
 import type { LogRecord, TestModelCatalog } from '@tessera/core/testing';
-import { InMemoryMetrics, diffTensorLists, makeTempDir, recordingLogger, silentLogger, testModelSpec, writeTestModels } from '@tessera/core/testing';
+import { InMemoryMetrics, diffTensorLists, makeTempDir, recordingLogger, silentLogger, testModelSpec, writeTestModels, within } from '@tessera/core/testing';
 import { OnnxRuntimeBackend, RESTARTS_METRIC, resolveRestartPolicy } from './backend.js';
 import type { OnnxRuntimeModelInstance } from './backend.js';
 import { DEFAULT_RESTART_POLICY, restartDelay } from './internal/supervised-host.js';
@@ -61,16 +61,6 @@ async function waitFor(check: () => boolean | Promise<boolean>, ms: number, what
     if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
-}
-
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
-    }),
-  ]);
 }
 
 /** Ends the current worker as a crash would; resolves with its exit code. */

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InferenceBatch, ModelVersionSpec, Tensor } from '@tessera/core';
 import { isTesseraError } from '@tessera/core';
 import type { TestModelCatalog } from '@tessera/core/testing';
-import { diffTensorLists, makeTempDir, testLoadContext, testModelSpec, writeTestModels } from '@tessera/core/testing';
+import { diffTensorLists, makeTempDir, testLoadContext, testModelSpec, writeTestModels, within } from '@tessera/core/testing';
 import { ONNXRUNTIME_MODEL_CONFIG_SCHEMA, OnnxRuntimeBackend } from './backend.js';
 import type { OnnxRuntimeModelInstance } from './backend.js';
 
@@ -39,17 +39,6 @@ async function rejection(promise: Promise<unknown>): Promise<Error & { code?: st
     return err as Error & { code?: string };
   }
   throw new Error('expected a rejection');
-}
-
-/** Rejects when `promise` has not settled within `ms`: a test that would hang fails instead. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
-    }),
-  ]);
 }
 
 function detInput(): Tensor {

@@ -6,9 +6,9 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { resultOrClientError } from '../testing/throws.js';
 import type { TensorSpec } from '../contracts/tensor.js';
 import { DATA_TYPES, elementSize, shapeSize } from '../contracts/tensor.js';
-import { isTesseraError } from '../errors.js';
 import type { BinaryInferRequestHeader } from './binary-codec.js';
 import {
   decodeBinaryTensor,
@@ -21,18 +21,6 @@ import {
 } from './binary-codec.js';
 
 const RUNS = 300;
-
-/** `fn()`'s value, or undefined when it threw a 4xx TesseraError (anything else fails the property). */
-function resultOr4xx<T>(fn: () => T): T | undefined {
-  try {
-    return fn();
-  } catch (err) {
-    if (!isTesseraError(err)) throw new Error(`threw a non-TesseraError: ${String(err)}`, { cause: err });
-    expect(err.status).toBeGreaterThanOrEqual(400);
-    expect(err.status).toBeLessThan(500);
-    return undefined;
-  }
-}
 
 const bytes = (max = 64): fc.Arbitrary<Buffer> => fc.uint8Array({ maxLength: max }).map((a) => Buffer.from(a));
 const datatype = fc.constantFrom(...DATA_TYPES);
@@ -50,7 +38,7 @@ describe('binary framing (properties)', () => {
     );
     fc.assert(
       fc.property(value, fc.nat(1000), (v, bodyLength) => {
-        const length = resultOr4xx(() => parseInferenceHeaderLength(v, bodyLength));
+        const length = resultOrClientError(() => parseInferenceHeaderLength(v, bodyLength));
         if (v === undefined) expect(length).toBeUndefined();
         else if (length !== undefined) {
           expect(Number.isSafeInteger(length)).toBe(true);
@@ -66,7 +54,7 @@ describe('binary framing (properties)', () => {
     const body = fc.oneof(bytes(), fc.jsonValue().map((v) => Buffer.from(`${JSON.stringify(v)}garbage`)));
     fc.assert(
       fc.property(body, fc.oneof(fc.integer({ min: -5, max: 80 }), fc.constantFrom(Number.NaN, 1.5, 2 ** 60)), (b, length) => {
-        const header = resultOr4xx(() => parseBinaryHeader(b, length));
+        const header = resultOrClientError(() => parseBinaryHeader(b, length));
         if (header !== undefined) expect(typeof header === 'object' && header !== null && !Array.isArray(header)).toBe(true);
       }),
       { numRuns: RUNS },
@@ -86,7 +74,7 @@ describe('binary framing (properties)', () => {
     fc.assert(
       fc.property(inputs, bytes(120), fc.boolean(), (list, tail, headerPresent) => {
         const header = { inputs: list } as unknown as BinaryInferRequestHeader;
-        const blobs = resultOr4xx(() => splitBinaryInputs(header, tail, headerPresent));
+        const blobs = resultOrClientError(() => splitBinaryInputs(header, tail, headerPresent));
         if (blobs !== undefined) {
           expect(blobs.length).toBe(list.length);
           expect(blobs.reduce((n, b) => n + (b?.length ?? 0), 0)).toBe(tail.length);
@@ -101,7 +89,7 @@ describe('binary framing (properties)', () => {
       fc.property(datatype, shape, bytes(96), fc.nat(7), (dt, s, b, skip) => {
         // an unaligned view as well as an aligned one
         const view = Buffer.concat([Buffer.alloc(skip), b]).subarray(skip);
-        const data = resultOr4xx(() => decodeBinaryTensor(dt, s, view));
+        const data = resultOrClientError(() => decodeBinaryTensor(dt, s, view));
         if (data !== undefined) {
           expect(data.length).toBe(shapeSize(s) + 0); // + 0: a dim of -0 counts as 0
           const size = elementSize(dt);
@@ -117,7 +105,7 @@ describe('binary framing (properties)', () => {
       fc.property(fc.array(fc.string({ unit: 'grapheme', maxLength: 6 }), { maxLength: 6 }), fc.nat(8), (strings, count) => {
         const encoded = encodeBytesElements(strings);
         expect(decodeBytesElements(encoded, strings.length)).toEqual(strings);
-        if (count !== strings.length) expect(resultOr4xx(() => decodeBytesElements(encoded, count))).toBeUndefined();
+        if (count !== strings.length) expect(resultOrClientError(() => decodeBytesElements(encoded, count))).toBeUndefined();
       }),
       { numRuns: 200 },
     );
@@ -132,7 +120,7 @@ describe('binary framing (properties)', () => {
     });
     fc.assert(
       fc.property(fc.oneof(bytes(), lying), fc.nat(4), (b, count) => {
-        const out = resultOr4xx(() => decodeBytesElements(b, count));
+        const out = resultOrClientError(() => decodeBytesElements(b, count));
         if (out !== undefined) expect(out.length).toBe(count);
       }),
       { numRuns: RUNS },
@@ -143,7 +131,7 @@ describe('binary framing (properties)', () => {
     const spec: fc.Arbitrary<TensorSpec> = fc.record({ name: fc.constant('x'), datatype, shape: fc.array(fc.oneof(fc.constant(-1), fc.integer({ min: 0, max: 4 })), { maxLength: 4 }) });
     fc.assert(
       fc.property(fc.array(spec, { maxLength: 2 }), fc.constantFrom(0, 1, 8), bytes(64), (inputs, maxBatchSize, body) => {
-        const t = resultOr4xx(() => decodeRawBinaryRequest(body, inputs, maxBatchSize));
+        const t = resultOrClientError(() => decodeRawBinaryRequest(body, inputs, maxBatchSize));
         if (t !== undefined) {
           expect(inputs.length).toBe(1);
           expect(t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)).toBe(true);

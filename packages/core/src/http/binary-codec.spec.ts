@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { thrownCode } from '../testing/throws.js';
 import type { DataType, TensorData } from '../contracts/tensor.js';
 import { DATA_TYPES, numberToHalf } from '../contracts/tensor.js';
-import { TesseraError } from '../errors.js';
 import { decodeBinaryInferResponse, encodeBinaryInferRequest } from '../testing/binary-client.js';
 import {
   alignBinaryTail,
@@ -18,15 +18,6 @@ import {
   rawInputShape,
   splitBinaryInputs,
 } from './binary-codec.js';
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return err instanceof TesseraError ? err.code : `not a TesseraError: ${String(err)}`;
-  }
-  return undefined;
-}
 
 function messageOf(fn: () => unknown): string {
   try {
@@ -168,16 +159,16 @@ describe('encodeBinaryTensor / decodeBinaryTensor', () => {
   });
 
   it('should reject a byte count that is not shape × element size', () => {
-    expect(codeOf(() => decodeBinaryTensor('FP32', [2, 2], Buffer.alloc(12), "input 'x'"))).toBe('TESSERA_E_REQUEST_BINARY');
-    expect(codeOf(() => decodeBinaryTensor('FP32', [2, 2], Buffer.alloc(20)))).toBe('TESSERA_E_REQUEST_BINARY');
-    expect(codeOf(() => decodeBinaryTensor('FP16', [3], Buffer.alloc(3)))).toBe('TESSERA_E_REQUEST_BINARY');
+    expect(thrownCode(() => decodeBinaryTensor('FP32', [2, 2], Buffer.alloc(12), "input 'x'"))).toBe('TESSERA_E_REQUEST_BINARY');
+    expect(thrownCode(() => decodeBinaryTensor('FP32', [2, 2], Buffer.alloc(20)))).toBe('TESSERA_E_REQUEST_BINARY');
+    expect(thrownCode(() => decodeBinaryTensor('FP16', [3], Buffer.alloc(3)))).toBe('TESSERA_E_REQUEST_BINARY');
     expect(messageOf(() => decodeBinaryTensor('FP32', [2, 2], Buffer.alloc(12), "input 'x'"))).toBe(
       "input 'x': binary_data_size is 12 but shape [2, 2] of FP32 needs 16 bytes (4 × 4)",
     );
   });
 
   it('should reject BOOL bytes other than 0 and 1', () => {
-    expect(codeOf(() => decodeBinaryTensor('BOOL', [3], Buffer.from([1, 0, 2])))).toBe('TESSERA_E_INPUT_DATA');
+    expect(thrownCode(() => decodeBinaryTensor('BOOL', [3], Buffer.from([1, 0, 2])))).toBe('TESSERA_E_INPUT_DATA');
   });
 });
 
@@ -202,11 +193,11 @@ describe('BYTES elements', () => {
     ['elements for an empty shape', encodeBytesElements(['a']), 0],
     ['a huge length', Buffer.from([0xff, 0xff, 0xff, 0xff, 0x61]), 1],
   ])('should reject %s', (_label, bytes, count) => {
-    expect(codeOf(() => decodeBytesElements(bytes, count, "input 's'"))).toBe('TESSERA_E_REQUEST_BINARY');
+    expect(thrownCode(() => decodeBytesElements(bytes, count, "input 's'"))).toBe('TESSERA_E_REQUEST_BINARY');
   });
 
   it('should reject elements that are not UTF-8', () => {
-    expect(codeOf(() => decodeBytesElements(Buffer.from([2, 0, 0, 0, 0xff, 0xfe]), 1))).toBe('TESSERA_E_INPUT_DATA');
+    expect(thrownCode(() => decodeBytesElements(Buffer.from([2, 0, 0, 0, 0xff, 0xfe]), 1))).toBe('TESSERA_E_INPUT_DATA');
   });
 });
 
@@ -219,11 +210,11 @@ describe('parseInferenceHeaderLength', () => {
   });
 
   it.each([['abc'], ['-1'], ['1.5'], ['1e3'], [''], ['12, 12'], ['0x10'], ['99999999999999999999']])('should reject %j', (value) => {
-    expect(codeOf(() => parseInferenceHeaderLength(value, 100))).toBe('TESSERA_E_REQUEST_BINARY');
+    expect(thrownCode(() => parseInferenceHeaderLength(value, 100))).toBe('TESSERA_E_REQUEST_BINARY');
   });
 
   it('should reject a length larger than the body', () => {
-    expect(codeOf(() => parseInferenceHeaderLength('11', 10))).toBe('TESSERA_E_REQUEST_BINARY');
+    expect(thrownCode(() => parseInferenceHeaderLength('11', 10))).toBe('TESSERA_E_REQUEST_BINARY');
     expect(messageOf(() => parseInferenceHeaderLength('11', 10))).toContain('only 10 bytes');
   });
 });
@@ -349,7 +340,7 @@ describe('parseBinaryInferRequest', () => {
       return parseBinaryInferRequest(body, length);
     }],
   ])('should reject %s with TESSERA_E_REQUEST_BINARY', (_label, fn) => {
-    expect(codeOf(fn)).toBe('TESSERA_E_REQUEST_BINARY');
+    expect(thrownCode(fn)).toBe('TESSERA_E_REQUEST_BINARY');
   });
 
   it('should say that a JSON request without the header cannot carry binary data', () => {
@@ -381,7 +372,7 @@ describe('raw binary requests (Inference-Header-Content-Length: 0)', () => {
     ['a BYTES input of more than one element', () => rawInputShape(spec('BYTES', [-1, 3]), 8, 4)],
     ['a model with two inputs', () => decodeRawBinaryRequest(Buffer.alloc(4), [spec('FP32', [1]), { ...spec('FP32', [1]), name: 'b' }], 0)],
   ])('should reject %s', (_label, fn) => {
-    expect(codeOf(fn)).toBe('TESSERA_E_REQUEST_BINARY');
+    expect(thrownCode(fn)).toBe('TESSERA_E_REQUEST_BINARY');
   });
 
   it('should take the whole body as the only input, BYTES without a length prefix', () => {

@@ -6,24 +6,12 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { DataType, Tensor } from '../contracts/tensor.js';
+import { resultOrClientError } from '../testing/throws.js';
+import type { DataType } from '../contracts/tensor.js';
 import { DATA_TYPES, shapeSize } from '../contracts/tensor.js';
-import { isTesseraError } from '../errors.js';
 import { decodeJsonData, encodeJsonData } from './json-codec.js';
 
 const RUNS = 300;
-
-/** Runs `fn`; a thrown value must be a TesseraError with a 4xx status. */
-function decodedOr4xx(fn: () => Tensor): Tensor | undefined {
-  try {
-    return fn();
-  } catch (err) {
-    if (!isTesseraError(err)) throw new Error(`threw a non-TesseraError: ${String(err)}`, { cause: err });
-    expect(err.status).toBeGreaterThanOrEqual(400);
-    expect(err.status).toBeLessThan(500);
-    return undefined;
-  }
-}
 
 const datatype = fc.constantFrom(...DATA_TYPES);
 
@@ -58,7 +46,7 @@ describe('decodeJsonData (properties)', () => {
   it('should give a tensor that fits the shape, or a 4xx TesseraError', () => {
     fc.assert(
       fc.property(datatype, shape, data, (dt, s, d) => {
-        const t = decodedOr4xx(() => decodeJsonData('x', dt, s, d));
+        const t = resultOrClientError(() => decodeJsonData('x', dt, s, d));
         if (t) {
           expect(t.shape).toBe(s);
           expect(t.data.length).toBe(shapeSize(s) + 0); // + 0: a dim of -0 counts as 0
@@ -96,14 +84,14 @@ describe('decodeJsonData (properties)', () => {
   it('should refuse data nested far deeper than any stack with a 400, not a RangeError', () => {
     let deep: unknown = [1];
     for (let i = 0; i < 200_000; i++) deep = [deep];
-    const t = decodedOr4xx(() => decodeJsonData('x', 'FP32', [2], [deep, deep, deep]));
+    const t = resultOrClientError(() => decodeJsonData('x', 'FP32', [2], [deep, deep, deep]));
     expect(t).toBeUndefined();
     // and one deep element that is the only one: flattened without recursion, then accepted
     expect(decodeJsonData('x', 'FP32', [1], [deep]).data).toEqual(Float32Array.of(1));
   });
 
   it('should refuse a decimal string of a megabyte for INT64 at once (no BigInt of a million digits)', () => {
-    const t = decodedOr4xx(() => decodeJsonData('x', 'INT64', [1], ['9'.repeat(1_000_000)]));
+    const t = resultOrClientError(() => decodeJsonData('x', 'INT64', [1], ['9'.repeat(1_000_000)]));
     expect(t).toBeUndefined();
   });
 });

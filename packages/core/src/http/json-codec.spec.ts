@@ -1,17 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { thrownCode } from '../testing/throws.js';
 import type { DataType, Tensor } from '../contracts/tensor.js';
 import { halfToNumber, numberToHalf } from '../contracts/tensor.js';
-import { TesseraError } from '../errors.js';
 import { decodeJsonData, encodeJsonData } from './json-codec.js';
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return err instanceof TesseraError ? err.code : 'not a TesseraError';
-  }
-  return undefined;
-}
 
 describe('decodeJsonData', () => {
   it('should accept flattened and nested data alike', () => {
@@ -68,7 +59,7 @@ describe('decodeJsonData', () => {
     ['2 in BOOL', 'BOOL', [1], [2]],
     ['null in FP64', 'FP64', [1], [null]],
   ])('should reject %s with TESSERA_E_INPUT_DATA', (_label, datatype, shape, data) => {
-    expect(codeOf(() => decodeJsonData('x', datatype, shape, data))).toBe('TESSERA_E_INPUT_DATA');
+    expect(thrownCode(() => decodeJsonData('x', datatype, shape, data))).toBe('TESSERA_E_INPUT_DATA');
   });
 });
 

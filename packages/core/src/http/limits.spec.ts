@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
-import { isTesseraError } from '../errors.js';
+import { thrownCode } from '../testing/throws.js';
 import { checkJsonDepth, jsonBodyParser } from './limits.js';
 
 /** Nesting depth of a JSON value: a scalar 0, `[]` 1, `[[1]]` 2. */
@@ -10,15 +10,6 @@ function depthOf(v: unknown): number {
   if (Array.isArray(v)) return 1 + Math.max(0, ...v.map(depthOf));
   if (v !== null && typeof v === 'object') return 1 + Math.max(0, ...Object.values(v).map(depthOf));
   return 0;
-}
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return isTesseraError(err) ? err.code : `not a TesseraError: ${String(err)}`;
-  }
-  return undefined;
 }
 
 describe(checkJsonDepth, () => {
@@ -31,15 +22,15 @@ describe(checkJsonDepth, () => {
       fc.property(value, (v) => {
         const text = Buffer.from(JSON.stringify(v));
         const depth = depthOf(v);
-        expect(codeOf(() => checkJsonDepth(text, Math.max(depth, 1)))).toBeUndefined();
-        if (depth > 1) expect(codeOf(() => checkJsonDepth(text, depth - 1))).toBe('TESSERA_E_REQUEST_TOO_DEEP');
+        expect(thrownCode(() => checkJsonDepth(text, Math.max(depth, 1)))).toBeUndefined();
+        if (depth > 1) expect(thrownCode(() => checkJsonDepth(text, depth - 1))).toBe('TESSERA_E_REQUEST_TOO_DEEP');
       }),
       { numRuns: 300 },
     );
   });
 
   it('should refuse a million open brackets without parsing them', () => {
-    expect(codeOf(() => checkJsonDepth(Buffer.from('['.repeat(1_000_000)), 64))).toBe('TESSERA_E_REQUEST_TOO_DEEP');
+    expect(thrownCode(() => checkJsonDepth(Buffer.from('['.repeat(1_000_000)), 64))).toBe('TESSERA_E_REQUEST_TOO_DEEP');
   });
 });
 
@@ -62,7 +53,7 @@ describe(jsonBodyParser, () => {
   });
 
   it('should refuse bytes that are not UTF-8 and JSON nested past the limit, each with its code', () => {
-    expect(codeOf(() => parse(request, Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d])))).toBe('TESSERA_E_REQUEST_INVALID');
-    expect(codeOf(() => parse(request, Buffer.from('[[[[[[[[[1]]]]]]]]]')))).toBe('TESSERA_E_REQUEST_TOO_DEEP');
+    expect(thrownCode(() => parse(request, Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d])))).toBe('TESSERA_E_REQUEST_INVALID');
+    expect(thrownCode(() => parse(request, Buffer.from('[[[[[[[[[1]]]]]]]]]')))).toBe('TESSERA_E_REQUEST_TOO_DEEP');
   });
 });

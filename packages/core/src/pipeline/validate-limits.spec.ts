@@ -1,7 +1,7 @@
 /** `server.limits` on tensor requests: element counts checked on the shapes, before any data is decoded. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isTesseraError } from '../errors.js';
+import { thrownCode } from '../testing/throws.js';
 import type { Signature } from './types.js';
 import { checkElementCount, validateInferRequest } from './validate.js';
 
@@ -15,22 +15,13 @@ const signature: Signature = {
   maxBatchSize: 0,
 };
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return isTesseraError(err) ? err.code : `not a TesseraError: ${String(err)}`;
-  }
-  return undefined;
-}
-
 describe(checkElementCount, () => {
   it('should give the product of whole non-negative dims within the limit, else a 400 or a 413', () => {
     const dim = fc.oneof(fc.integer({ min: 0, max: 40 }), fc.integer(), fc.double(), fc.constantFrom(2 ** 53, 1e308, Number.NaN, '3', null, [2]));
     fc.assert(
       fc.property(fc.array(dim, { maxLength: 6 }), (shape) => {
         let count: number | undefined;
-        const code = codeOf(() => (count = checkElementCount('a', shape, limits)));
+        const code = thrownCode(() => (count = checkElementCount('a', shape, limits)));
         if (code === undefined) {
           expect(count).toBe(shape.reduce<number>((n, d) => n * (d as number), 1));
           expect(count).toBeLessThanOrEqual(limits.maxTensorElements);
@@ -43,7 +34,7 @@ describe(checkElementCount, () => {
   });
 
   it('should refuse a huge dim hidden behind a zero one', () => {
-    expect(codeOf(() => checkElementCount('a', [1e15, 0], limits))).toBe('TESSERA_E_INPUT_TOO_LARGE');
+    expect(thrownCode(() => checkElementCount('a', [1e15, 0], limits))).toBe('TESSERA_E_INPUT_TOO_LARGE');
   });
 });
 
@@ -51,7 +42,7 @@ describe('validateInferRequest with limits', () => {
   it('should refuse shape [1e9] with 413 before looking at the data', () => {
     // the data is missing: decoding it first would be a different error
     const decoded = { inputs: [{ name: 'a', shape: [1, 1e9], json: undefined }, { name: 'b', shape: [1], json: ['x'] }] };
-    expect(codeOf(() => validateInferRequest(decoded, signature, limits))).toBe('TESSERA_E_INPUT_TOO_LARGE');
+    expect(thrownCode(() => validateInferRequest(decoded, signature, limits))).toBe('TESSERA_E_INPUT_TOO_LARGE');
   });
 
   it('should refuse inputs that fit alone but not together, naming server.limits.maxRequestElements', () => {

@@ -1,21 +1,13 @@
 import { describe, expect, it } from 'vitest';
+import { thrownCode } from '../testing/throws.js';
 import type { Tensor } from '../contracts/tensor.js';
 import type { Signature } from './types.js';
 import { checkShape, selectOutputs, validateInferRequest } from './validate.js';
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return undefined;
-}
-
 describe('checkShape', () => {
   const spec = { name: 'x', datatype: 'FP32' as const, shape: [-1, 3] };
   it('should accept a matching input', () => {
-    expect(codeOf(() => checkShape(spec, 'FP32', [4, 3], 8))).toBeUndefined();
+    expect(thrownCode(() => checkShape(spec, 'FP32', [4, 3], 8))).toBeUndefined();
   });
   it.each<[string, string, number[], number, string]>([
     ['wrong datatype', 'INT32', [4, 3], 8, 'TESSERA_E_INPUT_DATATYPE'],
@@ -24,7 +16,7 @@ describe('checkShape', () => {
     ['batch over max', 'FP32', [9, 3], 8, 'TESSERA_E_INPUT_SHAPE'],
     ['empty batch', 'FP32', [0, 3], 8, 'TESSERA_E_INPUT_SHAPE'],
   ])('should reject %s', (_label, datatype, shape, max, code) => {
-    expect(codeOf(() => checkShape(spec, datatype, shape, max))).toBe(code);
+    expect(thrownCode(() => checkShape(spec, datatype, shape, max))).toBe(code);
   });
 });
 
@@ -77,7 +69,7 @@ describe(validateInferRequest, () => {
     ['no data at all', { inputs: [{ name: 'a', datatype: 'FP32', shape: [1, 2], json: undefined }, { name: 'b', datatype: 'INT64', shape: [1], json: [1] }] }, 'TESSERA_E_REQUEST_INVALID'],
     ['an unknown output', { inputs: [{ name: 'a', datatype: 'FP32', shape: [1, 2], json: [1, 2] }, { name: 'b', datatype: 'INT64', shape: [1], json: [1] }], outputs: ['z'] }, 'TESSERA_E_OUTPUT_UNKNOWN'],
   ])('should refuse %s', (_label, decoded, code) => {
-    expect(codeOf(() => validateInferRequest(decoded as never, signature))).toBe(code);
+    expect(thrownCode(() => validateInferRequest(decoded as never, signature))).toBe(code);
   });
 });
 
@@ -95,7 +87,7 @@ describe(selectOutputs, () => {
   });
 
   it('should blame the backend for an output whose data does not fit its shape or datatype (never a 200 with garbage)', () => {
-    const bad = (t: Partial<Tensor>) => codeOf(() => selectOutputs([{ ...p, ...t } as Tensor, q], undefined, signature));
+    const bad = (t: Partial<Tensor>) => thrownCode(() => selectOutputs([{ ...p, ...t }, q], undefined, signature));
     expect(bad({ data: 'not numbers' as never })).toBe('TESSERA_E_INFERENCE_FAILED');
     expect(bad({ data: [1, 2] as never })).toBe('TESSERA_E_INFERENCE_FAILED');
     expect(bad({ shape: [p.shape[0]! + 1, ...p.shape.slice(1)] })).toBe('TESSERA_E_INFERENCE_FAILED');
@@ -103,6 +95,6 @@ describe(selectOutputs, () => {
   });
 
   it("should blame the backend for an output it did not return", () => {
-    expect(codeOf(() => selectOutputs([p], undefined, signature))).toBe('TESSERA_E_INFERENCE_FAILED');
+    expect(thrownCode(() => selectOutputs([p], undefined, signature))).toBe('TESSERA_E_INFERENCE_FAILED');
   });
 });

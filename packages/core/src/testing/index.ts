@@ -34,3 +34,4 @@ export { describeProcessorConformance, testProcessContext } from './processor-co
 export { checkErrorCodeDocs } from './error-docs.js';
 export type { TestRegistrations } from './register-plugins.js';
 export { registerTestPlugins } from './register-plugins.js';
+export { resultOrClientError, thrownCode, within } from './throws.js';
