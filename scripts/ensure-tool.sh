@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Usage: scripts/ensure-tool.sh COMMAND DEBIAN_PACKAGE
-# Makes sure COMMAND is installed and prints its path. Idempotent: when COMMAND is already on PATH
+# Usage: scripts/ensure-tool.sh COMMAND|/ABSOLUTE/FILE DEBIAN_PACKAGE
+# Makes sure COMMAND is installed (or, given an absolute path, that the file exists: fonts, data)
+# and prints its path. Idempotent: when COMMAND is already on PATH
 # it only prints the path. Otherwise it installs DEBIAN_PACKAGE with apt-get, non-interactively,
 # through sudo when not root. Exits non-zero with a message when it cannot.
 # Used by CI (.ci/run) for the tools the tests run for real: promtool (package prometheus),
@@ -14,7 +15,15 @@ fi
 tool=$1
 package=$2
 
-if path=$(command -v "$tool" 2>/dev/null); then
+# the command's path, or the file itself when an absolute path was given
+locate() {
+  case "$tool" in
+    /*) [ -e "$tool" ] && echo "$tool" ;;
+    *) command -v "$tool" 2>/dev/null ;;
+  esac
+}
+
+if path=$(locate); then
   echo "$path"
   exit 0
 fi
@@ -46,5 +55,5 @@ if ! apt_install; then
   apt_install || fail "apt-get install $package failed"
 fi
 
-path=$(command -v "$tool" 2>/dev/null) || fail "the package '$package' is installed but $tool is not on PATH"
+path=$(locate) || fail "the package '$package' is installed but $tool is not on PATH (or not there)"
 echo "$path"

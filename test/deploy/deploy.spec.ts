@@ -27,6 +27,9 @@ const TESSERA_SERIES = [
   'tessera_route_weight',
   'tessera_llm_tokens_total',
   'tessera_upstream_healthy',
+  'tessera_config_generation',
+  'tessera_config_last_reload_successful',
+  'tessera_config_reloads_total',
   // exported by the routers of @tessera/router-canary (packages/router-canary/src/internal/metrics.ts)
   'tessera_route_rollbacks_total',
   'tessera_route_state',
@@ -140,6 +143,7 @@ describe('rules.yml', () => {
     'TesseraCanaryRolledBack',
     'TesseraHighTimeToFirstToken',
     'TesseraTargetDown',
+    'TesseraConfigReloadFailed',
   ];
 
   it('should hold the alerts in group "tessera"', () => {

@@ -17,7 +17,7 @@ import { TesseraServer, resolveConfig } from '@tessera/core';
 import { MemoryStateStore } from '@tessera/core/testing';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
-const CORE_ROOT_KEYS = ['server', 'plugins', 'models', 'exporters', 'hooks'];
+const CORE_ROOT_KEYS = ['server', 'plugins', 'models', 'exporters', 'hooks', 'repository'];
 const SKIP = /<!--\s*config-example:\s*skip\s*\(([^)]+)\)\s*-->/;
 
 interface Block {

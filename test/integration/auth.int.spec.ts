@@ -82,6 +82,16 @@ const ROUTES: Record<string, { kind: EndpointKind; cases: (model: string) => Cas
   'HEAD /v2/models/:model/ready': { kind: 'metadata', models: ['affine', 'spare'], cases: (m) => [{ method: 'HEAD', url: `/v2/models/${m}/ready`, model: m }] },
   'GET /v2/models/:model/versions/:version/ready': { kind: 'metadata', models: ['affine', 'spare'], cases: (m) => [{ method: 'GET', url: `/v2/models/${m}/versions/1/ready`, model: m }] },
   'HEAD /v2/models/:model/versions/:version/ready': { kind: 'metadata', models: ['affine', 'spare'], cases: (m) => [{ method: 'HEAD', url: `/v2/models/${m}/versions/1/ready`, model: m }] },
+  'GET /v2/models/stats': { kind: 'metadata', cases: () => [{ method: 'GET', url: '/v2/models/stats', ok: 200 }] },
+  'HEAD /v2/models/stats': { kind: 'metadata', cases: () => [{ method: 'HEAD', url: '/v2/models/stats', ok: 200 }] },
+  'GET /v2/models/:model/stats': { kind: 'metadata', models: ['affine', 'spare'], cases: (m) => [{ method: 'GET', url: `/v2/models/${m}/stats`, model: m, ok: 200 }] },
+  'HEAD /v2/models/:model/stats': { kind: 'metadata', models: ['affine', 'spare'], cases: (m) => [{ method: 'HEAD', url: `/v2/models/${m}/stats`, model: m, ok: 200 }] },
+  'GET /v2/models/:model/versions/:version/stats': { kind: 'metadata', models: ['affine', 'spare'], cases: (m) => [{ method: 'GET', url: `/v2/models/${m}/versions/1/stats`, model: m, ok: 200 }] },
+  'HEAD /v2/models/:model/versions/:version/stats': { kind: 'metadata', models: ['affine', 'spare'], cases: (m) => [{ method: 'HEAD', url: `/v2/models/${m}/versions/1/stats`, model: m, ok: 200 }] },
+  'GET /v2/models/:model/config': { kind: 'metadata', models: ['affine', 'spare'], cases: (m) => [{ method: 'GET', url: `/v2/models/${m}/config`, model: m, ok: 200 }] },
+  'HEAD /v2/models/:model/config': { kind: 'metadata', models: ['affine', 'spare'], cases: (m) => [{ method: 'HEAD', url: `/v2/models/${m}/config`, model: m, ok: 200 }] },
+  'GET /v2/models/:model/versions/:version/config': { kind: 'metadata', models: ['affine', 'spare'], cases: (m) => [{ method: 'GET', url: `/v2/models/${m}/versions/1/config`, model: m, ok: 200 }] },
+  'HEAD /v2/models/:model/versions/:version/config': { kind: 'metadata', models: ['affine', 'spare'], cases: (m) => [{ method: 'HEAD', url: `/v2/models/${m}/versions/1/config`, model: m, ok: 200 }] },
   'POST /v2/models/:model/infer': {
     kind: 'infer',
     models: ['affine', 'spare'],
@@ -95,6 +105,8 @@ const ROUTES: Record<string, { kind: EndpointKind; cases: (model: string) => Cas
   },
   'POST /v2/models/:model/versions/:version/infer': { kind: 'infer', models: ['affine', 'spare'], cases: (m) => [{ method: 'POST', url: `/v2/models/${m}/versions/1/infer`, body: INFER_JSON, model: m, ok: m === 'affine' ? 200 : undefined }] },
   'POST /v2/repository/index': { kind: 'admin', cases: () => [{ method: 'POST', url: '/v2/repository/index', body: {}, ok: 200 }] },
+  'GET /v2/repository/index': { kind: 'admin', cases: () => [{ method: 'GET', url: '/v2/repository/index', ok: 200 }] },
+  'HEAD /v2/repository/index': { kind: 'admin', cases: () => [{ method: 'HEAD', url: '/v2/repository/index', ok: 200 }] },
   'POST /v2/repository/models/:model/load': { kind: 'admin', models: ['spare', 'spare'], cases: (m) => [{ method: 'POST', url: `/v2/repository/models/${m}/load`, body: {}, model: m }] },
   'POST /v2/repository/models/:model/unload': { kind: 'admin', models: ['spare', 'spare'], cases: (m) => [{ method: 'POST', url: `/v2/repository/models/${m}/unload`, body: {}, model: m }] },
   'POST /v1/predict': { kind: 'infer', models: ['affine', 'spare'], cases: (m) => [{ method: 'POST', url: '/v1/predict', body: PREDICT(m), model: m, ok: m === 'affine' ? 200 : undefined }] },
@@ -377,6 +389,18 @@ describe('listings for a model-restricted credential', () => {
     expect((index.body as { name: string }[]).map((m) => m.name).sort()).toEqual(['affine', 'llm']);
     const all = await http(`${s.url}/v2/repository/index`, { method: 'POST', json: {}, headers: { 'x-api-key': KEY.admin } });
     expect((all.body as { name: string }[]).map((m) => m.name).sort()).toEqual(['affine', 'llm', 'spare']);
+    const status = await http(`${s.url}/v2/repository/index`, { headers: h });
+    expect((status.body as { models: { name: string }[] }).models.map((m) => m.name).sort()).toEqual(['affine', 'llm']);
+  });
+
+  it('should list only the models it may use in /v2/models/stats', async () => {
+    const names = async (headers: Record<string, string>) => {
+      const res = await http(`${s.url}/v2/models/stats`, { headers });
+      expect(res.status).toBe(200);
+      return [...new Set((res.body.model_stats as { name: string }[]).map((m) => m.name))].sort();
+    };
+    expect(await names({ authorization: `Bearer ${KEY.restricted}` })).toEqual(['affine', 'llm']);
+    expect(await names({ 'x-api-key': KEY.infer })).toEqual(['affine', 'llm', 'spare']);
   });
 });
 

@@ -37,6 +37,12 @@ describe('POST /v1/predict', () => {
     expect(res.body).toEqual({ model_name: 'affine', model_version: '2', outputs: { sum: [8] } });
   });
 
+  it('should pass parameters on (parameters.timeout bounds the request)', async () => {
+    const res = await http(`${server.url}/v1/predict`, { json: { model: 'affine', version: '1', inputs: { x: [[1, 1, 1, 1]] }, outputs: ['sum'], parameters: { timeout: 30_000 } } });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body).toEqual({ model_name: 'affine', model_version: '1', outputs: { sum: [12] } });
+  });
+
   it('should take datatypes from the model', async () => {
     const res = await http(`${server.url}/v1/predict`, { json: { model: 'multi-io', inputs: { a: [[1.5, 2]], b: [[3, -4]] } } });
     expect(res.body.outputs).toEqual({ a_plus_1: [[2.5, 3]], b_times_2: [[6, -8]] });
@@ -55,6 +61,9 @@ describe('POST /v1/predict', () => {
     ['string value', { model: 'affine', inputs: { x: [[1, 2, 3, 'a']] } }, 400, 'TESSERA_E_INPUT_DATA'],
     ['no inputs', { model: 'affine' }, 400, 'TESSERA_E_REQUEST_INVALID'],
     ['unknown output', { model: 'affine', inputs: { x: [[1, 2, 3, 4]] }, outputs: ['nope'] }, 400, 'TESSERA_E_OUTPUT_UNKNOWN'],
+    ['parameters that are not an object', { model: 'affine', inputs: { x: [[1, 2, 3, 4]] }, parameters: [1] }, 400, 'TESSERA_E_REQUEST_INVALID'],
+    ['an unreadable parameters.timeout', { model: 'affine', inputs: { x: [[1, 2, 3, 4]] }, parameters: { timeout: 'soon' } }, 400, 'TESSERA_E_REQUEST_INVALID'],
+    ['a string for a numeric input', { model: 'affine', inputs: { x: 'aGVsbG8=' } }, 400, 'TESSERA_E_INPUT_SHAPE'],
   ])('should answer %s with %i', async (_label, body, status, code) => {
     const res = await http(`${server.url}/v1/predict`, { json: body });
     expect(res.status, res.text).toBe(status);

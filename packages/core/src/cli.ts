@@ -8,6 +8,7 @@ import type { TesseraConfig } from './config/types.js';
 import { TesseraError, errorMessage, isTesseraError } from './errors.js';
 import { CORE_VERSION } from './internal/core-version.js';
 import { TesseraServer } from './server.js';
+import { ConfigWatcher, watchTargets } from './server/watch.js';
 
 /**
  * Where the user docs are on this machine: the copy packed into @tessera/core (an installed
@@ -36,7 +37,8 @@ function docsHelp(): string {
 const HELP = `tessera ${CORE_VERSION} — a model server composed from npm plugins
 
 Usage:
-  tessera serve [-c FILE] [--port N] [--host H]   serve the models of a config file
+  tessera serve [-c FILE] [--port N] [--host H] [--watch]
+                                                  serve the models of a config file (SIGHUP reloads it)
   tessera validate [-c FILE] [--load]             check a config (and with --load, load every model)
   tessera --help | --version
 
@@ -45,6 +47,7 @@ Options:
                       .tesserarc[.json|.yaml|.yml|.js|.mjs|.ts], package.json#tessera)
   -p, --port N        listen port (overrides server.port)
   -H, --host H        listen address (overrides server.host)
+      --watch         with serve: reload the config when it, a model file or the repository folder changes
       --load          with validate: also load and warm every model, then unload
   -h, --help          this help
   -v, --version       the version
@@ -69,7 +72,14 @@ function fail(err: unknown): never {
   process.exit(1);
 }
 
-async function configFrom(values: { config?: string | undefined; port?: string | undefined; host?: string | undefined }): Promise<TesseraConfig> {
+/** The options that make the config: the file and the overrides. */
+interface ConfigValues {
+  config?: string | undefined;
+  port?: string | undefined;
+  host?: string | undefined;
+}
+
+async function configFrom(values: ConfigValues): Promise<TesseraConfig> {
   const config = await loadConfig({ ...(values.config ? { file: values.config } : {}), cwd: process.cwd(), env: process.env });
   if (values.port !== undefined) {
     const port = Number(values.port);
@@ -80,9 +90,11 @@ async function configFrom(values: { config?: string | undefined; port?: string |
   return config;
 }
 
-async function serve(config: TesseraConfig): Promise<void> {
-  const server = new TesseraServer({ config });
+async function serve(config: TesseraConfig, values: ConfigValues, watchFiles: boolean): Promise<void> {
+  // a reload reads the same file with the same command-line overrides
+  const server = new TesseraServer({ config, readConfig: () => configFrom(values) });
   const log = server.logger;
+  let watcher: ConfigWatcher | undefined;
   let stopping: string | undefined;
   const stop = (signal: string, code = 0): void => {
     if (stopping) {
@@ -91,6 +103,7 @@ async function serve(config: TesseraConfig): Promise<void> {
       process.exit(code === 0 ? 1 : code);
     }
     stopping = signal;
+    watcher?.close();
     log.info({ signal, gracePeriodMs: config.server.shutdownGracePeriodMs }, 'shutting down');
     // past the grace period (and a margin for unloading) nothing more will finish: exit anyway
     const deadline = setTimeout(() => {
@@ -108,8 +121,13 @@ async function serve(config: TesseraConfig): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  // no hot reload yet: a SIGHUP (a closed terminal, a reload a supervisor sent) must not kill the server
-  process.on('SIGHUP', () => log.warn('SIGHUP received and ignored: this version does not reload its config; restart the server to apply a new one'));
+  // SIGHUP: reload the config (what nginx, Prometheus and HAProxy do); a refusal is logged, the old config serves on
+  const reload = (trigger: string): void => {
+    void server.reload(trigger).then((outcome) => {
+      if (outcome.ok) watcher?.update(watchTargets(server.config));
+    });
+  };
+  process.on('SIGHUP', () => reload('SIGHUP'));
   // a promise nobody awaited failed: a bug, but one request's bug must not take every other request down
   process.on('unhandledRejection', (reason: unknown) => log.error({ err: reason }, `unhandled promise rejection (a bug; please report it): ${errorMessage(reason)}`));
   // after an uncaught exception the process state is unknown: drain what is in flight, then exit 1
@@ -122,6 +140,11 @@ async function serve(config: TesseraConfig): Promise<void> {
   } catch (err) {
     await server.close().catch(() => {});
     fail(err);
+  }
+  if (watchFiles && !stopping) {
+    const targets = watchTargets(server.config);
+    watcher = new ConfigWatcher(targets, () => reload('a watched file changed'), { onError: (err, target) => log.warn({ err, target }, `--watch: cannot watch ${target}: ${errorMessage(err)}`) });
+    log.info({ files: targets.files, folders: targets.trees }, 'watching the config, the model files and the repository folder for changes');
   }
 }
 
@@ -150,6 +173,8 @@ async function validate(config: TesseraConfig, load: boolean): Promise<void> {
     const warm = [...(entry?.versions.values() ?? [])].map((v) => (v.warmed ? 'warmed' : m.warmup ? 'loaded, not warmed (its backend has no warm-up)' : 'loaded (warmup: false)'));
     return `${n} (${m.backend}, ${versions}: ${[...new Set(warm)].join(', ')})`;
   });
+  // what `serve` would log as warnings (skipped repository folders, unmapped config.pbtxt fields), once the config passed
+  for (const warning of config.warnings ?? []) process.stderr.write(`tessera: warning: ${warning}\n`);
   process.stdout.write(`${config.configFile || 'config'}: OK — ${models.length} model(s): ${models.join('; ') || 'none'}${load ? '; all loaded' : ''}\n`);
 }
 
@@ -164,6 +189,7 @@ async function main(argv: string[]): Promise<void> {
         port: { type: 'string', short: 'p' },
         host: { type: 'string', short: 'H' },
         load: { type: 'boolean' },
+        watch: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -185,7 +211,8 @@ async function main(argv: string[]): Promise<void> {
   if (command !== 'serve' && command !== 'validate') fail(usage(`unknown command '${command}'; use serve or validate`));
   try {
     const config = await configFrom(values);
-    if (command === 'serve') await serve(config);
+    if (values.watch && command !== 'serve') throw usage('--watch is an option of serve');
+    if (command === 'serve') await serve(config, values, values.watch === true);
     else await validate(config, values.load === true);
   } catch (err) {
     fail(err);

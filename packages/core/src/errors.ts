@@ -14,7 +14,7 @@ export interface ErrorCodeInfo {
 export const ERROR_CODES = {
   // configuration (reported by the CLI before anything serves)
   TESSERA_E_CONFIG_NOT_FOUND: { status: 500, description: 'No config file was found (cosmiconfig searched for `tessera`), or the file given with `-c` does not exist.' },
-  TESSERA_E_CONFIG_PARSE: { status: 500, description: 'The config file could not be read or parsed (YAML/JSON syntax, or a JS/TS module that throws).' },
+  TESSERA_E_CONFIG_PARSE: { status: 500, description: 'The config file could not be read or parsed (YAML/JSON syntax, or a JS/TS module that throws), or a `repository` model\'s config.pbtxt or config.yaml (with file:line:col).' },
   TESSERA_E_CONFIG_INVALID: { status: 500, description: 'The config does not match the schema; the message names the path, the value and what is allowed.' },
   TESSERA_E_CONFIG_ENV: { status: 500, description: 'A `${VAR}` reference names an environment variable that is not set and has no `:-default`.' },
   // plugins
@@ -88,6 +88,10 @@ export const ERROR_CODES = {
   TESSERA_E_HOOK_FAILED: { status: 500, description: 'A request hook threw something other than a TesseraError; the message names the hook. (A hook refusing a request answers with its own code, e.g. 401 or 429.)' },
   TESSERA_E_STATE_STORE: { status: 500, description: 'The state store (`server.stateDir`) could not be read or written; the message gives the file and the cause.' },
   TESSERA_E_ROUTING_ACTION_UNKNOWN: { status: 404, description: "`POST /v1/routing/{model}/{action}` names an action the model's router does not take; the message lists the ones it does (`GET /v1/routing/{model}` shows them as `actions`)." },
+  // images (the built-in `image` processor; docs/processors.md)
+  TESSERA_E_IMAGE_INVALID: { status: 400, description: 'An image element cannot be decoded: empty, neither an image nor base64 (or a `data:` URL) of one, or a corrupt or truncated file; the message names the input and element.' },
+  TESSERA_E_IMAGE_FORMAT: { status: 400, description: "An image element is in a format the model's `image` step does not take (GIF, TIFF, SVG, BMP, AVIF…, or one left out of its `formats`); the message names the format found and those allowed." },
+  TESSERA_E_IMAGE_TOO_LARGE: { status: 400, description: "An image element is larger than the model's `image` step allows: more encoded bytes than `maxBytes`, or more pixels (width × height, read from its header before decoding) than `maxPixels`." },
   // command line
   TESSERA_E_CLI_USAGE: { status: 500, description: 'The `tessera` command line is wrong: an unknown command or option, or an option value out of range; see `tessera --help`.' },
 } as const satisfies Record<string, ErrorCodeInfo>;

@@ -28,7 +28,7 @@ export type { Clock, ClockTimer } from './contracts/clock.js';
 export { systemClock } from './contracts/clock.js';
 export type { CounterMetric, GaugeMetric, HistogramMetric, MetricLabels, MetricOptions, MetricRegistrar } from './contracts/metrics.js';
 export type { StateStore } from './contracts/state-store.js';
-export type { GenerationEvent, ModelState, RequestEvent, ServingEventMap, UpstreamEvent } from './contracts/events.js';
+export type { GenerationEvent, ModelState, RequestEvent, ServingEventMap, TensorTimings, UpstreamEvent } from './contracts/events.js';
 export { ServingEvents } from './contracts/events.js';
 export type { AnyErrorCode, DeclaredErrorCodes, ErrorCode, ErrorCodeInfo, ErrorFactory, OpenAIErrorFields } from './errors.js';
 export { ERROR_CODES, ERROR_CODE_PATTERN, TesseraError, defineErrorCodes, errorCodeInfo, errorMessage, isTesseraError } from './errors.js';

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { dynamicBatcherFactory } from './batching/dynamic-batcher.js';
 import { passthroughBatcherFactory } from './batching/passthrough-batcher.js';
+import { loadConfig } from './config/load.js';
 import type { TesseraConfig, TlsConfig } from './config/types.js';
 import type { Clock } from './contracts/clock.js';
 import { systemClock } from './contracts/clock.js';
@@ -25,6 +26,7 @@ import { registerOpenAI } from './http/openai.js';
 import { registerPredict } from './http/predict.js';
 import { registerRepository } from './http/repository.js';
 import { registerRoutingApi, routeWeights } from './http/routing-api.js';
+import { registerTritonExtensions } from './http/triton-extensions.js';
 import { CORE_VERSION } from './internal/core-version.js';
 import type { NamedHook } from './pipeline/hooks.js';
 import { HookChain } from './pipeline/hooks.js';
@@ -32,15 +34,21 @@ import { ServingPipeline } from './pipeline/serving-pipeline.js';
 import { Catalog } from './plugins/catalog.js';
 import type { TesseraPlugin } from './plugins/define-plugin.js';
 import type { PluginRegistrations } from './plugins/loader.js';
+import { classificationProcessorFactory } from './processors/classification.js';
+import { imageProcessorFactory } from './processors/image.js';
 import { ModelRegistry } from './registry/model-registry.js';
 import { latestRouterFactory } from './routing/latest-router.js';
+import { listRepository } from './repository/scan.js';
 import { createExporters, createHooks } from './server/configured.js';
 import { loadPlugins } from './server/load-plugins.js';
+import type { ConfigGeneration, ReloadOutcome } from './server/reload.js';
+import { ConfigReloader } from './server/reload.js';
 import { AuthHook } from './security/auth/auth-hook.js';
 import { protectMetricsListener } from './security/auth/metrics-listener.js';
 import { RateLimitHook } from './security/rate-limit.js';
 import { FileStateStore } from './state/file-state-store.js';
 import { PromMetricRegistrar } from './telemetry/metric-registrar.js';
+import { ModelStatsCollector } from './telemetry/model-stats.js';
 import type { ServingSnapshot } from './telemetry/prometheus-exporter.js';
 import { PrometheusExporter } from './telemetry/prometheus-exporter.js';
 import { tracingEnabled } from './telemetry/tracing.js';
@@ -61,6 +69,11 @@ export interface TesseraServerOptions {
   clock?: Clock;
   /** The state store of a namespace (default: files under `server.stateDir`; `MemoryStateStore` in tests). */
   stateStore?: (namespace: string) => StateStore;
+  /**
+   * How a reload reads the config again (the CLI: the same file with the same command-line
+   * overrides). Default: `loadConfig` of `config.configFile`; without a file, reloads are refused.
+   */
+  readConfig?: () => Promise<TesseraConfig>;
 }
 
 /** Secrets that must never reach a log line, wherever a logged object carries them. */
@@ -86,7 +99,7 @@ export const LOG_REDACT_PATHS = [
  * `server.exitOnModelError`); `close()` drains and releases everything, once, in reverse order.
  */
 export class TesseraServer {
-  readonly config: TesseraConfig;
+  #config: TesseraConfig;
   readonly container = new Container();
   readonly events = new ServingEvents();
   readonly app: FastifyInstance;
@@ -108,6 +121,7 @@ export class TesseraServer {
   #auth: AuthHook | undefined;
   #pipeline: ServingPipeline | undefined;
   #closing: Promise<void> | undefined;
+  #reloader: ConfigReloader | undefined;
   #inflight = 0;
   #idle: (() => void) | undefined;
   /** The `server.metricsPort` listener, when configured. */
@@ -117,7 +131,7 @@ export class TesseraServer {
 
   constructor(options: TesseraServerOptions) {
     this.#options = options;
-    this.config = options.config;
+    this.#config = options.config;
     const { server } = options.config;
     this.app = Fastify({
       ...(options.logger ? { loggerInstance: options.logger } : { logger: { level: server.logLevel, redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' } } }),
@@ -153,6 +167,9 @@ export class TesseraServer {
     this.#catalog.bind('batcher', 'passthrough', passthroughBatcherFactory, core);
     this.#catalog.bind('batcher', 'dynamic', dynamicBatcherFactory, core);
     this.#catalog.bind('router', 'latest', latestRouterFactory, core);
+    // sharp is imported when a model with an image step loads, not here
+    this.#catalog.bind('processor', 'image', imageProcessorFactory, core);
+    this.#catalog.bind('processor', 'classification', classificationProcessorFactory, core);
     this.#catalog.bind('exporter', 'prometheus', new PrometheusExporter(() => this.#snapshot(), this.metricsRegistry), core);
   }
 
@@ -180,6 +197,32 @@ export class TesseraServer {
     return this.#state;
   }
 
+  /** The config serving now (its `models` change with each applied reload). */
+  get config(): TesseraConfig {
+    return this.#config;
+  }
+
+  /** The config generation serving: 1 at start, one more per applied reload. */
+  get generation(): ConfigGeneration {
+    return this.#reloader?.generation ?? { generation: 1, configFile: this.#config.configFile, appliedAt: '' };
+  }
+
+  /**
+   * Reads the config again and applies what changed in its models (SIGHUP, `serve --watch`):
+   * new models and versions load and warm before they take traffic, removed ones drain and
+   * unload, changed settings apply, without a request dropped. Refused as a whole (the serving
+   * generation goes on) when the config is invalid or a model fails to load; refused while the
+   * server starts or drains. Never rejects.
+   */
+  async reload(trigger = 'reload'): Promise<ReloadOutcome> {
+    if (!this.#reloader || this.#state !== 'ready') {
+      const why = this.#state === 'draining' || this.#state === 'closed' ? 'the server is shutting down' : 'the server is still starting';
+      this.logger.warn({ trigger, state: this.#state }, `config reload (${trigger}) ignored: ${why}`);
+      return { ok: false, generation: this.generation.generation, error: why, restartNeeded: [], durationMs: 0, at: new Date().toISOString() };
+    }
+    return this.#reloader.reload(trigger);
+  }
+
   get logger(): Logger {
     return this.app.log as unknown as Logger;
   }
@@ -203,6 +246,14 @@ export class TesseraServer {
     this.#registrations = await loadPlugins(config, this.#options.plugins ?? [], this.container, this.#catalog, logger);
     const tracing = tracingEnabled();
     await this.registry.configure(config.models);
+    this.#reloader = new ConfigReloader({
+      registry: this.registry,
+      logger,
+      metrics: this.metrics,
+      current: () => this.#config,
+      read: () => this.#readConfig(),
+      apply: (next) => (this.#config = next),
+    });
     const shared = { catalog: this.#catalog, config, logger, metrics: this.metrics, clock: this.#options.clock ?? systemClock };
     this.#exporters = await createExporters(shared);
     for (const { exporter } of this.#exporters) exporter.attach(this.events);
@@ -242,16 +293,40 @@ export class TesseraServer {
       pipeline,
       serverName: 'tessera',
       serverVersion: CORE_VERSION,
-      extensions: ['binary_tensor_data', 'model_repository'],
+      extensions: ['binary_tensor_data', 'model_repository', 'statistics', 'model_configuration'],
       accepting: () => this.#state === 'ready',
     });
-    registerRepository(this.app, { registry: this.registry });
+    const reloader = this.#reloader;
+    registerRepository(this.app, {
+      registry: this.registry,
+      generation: () => ({ generation: reloader.generation, last: reloader.last }),
+      ...(this.#config.repository ? { discover: () => this.#discover() } : {}),
+      ...(config.configFile || this.#options.readConfig ? { add: (model: string) => (this.#state === 'ready' ? reloader.add(model) : Promise.resolve(undefined)) } : {}),
+    });
+    // Triton's statistics (kept from the serving events) and model-configuration extensions
+    const stats = new ModelStatsCollector();
+    stats.attach(this.events);
+    registerTritonExtensions(this.app, { registry: this.registry, stats });
     registerPredict(this.app, { pipeline });
     registerOpenAI(this.app, { limits: config.server.limits, registry: this.registry, pipeline, streamsCut: this.#streamsCut.signal });
     registerRoutingApi(this.app, { registry: this.registry });
     this.app.get('/health', { config: { endpoint: 'health' } }, async (_req, reply) => reply.send({ status: 'ok' }));
     await this.#exporterRoutes(this.app);
     for (const routes of this.#registrations.routes) await routes(this.app);
+  }
+
+  /** The repository folder rescanned: its models, the versions their policy serves, why one cannot be served. */
+  #discover(): { name: string; versions: string[]; reason?: string }[] {
+    const listing = listRepository(this.#config.repository!, { label: `${this.#config.configFile || 'config'}: repository` });
+    return listing.models.map((m) => ({ name: m.name, versions: m.served, ...(m.error ? { reason: m.error.message } : {}) }));
+  }
+
+  /** The config as a reload reads it. */
+  async #readConfig(): Promise<TesseraConfig> {
+    if (this.#options.readConfig) return this.#options.readConfig();
+    const file = this.#config.configFile;
+    if (!file) throw new TesseraError('TESSERA_E_CONFIG_NOT_FOUND', 'this server was given its config as an object, not a file: there is nothing to reload from');
+    return loadConfig({ file, cwd: this.#config.configDir, env: process.env });
   }
 
   /** Exporters' routes, with the endpoint kind `metrics` unless they say otherwise. */

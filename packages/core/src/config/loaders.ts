@@ -1,4 +1,6 @@
 import path from 'node:path';
+import { realpath, stat } from 'node:fs/promises';
+import { pathToFileURL } from 'node:url';
 import { defaultLoaders, type Loader } from 'cosmiconfig';
 import { parseDocument } from 'yaml';
 import { TesseraError, errorMessage } from '../errors.js';
@@ -17,8 +19,8 @@ export function createLoaders(env: EnvRecord): Record<string, Loader> {
     '.yml': loadYaml,
     noExt: loadYaml,
     '.json': loadJson,
-    '.js': loadModule(defaultLoaders['.js']),
-    '.mjs': loadModule(defaultLoaders['.mjs']),
+    '.js': loadModule(loadFreshModule),
+    '.mjs': loadModule(loadFreshModule),
     '.cjs': loadModule(defaultLoaders['.cjs']),
     '.ts': loadModule(defaultLoaders['.ts']),
   };
@@ -71,6 +73,21 @@ export function loadJson(filepath: string, content: string): unknown {
     throw new TesseraError('TESSERA_E_CONFIG_PARSE', `${filepath}: JSON syntax error: ${errorMessage(err)}`, { cause: err });
   }
 }
+
+/**
+ * An ES module config, imported again when the file changed (a reload): Node caches modules by
+ * URL, so the URL carries the file's size and modification time. CommonJS files fall back to
+ * cosmiconfig's loader.
+ */
+const loadFreshModule: Loader = async (filepath, content) => {
+  const real = await realpath(filepath);
+  const { size, mtimeMs } = await stat(real);
+  try {
+    return ((await import(`${pathToFileURL(real).href}?v=${size}-${mtimeMs}`)) as { default?: unknown }).default;
+  } catch {
+    return defaultLoaders['.js'](filepath, content);
+  }
+};
 
 function moduleLoader(env: EnvRecord) {
   return (load: Loader): Loader =>

@@ -44,6 +44,7 @@ describe(resolveConfig, () => {
         timeoutMs: 0,
         generation: { maxConcurrent: 1024, maxQueued: 64 },
         options: {},
+        configDir: dir,
       });
       expect(config.warnings).toEqual([]);
     });
@@ -83,6 +84,7 @@ describe(resolveConfig, () => {
         timeoutMs: 0,
         generation: { maxConcurrent: 1024, maxQueued: 64 },
         options: { sessionOptions: { intraOpNumThreads: 4 }, warmupShapes: { x: [1, 3, 48, 192] } },
+        configDir: dir,
       });
     });
   });

@@ -1,10 +1,13 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TesseraError } from '../errors.js';
+import { applyVersionPolicy } from '../repository/apply-policy.js';
+import { mergeRepositoryModels } from '../repository/merge.js';
+import { type RepositoryScan, scanRepository } from '../repository/scan.js';
 import { type ValidAuth, resolveAuthConfig } from '../security/auth/options.js';
 import { type EnvRecord, substituteEnvCollect } from './env.js';
-import { type ConfigIssue, formatIssues } from './path.js';
-import type { GenerationLimits, LimitsConfig, ModelConfig, ModelVersionConfig, NamedEntryConfig, RateLimitConfig, ServerConfig, TesseraConfig, TlsConfig } from './types.js';
+import { type ConfigIssue, formatIssues, isRecord } from './path.js';
+import type { DeclaredSignature, GenerationLimits, LimitsConfig, ModelConfig, ModelVersionConfig, NamedEntryConfig, RateLimitConfig, ServerConfig, TesseraConfig, TlsConfig, VersionPolicy } from './types.js';
 import { parseDuration, parseSize } from './units.js';
 import { validateConfigTree } from './validate.js';
 
@@ -24,6 +27,8 @@ export interface ResolveConfigOptions {
  * numbers, booleans or lists, validates against `configSchema` with its defaults, parses durations
  * and sizes, expands `path` into `versions`, makes paths absolute and splits each section into the
  * keys the core owns and the `options` for backends, batchers and routers. Does not change `raw`.
+ * With `repository`, the folder is scanned here (synchronously: see `scanRepository`) and its
+ * models join `models`, the `models:` keys overriding the folder's; version policies apply.
  *
  * Throws a TesseraError: `TESSERA_E_CONFIG_ENV` for unset variables, `TESSERA_E_CONFIG_INVALID`
  * for everything else, listing every problem, one per line (`file: path: message`).
@@ -34,9 +39,24 @@ export function resolveConfig(raw: unknown, options: ResolveConfigOptions): Tess
   const envIssues: ConfigIssue[] = [];
   const substituted = substituteEnvCollect(raw ?? {}, options.env ?? process.env, '', envIssues);
   if (envIssues.length > 0) throw new TesseraError('TESSERA_E_CONFIG_ENV', formatIssues(envIssues, configFile || undefined));
-  const { value, issues } = validateConfigTree(substituted);
+  const repo = withRepository(substituted, configDir, configFile, options.env ?? process.env);
+  const { value, issues } = validateConfigTree(repo?.tree ?? substituted);
   if (issues.length > 0) throw new TesseraError('TESSERA_E_CONFIG_INVALID', formatIssues(issues, configFile || undefined));
-  return normalise(value as ValidConfig, configFile, configDir);
+  return normalise(value as ValidConfig, configFile, configDir, repo);
+}
+
+/** The repository folder's scan, and the config tree with its models merged in; undefined without `repository` (or one validation will refuse). */
+function withRepository(tree: unknown, configDir: string, configFile: string, env: EnvRecord): RepositoryMerge | undefined {
+  if (!isRecord(tree) || typeof tree['repository'] !== 'string' || tree['repository'] === '') return undefined;
+  const scan = scanRepository(path.resolve(configDir, tree['repository']), { env, label: `${configFile ? `${configFile}: ` : ''}repository` });
+  const { models, folderVersions } = mergeRepositoryModels(scan.models, tree['models']);
+  return { scan, folderVersions, tree: { ...tree, models } };
+}
+
+interface RepositoryMerge {
+  scan: RepositoryScan;
+  folderVersions: ReadonlySet<string>;
+  tree: Record<string, unknown>;
 }
 
 /** The shape of the config after validation and defaults. */
@@ -50,6 +70,7 @@ interface ValidConfig {
   };
   plugins: string[];
   models: Record<string, ValidModel>;
+  repository?: string;
   exporters: NamedEntryInput[];
   hooks: NamedEntryInput[];
   auth?: ValidAuth;
@@ -70,13 +91,23 @@ interface ValidModel {
   warmup: boolean;
   timeout: number | string;
   generation: GenerationLimits;
+  versionPolicy?: VersionPolicy;
+  signature?: DeclaredSignature;
   [option: string]: unknown;
 }
 
-function normalise(config: ValidConfig, configFile: string, configDir: string): TesseraConfig {
-  const { server, plugins, models, exporters, hooks, auth, $schema: _editorSchema, ...sections } = config;
+function normalise(config: ValidConfig, configFile: string, configDir: string, repo?: RepositoryMerge): TesseraConfig {
+  const { server, plugins, models, repository: _repository, exporters, hooks, auth, $schema: _editorSchema, ...sections } = config;
   const { bodyLimit, shutdownGracePeriod, rateLimit, tls, ...serverRest } = server;
-  const warnings: string[] = [];
+  const warnings: string[] = [...(repo?.scan.warnings ?? [])];
+  const resolvedModels = Object.entries(models).flatMap(([name, model]) => {
+    const source = repo?.scan.sources[name];
+    // a folder model's relative paths (a labels file next to its config.yaml) resolve in its own folder, as Triton's do
+    const normalised = normaliseModel(model, configDir);
+    if (source) normalised.configDir = source.modelDir;
+    const resolved = applyVersionPolicy(name, normalised, { ...(source ? { source } : {}), folderVersions: repo?.folderVersions.has(name) ?? false, warnings, file: configFile });
+    return resolved ? [[name, resolved] as const] : [];
+  });
   if (Object.keys(models).length === 0) warnings.push('models: no models are configured; the server will start and serve none');
   return {
     server: {
@@ -89,7 +120,8 @@ function normalise(config: ValidConfig, configFile: string, configDir: string): 
       ...(rateLimit ? { rateLimit: resolveRateLimit(rateLimit) } : {}),
     },
     plugins: plugins.map((spec) => (spec.startsWith('.') ? path.resolve(configDir, spec) : spec)),
-    models: Object.fromEntries(Object.entries(models).map(([name, model]) => [name, normaliseModel(model, configDir)])),
+    models: Object.fromEntries(resolvedModels),
+    ...(repo ? { repository: repo.scan.dir } : {}),
     exporters: exporters.map((e) => namedEntry(e, 'exporter')),
     hooks: hooks.map((e) => namedEntry(e, 'hook')),
     ...(auth ? { auth: resolveAuthConfig(auth, configDir) } : {}),
@@ -120,7 +152,7 @@ function resolveRateLimit(raw: NonNullable<ValidConfig['server']['rateLimit']>):
 }
 
 function normaliseModel(model: ValidModel, configDir: string): ModelConfig {
-  const { backend, path: single, versions, batching, instances, routing, warmup, preprocess, postprocess, timeout, generation, ...options } = model;
+  const { backend, path: single, versions, batching, instances, routing, warmup, preprocess, postprocess, timeout, generation, versionPolicy, signature, ...options } = model;
   const { batcher: named, maxBatchSize, ...batchingOptions } = batching;
   // batching keys alone (Triton's habit: `maxQueueDelayMs: 2`) choose the dynamic batcher
   const batcher = named ?? (Object.keys(batchingOptions).length > 0 ? 'dynamic' : 'passthrough');
@@ -147,6 +179,9 @@ function normaliseModel(model: ValidModel, configDir: string): ModelConfig {
     timeoutMs: parseDuration(timeout, 'timeout'),
     generation: { ...generation },
     options,
+    configDir,
+    ...(versionPolicy !== undefined ? { versionPolicy } : {}),
+    ...(signature !== undefined ? { signature } : {}),
   };
 }
 

@@ -1,4 +1,6 @@
 import type { JSONSchema } from '../contracts/backend.js';
+import { DATA_TYPES } from '../contracts/tensor.js';
+import { VERSION_POLICY_SCHEMA } from '../repository/version-policy.js';
 
 /** JSON Schema `format` for durations (`500ms`, `1.5s`, `5m`); numbers are milliseconds. Usable in plugin schemas. */
 export const DURATION_FORMAT = 'tessera-duration';
@@ -11,10 +13,10 @@ export const MODEL_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]*$';
 export const VERSION_LABEL_PATTERN = '^[1-9][0-9]*$';
 
 /** Keys of a model section that the core owns; every other key is for the backend. */
-export const MODEL_CORE_KEYS = ['backend', 'path', 'versions', 'batching', 'instances', 'routing', 'warmup', 'preprocess', 'postprocess', 'timeout', 'generation'] as const;
+export const MODEL_CORE_KEYS = ['backend', 'path', 'versions', 'batching', 'instances', 'routing', 'warmup', 'preprocess', 'postprocess', 'timeout', 'generation', 'versionPolicy', 'signature'] as const;
 
 /** Root keys the core owns; every other root key is a plugin's section. */
-export const ROOT_CORE_KEYS = ['$schema', 'server', 'plugins', 'models', 'exporters', 'hooks', 'auth'] as const;
+export const ROOT_CORE_KEYS = ['$schema', 'server', 'plugins', 'models', 'repository', 'exporters', 'hooks', 'auth'] as const;
 
 /**
  * One entry of a list of configured plugin objects (`preprocess`, `postprocess`, `exporters`,
@@ -378,6 +380,31 @@ const routingSchema: JSONSchema = {
   },
 };
 
+/** One declared tensor of `signature.inputs`/`signature.outputs`. */
+const declaredTensorSchema: JSONSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name'],
+  properties: {
+    name: { type: 'string', minLength: 1 },
+    datatype: { type: 'string', enum: [...DATA_TYPES] },
+    shape: { type: 'array', items: { type: 'integer', minimum: -1 } },
+    field: { type: 'string' },
+  },
+};
+
+const signatureSchema: JSONSchema = {
+  type: 'object',
+  additionalProperties: false,
+  description:
+    "Inputs and outputs the model must have, checked when each version loads: a declared tensor the model lacks, another datatype or a shape that differs (-1 matches any size; the shape includes the batch dim) fails the version with `TESSERA_E_MODEL_LOAD`, and so does a model input left undeclared when `inputs` is given. Each entry is `{name, datatype?, shape?}`; what is left out is not checked. A repository model's config.pbtxt `input`/`output` set it (docs/model-repository.md).",
+  properties: {
+    inputs: { type: 'array', items: declaredTensorSchema, description: 'Declared inputs: `{name, datatype?, shape?}` each.', examples: [[{ name: 'x', datatype: 'FP32', shape: [-1, 3, 48, 192] }]] },
+    outputs: { type: 'array', items: declaredTensorSchema, description: 'Declared outputs (a subset of the model\'s is fine).', examples: [[{ name: 'softmax_0.tmp_0', datatype: 'FP32', shape: [-1, 2] }]] },
+    declaredIn: { type: 'string', minLength: 1, description: 'Where the signature was declared, named in its errors (the repository scan sets the config.pbtxt or config.yaml file). Default `models.<name>.signature`.', examples: ['./models/cls/config.pbtxt'] },
+  },
+};
+
 const modelSchema: JSONSchema = {
   type: 'object',
   description: 'One model. Keys other than those listed are backend-specific (e.g. `sessionOptions`, `upstreams`); the backend validates them when it loads.',
@@ -434,15 +461,15 @@ const modelSchema: JSONSchema = {
       default: [],
       items: namedEntrySchema('processor', 'processor'),
       description:
-        'Steps run on each request before it is queued, in order (processors a plugin registered): e.g. decode an image into the input tensor. The model is served with the inputs the first step accepts.',
-      examples: [[{ processor: 'scale', factor: 0.5 }]],
+        'Steps run on each request before it is queued, in order (the built-in `image`, or processors a plugin registered): e.g. decode an image into the input tensor. The model is served with the inputs the first step accepts. See docs/processors.md.',
+      examples: [[{ processor: 'image', size: [48, 192], resize: 'pad' }]],
     },
     postprocess: {
       type: 'array',
       default: [],
       items: namedEntrySchema('processor', 'processor'),
-      description: 'Steps run on each request\'s outputs after inference, in order: e.g. turn scores into labels. The model is served with the outputs the last step produces.',
-      examples: [['top-label']],
+      description: 'Steps run on each request\'s outputs after inference, in order (the built-in `classification`, or processors a plugin registered): e.g. turn scores into labels. The model is served with the outputs the last step produces.',
+      examples: [[{ processor: 'classification', labels: ['0', '180'] }]],
     },
     timeout: durationSchema(
       "Deadline of every request to this model, from its arrival to its answer; `0` = none. A request may lower it, never raise it, with `X-Request-Timeout`, `grpc-timeout` or `parameters.timeout`. Past it a request still queued gets 503 `TESSERA_E_QUEUE_TIMEOUT`; one whose work started gets 504 `TESSERA_E_REQUEST_DEADLINE_EXCEEDED` at the deadline (an execution already running is not interrupted, its result is dropped), a stream an error event (see docs/security.md, \"Overload and deadlines\").",
@@ -472,6 +499,8 @@ const modelSchema: JSONSchema = {
         },
       },
     },
+    versionPolicy: VERSION_POLICY_SCHEMA,
+    signature: signatureSchema,
   },
 };
 
@@ -520,6 +549,13 @@ export const configSchema: JSONSchema = {
         description: 'model names appear in URLs: a letter or digit, then letters, digits, "_", "." or "-"',
       },
       additionalProperties: modelSchema,
+    },
+    repository: {
+      type: 'string',
+      minLength: 1,
+      description:
+        "A folder of models in Triton's layout, each served like a `models:` entry: `<model>/<version>/model.onnx` (versions are positive integers), with an optional `<model>/config.pbtxt` (Triton's fields that map: batching, instances, version policy, declared inputs/outputs) or `<model>/config.yaml` (a model section without `path`/`versions`). A model also under `models:` takes the keys given there over the folder's. Read when the config loads (and on every rescan); relative to the config file's folder. See docs/model-repository.md.",
+      examples: ['./models'],
     },
     $schema: {
       type: 'string',

@@ -1,3 +1,5 @@
+import type { DataType } from '../contracts/tensor.js';
+
 /** The validated, resolved configuration (durations in ms, sizes in bytes, paths absolute). */
 export interface TesseraConfig {
   server: ServerConfig;
@@ -7,6 +9,11 @@ export interface TesseraConfig {
    */
   plugins: string[];
   models: Record<string, ModelConfig>;
+  /**
+   * Absolute path of the `repository` folder (Triton's layout), when the config names one. Its
+   * models are already in `models` (marked with `repository`), merged with the `models:` section.
+   */
+  repository?: string;
   /** Exporters to run, in order (default `prometheus` alone). */
   exporters: NamedEntryConfig[];
   /** Request hooks, in the order they run. */
@@ -157,6 +164,46 @@ export interface ModelConfig {
   generation: GenerationLimits;
   /** Every other key of the model section, for the backend (validated by its `modelConfigSchema`). */
   options: Record<string, unknown>;
+  /** The version policy (`versionPolicy`), already applied to `versions`; undefined: every version listed. */
+  versionPolicy?: VersionPolicy;
+  /** Inputs and outputs the model must have once loaded (`signature`, or config.pbtxt's `input`/`output`); see `checkDeclaredSignature`. */
+  signature?: DeclaredSignature;
+  /** Where the model came from, when the `repository` folder provided it. */
+  repository?: RepositoryModelSource;
+  /**
+   * The config's folder — for a model of the `repository` folder, its own folder (`<repository>/<model>`):
+   * relative paths in processor options resolve against it (`ProcessorContext.configDir`).
+   */
+  configDir: string;
+}
+
+/** `versionPolicy` (Triton's version policy): `all`, the `latest` N version numbers, or `specific` ones. */
+export type VersionPolicy = 'all' | { latest: number } | { specific: number[] };
+
+/** `signature`: the inputs and outputs a model declares; each loaded version must match them. */
+export interface DeclaredSignature {
+  inputs?: DeclaredTensor[];
+  outputs?: DeclaredTensor[];
+  /** Where it was declared, named in errors (the repository scan sets the config.pbtxt file). Default `models.<name>.signature`. */
+  declaredIn?: string;
+}
+
+/** One declared input or output; what is left out is not checked. */
+export interface DeclaredTensor {
+  name: string;
+  datatype?: DataType;
+  /** The whole shape, batch dim included; -1 matches any size. */
+  shape?: number[];
+  /** The declaring field as errors name it (the repository scan sets e.g. `input[0] "x" (line 7, …)`). */
+  field?: string;
+}
+
+/** A model of the `repository` folder: its folder and its config file, if it has one. */
+export interface RepositoryModelSource {
+  /** Absolute path of `<repository>/<model>`. */
+  modelDir: string;
+  /** Absolute path of its `config.pbtxt` or `config.yaml`. */
+  configFile?: string;
 }
 
 /** `models.<name>.generation`: how many generations a version runs and queues. */
@@ -241,6 +288,8 @@ export interface ModelConfigInput {
   postprocess?: (string | { processor: string; [option: string]: unknown })[];
   timeout?: DurationInput;
   generation?: { maxConcurrent?: number | string; maxQueued?: number | string };
+  versionPolicy?: VersionPolicy;
+  signature?: { inputs?: DeclaredTensor[]; outputs?: DeclaredTensor[]; declaredIn?: string };
   [option: string]: unknown;
 }
 
@@ -279,6 +328,8 @@ export interface TesseraConfigInput {
   server?: ServerConfigInput;
   plugins?: string[] | string;
   models?: Record<string, ModelConfigInput>;
+  /** A folder of models in Triton's layout (`<model>/<version>/model.onnx`), relative to the config file. */
+  repository?: string;
   exporters?: (string | { exporter: string; [option: string]: unknown })[];
   hooks?: (string | { hook: string; [option: string]: unknown })[];
   auth?: AuthConfigInput;

@@ -19,8 +19,12 @@ export interface ServingEventMap {
    * since then every request of the batch failed.
    */
   batch: [event: { model: string; version: string; size: number; requests: number; queueMs: number[]; executeMs: number; ok: boolean; failed: number }];
-  /** A model version changed state. */
-  modelState: [event: { model: string; version: string; state: ModelState; reason?: string }];
+  /**
+   * A model version changed state. `replaced`: a reload put a new object of the same label in its
+   * place, which already serves; this one is draining and closing (statistics and series of the
+   * label go on).
+   */
+  modelState: [event: { model: string; version: string; state: ModelState; reason?: string; replaced?: boolean }];
   /** An LLM generation ended (any outcome). Token counts come from the engine's `usage`. */
   generation: [event: GenerationEvent];
   /** An upstream replica changed health, or left the pool (`removed`). */
@@ -44,6 +48,23 @@ export interface RequestEvent {
   status: number;
   code?: string;
   durationMs: number;
+  /**
+   * Tensor requests that passed validation (and their `parameters`): where their time went in the
+   * pipeline. Absent for generations and for requests refused before (bad input, unknown model,
+   * not ready, auth), so its presence says the request reached the version's work.
+   */
+  tensor?: TensorTimings;
+}
+
+/**
+ * A tensor request's own phases, ms (Triton's statistics read them as `compute_input` and
+ * `compute_output`). Queue and execution times are per batch: see the `batch` event.
+ */
+export interface TensorTimings {
+  /** Validation and tensor preparation (JSON or binary data into typed arrays, range checks), then the preprocess steps. */
+  inputMs: number;
+  /** The postprocess steps and the selection of the outputs asked for; 0 when the request failed before its outputs were ready. */
+  outputMs: number;
 }
 
 export interface GenerationEvent {

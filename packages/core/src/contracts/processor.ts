@@ -24,6 +24,11 @@ export interface ProcessorContext {
   /** The backend's metadata of the version. */
   metadata: ModelMetadata;
   logger: Logger;
+  /**
+   * The config file's folder, that relative paths in the step's options resolve against (e.g. the
+   * `classification` step's `labelsFile`). Absent in contexts made by hand: the working directory.
+   */
+  configDir?: string;
 }
 
 /** What `process` gets with each request's tensors. */
@@ -63,8 +68,15 @@ export interface Processor {
    */
   readonly specs?: readonly TensorSpec[];
   /**
+   * A post step whose outputs are class labels and their scores names them here (the built-in
+   * `classification` step does): two of its `specs`, BYTES and numeric, of the same shape
+   * `[..., k]` (the top k of each row, best first). When the last post step declares them,
+   * `/v1/predict` answers `predictions: [{label, score}, …]` besides the outputs.
+   */
+  readonly predictions?: { readonly label: string; readonly score: string };
+  /**
    * Transforms one request's tensors. Throw a TesseraError with a 4xx code for input the step
-   * cannot take (e.g. `TESSERA_E_INPUT_DATA` for an undecodable image); any other error is a 500
+   * cannot take (e.g. `TESSERA_E_IMAGE_INVALID` for an undecodable image); any other error is a 500
    * `TESSERA_E_PROCESSOR_FAILED`. Must not modify its input tensors in place.
    */
   process(tensors: readonly Tensor[], ctx: ProcessContext): Tensor[] | Promise<Tensor[]>;

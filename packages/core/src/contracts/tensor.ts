@@ -73,6 +73,13 @@ export interface TensorSpec {
   name: string;
   datatype: DataType;
   shape: number[];
+  /**
+   * BYTES only: what the elements hold. Absent or `text`: UTF-8 text (binary tensor data that is
+   * not valid UTF-8 is refused). `binary`: any bytes (encoded images, audio), as a processor that
+   * accepts them declares (the built-in `image` step): binary tensor data is kept one character
+   * per byte (latin1: `Buffer.from(s, 'latin1')` gives the bytes back), JSON strings as sent.
+   */
+  content?: 'text' | 'binary';
 }
 
 type TypedArrayConstructor<T> = { new (length: number): T; BYTES_PER_ELEMENT: number };

@@ -232,10 +232,11 @@ function swapped(bytes: Buffer, size: number): Buffer {
  * Decodes one tensor's binary data. Fixed-size types must have exactly `shape product × element
  * size` bytes and come back as a typed-array view on `bytes` when its offset is aligned to the
  * element size (a copy otherwise); BOOL bytes must be 0 or 1; BYTES elements must fill `bytes`
- * exactly, number the shape's product and be valid UTF-8 (Tessera's BYTES tensors hold strings).
+ * exactly, number the shape's product and be valid UTF-8 (Tessera's BYTES tensors hold strings),
+ * unless `content` is `binary` (`TensorSpec.content`): then any bytes, one character per byte.
  */
-export function decodeBinaryTensor(datatype: DataType, shape: readonly number[], bytes: Buffer, label = 'tensor'): TensorData {
-  if (datatype === 'BYTES') return decodeBytesElements(bytes, checkedElementCount(shape, label), label);
+export function decodeBinaryTensor(datatype: DataType, shape: readonly number[], bytes: Buffer, label = 'tensor', content: TensorSpec['content'] = 'text'): TensorData {
+  if (datatype === 'BYTES') return decodeBytesElements(bytes, checkedElementCount(shape, label), label, content);
   const Ctor = typedArrayConstructor(datatype) as unknown as { new (buffer: ArrayBufferLike, byteOffset: number, length: number): TypedArray; new (length: number): TypedArray; BYTES_PER_ELEMENT: number };
   const size = Ctor.BYTES_PER_ELEMENT;
   const count = checkedElementCount(shape, label);
@@ -263,9 +264,10 @@ export function decodeBinaryTensor(datatype: DataType, shape: readonly number[],
 
 /**
  * Decodes BYTES elements (uint32-LE length + bytes, repeated) into strings; `count` is the expected
- * number. `label` names the tensor in error messages (e.g. `input 'x'`).
+ * number. `label` names the tensor in error messages (e.g. `input 'x'`). `content: 'binary'`
+ * keeps any bytes as latin1 strings (one character per byte) instead of requiring UTF-8.
  */
-export function decodeBytesElements(bytes: Buffer, count: number, label = 'tensor'): string[] {
+export function decodeBytesElements(bytes: Buffer, count: number, label = 'tensor', content: TensorSpec['content'] = 'text'): string[] {
   const out: string[] = [];
   let offset = 0;
   while (offset < bytes.length) {
@@ -282,6 +284,11 @@ export function decodeBytesElements(bytes: Buffer, count: number, label = 'tenso
       throw framing(`${label}: the binary data holds more than the ${count} BYTES elements its shape needs`);
     }
     const element = bytes.subarray(start, end);
+    if (content === 'binary') {
+      out.push(element.toString('latin1'));
+      offset = end;
+      continue;
+    }
     if (!isUtf8(element)) {
       throw new TesseraError('TESSERA_E_INPUT_DATA', `${label}: BYTES element ${out.length} is not valid UTF-8; Tessera's BYTES tensors hold text`);
     }
@@ -384,6 +391,7 @@ export function decodeRawBinaryRequest(body: Buffer, inputs: readonly TensorSpec
   const spec = inputs[0]!;
   const shape = rawInputShape(spec, maxBatchSize, body.length);
   if (spec.datatype === 'BYTES') {
+    if (spec.content === 'binary') return { name: spec.name, datatype: 'BYTES', shape, data: [body.toString('latin1')] };
     if (!isUtf8(body)) throw new TesseraError('TESSERA_E_INPUT_DATA', `input '${spec.name}': the raw BYTES element is not valid UTF-8; Tessera's BYTES tensors hold text`);
     return { name: spec.name, datatype: 'BYTES', shape, data: [body.toString('utf8')] };
   }

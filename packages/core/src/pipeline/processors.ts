@@ -29,14 +29,23 @@ export interface VersionProcessors {
 export async function createProcessors(
   model: string,
   version: string,
-  config: { preprocess: readonly NamedEntryConfig[]; postprocess: readonly NamedEntryConfig[] },
+  config: { preprocess: readonly NamedEntryConfig[]; postprocess: readonly NamedEntryConfig[]; configDir?: string },
   metadata: ModelMetadata,
   factory: (name: string) => ProcessorFactory,
   logger: Logger,
 ): Promise<VersionProcessors> {
   const make = async (entry: NamedEntryConfig, stage: ProcessorStage, specs: readonly TensorSpec[]): Promise<ProcessorStep> => {
     try {
-      const processor = await factory(entry.name).create({ model, version, stage, options: entry.options, specs, metadata, logger: logger.child({ processor: entry.name }) });
+      const processor = await factory(entry.name).create({
+        model,
+        version,
+        stage,
+        options: entry.options,
+        specs,
+        metadata,
+        logger: logger.child({ processor: entry.name }),
+        ...(config.configDir !== undefined ? { configDir: config.configDir } : {}),
+      });
       return { name: entry.name, processor };
     } catch (err) {
       // a refusal the step made itself keeps its code; anything else is a failed load of the version

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { GenerateRequest, InferenceRequest } from '../contracts/backend.js';
-import type { RequestEvent, ServingEvents } from '../contracts/events.js';
+import type { RequestEvent, ServingEvents, TensorTimings } from '../contracts/events.js';
 import type { HookRequest, InferHookContext } from '../contracts/hook.js';
 import type { ProcessContext } from '../contracts/processor.js';
 import type { RouteOutcome, RouteRequest, RouteTarget } from '../contracts/router.js';
@@ -129,15 +129,19 @@ export class ServingPipeline {
     if (!v.batcher || !v.signature) {
       throw new TesseraError('TESSERA_E_MODEL_UNSUPPORTED', `model '${entry.name}' does not accept tensor inference requests${v.instances[0]?.generate ? ': it is a generative model; use the OpenAI-compatible API (/v1/chat/completions)' : ''}`);
     }
+    const validating = performance.now();
     const inference = validateInferRequest(resolveDecoded(call.request, v.signature), v.signature, this.#limits);
     if (request.trace) inference.trace = request.trace;
     if (v.requestHeaders.length > 0) inference.headers = pickHeaders(request, v.requestHeaders, false);
     const timeout = parametersTimeout(inference.parameters);
     if (timeout !== undefined) request.limitDeadline(timeout, 'parameters.timeout');
+    // valid from here on: what follows counts for the version's statistics (success or fail)
+    const timings: TensorTimings = (request.tensorTimings = { inputMs: performance.now() - validating, outputMs: 0 });
     if (request.pastDeadline) throw request.deadlineError('before its work started');
-    const outputs = await this.#runTensor(v, inference, request.id, request.workSignal, request.deadline !== undefined ? request : undefined);
+    const outputs = await this.#runTensor(v, inference, request.id, request.workSignal, request.deadline !== undefined ? request : undefined, timings);
     if (target?.shadow?.length) this.#shadowLater(request, entry, target.shadow, v.version, { tensor: call.request, primary: outputs });
-    return { model: entry.name, version: v.version, id: inference.id, outputs };
+    const predictions = v.post.at(-1)?.processor.predictions;
+    return { model: entry.name, version: v.version, id: inference.id, outputs, ...(predictions ? { predictions } : {}) };
   }
 
   /** A generation: routed, counted for the drain, its first chunk awaited (a failure before it is a plain error). */
@@ -219,6 +223,7 @@ export class ServingPipeline {
         durationMs,
       };
       if (request.code) event.code = request.code;
+      if (request.tensorTimings) event.tensor = request.tensorTimings;
       this.#events.emit('request', event);
     }
     const routed = request.routed;
@@ -246,6 +251,10 @@ export class ServingPipeline {
     if (request.admitted && this.#hooks.hasOnResponse) {
       this.#hooks.onResponse({ ...hookView(request), protocol: request.protocol, model: request.model, version: request.version, status, code: request.code, durationMs });
     }
+    if (routed) {
+      routed.held?.leave();
+      routed.entry.leave();
+    }
   }
 
   /** Waits for the shadow copies in flight (shutdown). */
@@ -268,7 +277,7 @@ export class ServingPipeline {
       v = this.#registry.requireVersion(entry, version);
       const shadows = entry.router.shadowsFor ? this.#callRouter(entry, () => entry.router.shadowsFor!(routeRequest(request, entry, kind, version), entry.candidates())) : undefined;
       if (shadows?.length) target = { version: v.version, shadow: [...shadows] };
-      request.routed = { entry, kind };
+      request.routed = { entry, kind, held: v };
       if (target) request.routed.target = target;
     } else {
       target = this.#callRouter(entry, () => entry.router.select(routeRequest(request, entry, kind), entry.candidates()));
@@ -277,9 +286,12 @@ export class ServingPipeline {
         throw new TesseraError('TESSERA_E_ROUTER_FAILED', `model '${entry.name}': routing strategy '${entry.config.routing.strategy}' chose version '${String(target?.version)}', which the model does not have`);
       }
       v = chosen;
-      request.routed = { entry, kind, target };
+      request.routed = { entry, kind, target, held: v };
     }
     request.version = v.version;
+    // counted until the answer: a reload retires this object (and closes its entry's router) only after it
+    entry.hold();
+    v.hold();
     if (request.trace) traceRoute(request.trace, entry.name, v.version, target?.shadow);
     if (!v.ready) {
       throw new TesseraError('TESSERA_E_MODEL_NOT_READY', `model '${entry.name}' version ${v.version} is not ready (${v.state}${v.reason ? `: ${v.reason}` : ''})`, { headers: RETRY_AFTER });
@@ -328,6 +340,8 @@ export class ServingPipeline {
   }
 
   #observe(entry: ModelEntry, outcome: RouteOutcome): void {
+    // a shadow copy that ended after a reload closed the router it was routed by
+    if (entry.routerClosed) return;
     try {
       entry.router.observe(outcome);
     } catch (err) {
@@ -341,8 +355,9 @@ export class ServingPipeline {
    * Pre-processing, the batcher, post-processing and output selection for one validated request.
    * `timed` (a request with a deadline): steps are raced against it, and a result that comes
    * after it is dropped (504); the batchers answer at the deadline themselves (`Batcher.submit`).
+   * `timings` (client requests; shadow copies have none) gets the pre and post phases.
    */
-  async #runTensor(v: ModelVersion, request: InferenceRequest, id: string, signal: AbortSignal, timed?: ServingRequest): Promise<Tensor[]> {
+  async #runTensor(v: ModelVersion, request: InferenceRequest, id: string, signal: AbortSignal, timed?: ServingRequest, timings?: TensorTimings): Promise<Tensor[]> {
     const signature = v.signature!;
     const wanted = request.outputs;
     let submitted = request;
@@ -350,20 +365,30 @@ export class ServingPipeline {
       submitted = { ...request };
       const ctx: ProcessContext = { model: v.model, version: v.version, stage: 'pre', id, parameters: request.parameters ?? {}, signal, ...(wanted ? { outputs: wanted } : {}) };
       if (v.pre.length > 0) {
+        const preStarted = performance.now();
         const pre = runSteps(v.pre, request.inputs, ctx);
         const produced = await (timed ? withinDeadline(pre, signal, () => timed.deadlineError('during pre-processing')) : pre);
         submitted.inputs = modelInputsFrom(produced, v.metadata!, v.pre.at(-1)!.name, `${v.model} v${v.version}`);
+        if (timings) timings.inputMs += performance.now() - preStarted;
       }
       // post steps may need any output of the model: ask for all of them
       if (v.post.length > 0) delete submitted.outputs;
       let outputs = await (timed ? this.#submitTimed(v, submitted, signal, timed) : v.batcher!.submit(submitted, signal));
+      const postStarted = performance.now();
       if (v.post.length > 0) {
         const post = runSteps(v.post, outputs, { ...ctx, stage: 'post' });
         outputs = await (timed ? withinDeadline(post, signal, () => timed.deadlineError('during post-processing')) : post);
       }
-      return selectOutputs(outputs, wanted, signature);
+      const selected = selectOutputs(outputs, wanted, signature);
+      if (timings) timings.outputMs = performance.now() - postStarted;
+      return selected;
     }
-    return selectOutputs(await (timed ? this.#submitTimed(v, submitted, signal, timed) : v.batcher!.submit(submitted, signal)), wanted, signature);
+    const outputs = await (timed ? this.#submitTimed(v, submitted, signal, timed) : v.batcher!.submit(submitted, signal));
+    if (!timings) return selectOutputs(outputs, wanted, signature);
+    const selecting = performance.now();
+    const selected = selectOutputs(outputs, wanted, signature);
+    timings.outputMs = performance.now() - selecting;
+    return selected;
   }
 
   /** The batcher's answer for a request with a deadline: one that comes after it (a batcher that ignores its signal) is dropped. */

@@ -1,8 +1,9 @@
 import type { Context, Span } from '@opentelemetry/api';
+import type { TensorTimings } from '../contracts/events.js';
 import type { EndpointKind, HookRequest } from '../contracts/hook.js';
 import type { RouteTarget } from '../contracts/router.js';
 import type { TesseraError } from '../errors.js';
-import type { ModelEntry } from '../registry/model-registry.js';
+import type { ModelEntry, ModelVersion } from '../registry/model-registry.js';
 import type { DeadlineOrigin } from './deadline.js';
 import { MAX_DEADLINE_MS, deadlineExceeded } from './deadline.js';
 
@@ -12,6 +13,8 @@ export interface RoutedTo {
   kind: 'tensor' | 'generate';
   /** The router's target; absent when the client named the version. */
   target?: RouteTarget;
+  /** The version object it was sent to, held (`ModelVersion.hold`) until the answer; absent when routing failed. */
+  held?: ModelVersion;
 }
 
 /** What the protocol edge knows of a request when it arrives. */
@@ -62,6 +65,8 @@ export class ServingRequest implements HookRequest {
   /** Streamed generations: for the router's outcome. */
   ttftMs: number | undefined;
   tpotMs: number | undefined;
+  /** Tensor requests, once validated: their input and output phases (the `request` event's `tensor`). */
+  tensorTimings: TensorTimings | undefined;
   /** The server span and its context, while tracing is on. */
   span: Span | undefined;
   trace: Context | undefined;

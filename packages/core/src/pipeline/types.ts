@@ -44,6 +44,8 @@ export interface TensorResult {
   id: string | undefined;
   /** The outputs asked for, in the order asked; all of the signature's, in its order, when none was named. */
   outputs: Tensor[];
+  /** The label and score outputs the version's last post step names (`Processor.predictions`), when it names them. */
+  predictions?: { readonly label: string; readonly score: string };
 }
 
 /** A generation request for the pipeline (OpenAI-compatible body). */

@@ -83,7 +83,7 @@ function inSignatureOrder(given: readonly DecodedInput[], signature: Signature):
 function tensorOf(spec: TensorSpec, input: DecodedInput): Tensor {
   const { name, datatype } = spec;
   const shape = input.shape;
-  if ('bytes' in input) return { name, datatype, shape, data: decodeBinaryTensor(datatype, shape, input.bytes, `input '${name}'`) };
+  if ('bytes' in input) return { name, datatype, shape, data: decodeBinaryTensor(datatype, shape, input.bytes, `input '${name}'`, spec.content) };
   if ('json' in input) {
     if (input.json === undefined) {
       throw new TesseraError('TESSERA_E_REQUEST_INVALID', `invalid request: input '${name}' has no data (send \`data\`, or binary tensor data with parameters.binary_data_size)`);

@@ -28,6 +28,16 @@ export class ModelVersion {
   warmed = false;
   /** The request headers its instances declared (`ModelInstance.requestHeaders`). */
   requestHeaders: readonly string[] = [];
+  /** The artifact as it was when the instances loaded (`statArtifact`): a reload compares it to see a replaced file. */
+  artifact: string | undefined;
+  /**
+   * Set when the version was started on the instances of an older object of the same label (a
+   * reload that changed only its processors or generation limits): resolves when that object has
+   * finished its requests, so the instances are never unloaded under it.
+   */
+  inheritedFrom: Promise<void> | undefined;
+  /** Requests routed to this object and not answered yet (`hold`/`leave`); a reload retires it when they are done. */
+  readonly #holds = new Holds();
   /** Generations (LLM requests) in progress; they bypass the batcher, so draining waits on them here. */
   #generations = 0;
   #generationsIdle: (() => void) | undefined;
@@ -118,6 +128,20 @@ export class ModelVersion {
     );
   }
 
+  /** A request was routed to this object; call `leave()` once when it is answered. */
+  hold(): void {
+    this.#holds.hold();
+  }
+
+  leave(): void {
+    this.#holds.leave();
+  }
+
+  /** Resolves when no request routed to this object is still unanswered. */
+  idle(): Promise<void> {
+    return this.#holds.idle();
+  }
+
   /** Counts a generation in for the drain (not against `generation`: shadow copies); call the returned function once when it ends. */
   beginGeneration(): () => void {
     this.#generations++;
@@ -148,8 +172,10 @@ export class ModelEntry {
   readonly versions = new Map<string, ModelVersion>();
   /** True after an operator unloaded the model through the repository API; readiness skips it. */
   unloaded = false;
-  /** Serialises load/unload operations on this model. */
-  operation: Promise<unknown> = Promise.resolve();
+  /** True once the registry closed `router` (a reload replaced or removed the model): outcomes are no longer reported to it. */
+  routerClosed = false;
+  /** Requests routed through this entry and not answered yet: its router hears their outcomes. */
+  readonly #holds = new Holds();
 
   constructor(
     readonly name: string,
@@ -157,9 +183,25 @@ export class ModelEntry {
     readonly router: Router,
     /** Per version: the backend-specific options (model keys + version overrides), validated. */
     readonly backendOptions: ReadonlyMap<string, Record<string, unknown>> = new Map(),
+    /** Version objects carried over from the model's previous entry (a reload), by label. */
+    carried: ReadonlyMap<string, ModelVersion> = new Map(),
   ) {
     const labels = Object.keys(config.versions).sort(compareVersions);
-    for (const v of labels) this.versions.set(v, new ModelVersion(name, v, config.generation));
+    for (const v of labels) this.versions.set(v, carried.get(v) ?? new ModelVersion(name, v, config.generation));
+  }
+
+  /** A request was routed through this entry; call `leave()` once when it is answered. */
+  hold(): void {
+    this.#holds.hold();
+  }
+
+  leave(): void {
+    this.#holds.leave();
+  }
+
+  /** Resolves when every request routed through this entry was answered. */
+  idle(): Promise<void> {
+    return this.#holds.idle();
   }
 
   candidates(): RouteCandidate[] {
@@ -180,5 +222,24 @@ export class ModelEntry {
       if (v.ready && (!best || compareVersions(v.version, best.version) > 0)) best = v;
     }
     return best ?? [...this.versions.values()].at(-1);
+  }
+}
+
+/** A count of unfinished requests, and who waits for it to reach zero. */
+class Holds {
+  #n = 0;
+  #waiters: (() => void)[] = [];
+
+  hold(): void {
+    this.#n++;
+  }
+
+  leave(): void {
+    if (this.#n > 0 && --this.#n === 0) for (const wake of this.#waiters.splice(0)) wake();
+  }
+
+  idle(): Promise<void> {
+    if (this.#n === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push(resolve));
   }
 }
