@@ -18,6 +18,8 @@ const SCRIPTS = {
   pipeline: 'pipeline.mjs',
   routing: 'routing.mjs',
   security: 'security.mjs',
+  reload: 'reload.mjs',
+  images: 'images.mjs',
   'canary-sim': 'canary-sim.mjs',
 };
 const SOAK = 'soak.mjs';

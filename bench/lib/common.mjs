@@ -167,7 +167,7 @@ export function trackChild(child) {
 }
 
 /** The suites of `npm run bench`, in order; `BENCH_SUITES` picks some. */
-export const BENCH_SUITES = ['ocr', 'llm', 'tracing', 'pipeline', 'routing', 'security', 'canary-sim'];
+export const BENCH_SUITES = ['ocr', 'llm', 'tracing', 'pipeline', 'routing', 'security', 'reload', 'images', 'canary-sim'];
 
 /** Exits the process (0) with a note when `BENCH_SUITES` does not include `suite`. */
 export function skipUnlessSuite(suite, script, env = process.env) {

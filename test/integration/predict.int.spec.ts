@@ -38,7 +38,7 @@ describe('POST /v1/predict', () => {
   });
 
   it('should pass parameters on (parameters.timeout bounds the request)', async () => {
-    const res = await http(`${server.url}/v1/predict`, { json: { model: 'affine', version: '1', inputs: { x: [[1, 1, 1, 1]] }, outputs: ['sum'], parameters: { timeout: 30_000 } } });
+    const res = await http(`${server.url}/v1/predict`, { json: { model: 'affine', version: '1', inputs: { x: [[1, 1, 1, 1]] }, outputs: ['sum'], parameters: { timeout: 30_000_000 } } });
     expect(res.status, res.text).toBe(200);
     expect(res.body).toEqual({ model_name: 'affine', model_version: '1', outputs: { sum: [12] } });
   });

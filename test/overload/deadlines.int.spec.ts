@@ -67,7 +67,8 @@ describe('a deadline that passes during execution', () => {
     ['X-Request-Timeout in milliseconds', { 'x-request-timeout': '120' }, undefined, /120 ms \(X-Request-Timeout\)/],
     ['X-Request-Timeout as a duration', { 'x-request-timeout': '0.12s' }, undefined, /120 ms \(X-Request-Timeout\)/],
     ['grpc-timeout', { 'grpc-timeout': '120m' }, undefined, /120 ms \(grpc-timeout\)/],
-    ['parameters.timeout', {}, { timeout: 120 }, /120 ms \(parameters\.timeout\)/],
+    // Triton's unit: microseconds
+    ['parameters.timeout', {}, { timeout: 120_000 }, /120 ms \(parameters\.timeout\)/],
   ])('should answer 504 TESSERA_E_REQUEST_DEADLINE_EXCEEDED before the execution ends (%s)', async (_, headers, parameters, origin) => {
     const before = slow.instances.reduce((n, i) => n + i.batches.length, 0);
     const r = await infer('slow', headers, body(parameters));

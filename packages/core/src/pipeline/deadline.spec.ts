@@ -46,8 +46,9 @@ describe(parseGrpcTimeout, () => {
 });
 
 describe(parametersTimeout, () => {
-  it('should read milliseconds, 0 and absence meaning none', () => {
-    expect(parametersTimeout({ timeout: 30 })).toBe(30);
+  it("should read Triton's microseconds as milliseconds, 0 and absence meaning none", () => {
+    expect(parametersTimeout({ timeout: 30_000 })).toBe(30);
+    expect(parametersTimeout({ timeout: 1500 })).toBe(1.5);
     expect(parametersTimeout({ timeout: 0 })).toBeUndefined();
     expect(parametersTimeout(undefined)).toBeUndefined();
     expect(parametersTimeout({ timeout: null })).toBeUndefined();

@@ -58,17 +58,18 @@ export function parseGrpcTimeout(raw: string | string[]): number {
 }
 
 /**
- * `parameters.timeout` of a tensor request: milliseconds ≥ 0, `0` (or absent) meaning none
- * (the model's). Undefined when there is none.
+ * `parameters.timeout` of a tensor request, in milliseconds: the parameter is Triton's (its
+ * schedule-policy extension), in **microseconds** ≥ 0, `0` (or absent) meaning none (the
+ * model's) — what `tritonclient`'s `infer(timeout=…)` sends. Undefined when there is none.
  * @throws TesseraError TESSERA_E_REQUEST_INVALID (a body field, as for every other parameter)
  */
 export function parametersTimeout(parameters: Readonly<Record<string, unknown>> | undefined): number | undefined {
   const value = parameters?.['timeout'];
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new TesseraError('TESSERA_E_REQUEST_INVALID', `parameters.timeout must be a number of milliseconds ≥ 0 (0 = the model's default), got ${JSON.stringify(value)}`);
+    throw new TesseraError('TESSERA_E_REQUEST_INVALID', `parameters.timeout must be a number of microseconds ≥ 0, as in Triton (0 = the model's default), got ${JSON.stringify(value)}`);
   }
-  return value === 0 ? undefined : value;
+  return value === 0 ? undefined : value / 1000;
 }
 
 /** Where a deadline came from and how long it was, for the messages. */
