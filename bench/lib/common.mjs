@@ -52,7 +52,7 @@ export function benchModels(env = process.env) {
 }
 
 /** xorshift32: the same pseudo-random image on every run and in every process. */
-function prng(seed) {
+export function prng(seed) {
   let x = seed >>> 0 || 1;
   return () => {
     x ^= x << 13;

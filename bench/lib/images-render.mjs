@@ -8,6 +8,7 @@
 //
 // Sizes are height × width. The noise comes from a seeded xorshift, so the pixels are fixed too.
 import sharp from 'sharp';
+import { prng } from './common.mjs';
 
 /** The kinds, in the order the suite measures them. */
 export const IMAGE_KINDS = {
@@ -27,18 +28,6 @@ const PAGE = [
   'for the cost of decoding a large upload.',
 ];
 
-/** xorshift32, as bench/lib/common.mjs's: the same noise on every run. */
-function prng(seed) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 4294967296;
-  };
-}
 
 const escape = (s) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 

@@ -5,36 +5,20 @@
  * promoted to good-v2, `classifier-faulty` rolled back — and a restart on the same state folder
  * finds both where they ended. Then the README's operator commands (GET and POST /v1/routing).
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TesseraProcess } from '@tessera/core/testing';
-import { runTesseraCli, startTessera } from '@tessera/core/testing';
+import { runNode, runTesseraCli, startTessera } from '@tessera/core/testing';
 import { referenceScores } from './models.mjs';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const CONFIG = 'examples/canary-rollout/tessera.config.yaml';
 
 /** Runs `node <script> ...args` from the repository root; resolves with its exit code and output. */
-function node(script: string, args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let [stdout, stderr] = ['', ''];
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`node ${script} did not exit within ${timeoutMs} ms\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const node = (script: string, args: string[], env: Record<string, string>) => runNode(script, args, { cwd: ROOT, env });
 
 async function routing(url: string, model: string): Promise<any> {
   return (await fetch(`${url}/v1/routing/${model}`)).json();

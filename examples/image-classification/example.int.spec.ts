@@ -6,14 +6,13 @@
  * through OIP v2 (JSON BYTES, binary tensor data), a mislabelled and a corrupt file through
  * classify.mjs (exit 1, marked on the page), and a corrupt image straight to /v1/predict.
  */
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TesseraProcess } from '@tessera/core/testing';
-import { startTessera } from '@tessera/core/testing';
+import { runNode, startTessera } from '@tessera/core/testing';
 import { STYLES } from './render.mjs';
 import type { RenderedImage } from './render.mjs';
 import { resultsPage, summary } from './classify.mjs';
@@ -22,22 +21,7 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 const HERE = 'examples/image-classification';
 
 /** Runs `node <script> ...args` from the repository root; resolves with its exit code and output. */
-function node(script: string, args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { cwd: ROOT, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let [stdout, stderr] = ['', ''];
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`node ${script} did not exit within ${timeoutMs} ms\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const node = (script: string, args: string[]) => runNode(script, args, { cwd: ROOT });
 
 /** The rows of a results page: file, expected and predicted label, whether marked wrong, and the image's data URL. */
 function pageRows(page: string): { file: string; expected: string; predicted: string; wrong: boolean; src: string }[] {

@@ -11,13 +11,12 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { deflateSync } from 'node:zlib';
 import fc from 'fast-check';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { TesseraProcess } from '@tessera/core/testing';
-import { startTessera, within } from '@tessera/core/testing';
+import { pngClaiming, startTessera, within } from '@tessera/core/testing';
 import { CLS_MODEL, ROOT, http, tempDir, writeConfig } from './helpers.js';
 
 const FONTS = ['DejaVu Sans', 'DejaVu Serif', 'DejaVu Sans Mono'] as const;
@@ -147,32 +146,6 @@ describe('the default text-orientation model on images', () => {
     expect(answers.map((a) => a.body.predictions?.[0]?.label)).toEqual(picked.map((c) => c.want));
   });
 });
-
-/** A PNG whose header claims `w × h` pixels (the CRCs right), with a few bytes of pixel data. */
-function pngClaiming(w: number, h: number): Buffer {
-  const crc = (b: Buffer): number => {
-    let c = ~0;
-    for (const byte of b) {
-      c ^= byte;
-      for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
-    }
-    return ~c >>> 0;
-  };
-  const chunk = (type: string, data: Buffer): Buffer => {
-    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const out = Buffer.alloc(12 + data.length);
-    out.writeUInt32BE(data.length, 0);
-    body.copy(out, 4);
-    out.writeUInt32BE(crc(body), 8 + data.length);
-    return out;
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(w, 0);
-  ihdr.writeUInt32BE(h, 4);
-  ihdr[8] = 8;
-  ihdr[9] = 2;
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(256))), chunk('IEND', Buffer.alloc(0))]);
-}
 
 describe('hostile images (properties)', () => {
   /** Elements that are never an acceptable image, as raw bytes (sent as binary data, or base64 in JSON). */

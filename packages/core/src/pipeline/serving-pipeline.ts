@@ -252,8 +252,8 @@ export class ServingPipeline {
       this.#hooks.onResponse({ ...hookView(request), protocol: request.protocol, model: request.model, version: request.version, status, code: request.code, durationMs });
     }
     if (routed) {
-      routed.held?.leave();
-      routed.entry.leave();
+      routed.held?.inflight.leave();
+      routed.entry.inflight.leave();
     }
   }
 
@@ -290,8 +290,8 @@ export class ServingPipeline {
     }
     request.version = v.version;
     // counted until the answer: a reload retires this object (and closes its entry's router) only after it
-    entry.hold();
-    v.hold();
+    entry.inflight.hold();
+    v.inflight.hold();
     if (request.trace) traceRoute(request.trace, entry.name, v.version, target?.shadow);
     if (!v.ready) {
       throw new TesseraError('TESSERA_E_MODEL_NOT_READY', `model '${entry.name}' version ${v.version} is not ready (${v.state}${v.reason ? `: ${v.reason}` : ''})`, { headers: RETRY_AFTER });

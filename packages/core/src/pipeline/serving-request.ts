@@ -13,7 +13,7 @@ export interface RoutedTo {
   kind: 'tensor' | 'generate';
   /** The router's target; absent when the client named the version. */
   target?: RouteTarget;
-  /** The version object it was sent to, held (`ModelVersion.hold`) until the answer; absent when routing failed. */
+  /** The version object it was sent to, held (`ModelVersion.inflight`) until the answer; absent when routing failed. */
   held?: ModelVersion;
 }
 

@@ -4,7 +4,6 @@
  * against values worked out by hand, the ways an element may be sent, and every refusal.
  */
 import sharp from 'sharp';
-import { deflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import type { ModelMetadata } from '../contracts/backend.js';
 import type { ProcessorContext } from '../contracts/processor.js';
@@ -13,6 +12,7 @@ import { halfToNumber, numberToHalf } from '../contracts/tensor.js';
 import { validateAgainstSchema } from '../config/validate.js';
 import { isTesseraError } from '../errors.js';
 import { describeProcessorConformance, testProcessContext } from '../testing/processor-conformance.js';
+import { pngClaiming } from '../testing/images.js';
 import { silentLogger } from '../testing/silent-logger.js';
 import { imageProcessorFactory, placement } from './image.js';
 
@@ -75,33 +75,6 @@ async function refusal(options: Record<string, unknown>, ...elements: (Buffer | 
 }
 
 const norm = (p: number, mean = 0, std = 1, scale = 255): number => Math.fround((p / scale - mean) / std);
-
-/** A PNG whose header claims `w × h` pixels, with a few bytes of data (never a real image). */
-function pngHeader(w: number, h: number): Buffer {
-  const chunk = (type: string, data: Buffer): Buffer => {
-    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const out = Buffer.alloc(12 + data.length);
-    out.writeUInt32BE(data.length, 0);
-    body.copy(out, 4);
-    out.writeUInt32BE(crc32(body), 8 + data.length);
-    return out;
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(w, 0);
-  ihdr.writeUInt32BE(h, 4);
-  ihdr[8] = 8;
-  ihdr[9] = 2;
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(64))), chunk('IEND', Buffer.alloc(0))]);
-}
-
-function crc32(b: Buffer): number {
-  let c = ~0;
-  for (const byte of b) {
-    c ^= byte;
-    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
-  }
-  return ~c >>> 0;
-}
 
 const grey = await solid(24, 60, [128, 128, 128]);
 const text = await picture(30, 90, (y, x) => (y > 8 && y < 22 && x % 9 < 5 ? [20, 20, 20] : [240, 240, 240]));
@@ -318,7 +291,7 @@ describe('image', () => {
     });
 
     it('should refuse images over maxPixels from their header, and over maxBytes (TESSERA_E_IMAGE_TOO_LARGE)', async () => {
-      expect(await refusal(PADDLE, pngHeader(100_000, 100_000))).toMatchObject({
+      expect(await refusal(PADDLE, pngClaiming(100_000, 100_000))).toMatchObject({
         code: 'TESSERA_E_IMAGE_TOO_LARGE',
         status: 400,
         message: "input 'image': element 0 is 100000 × 100000 pixels (10000000000), over the image step's maxPixels (40000000)",

@@ -513,7 +513,7 @@ export class ModelRegistry {
     const log = this.#opts.logger;
     const versions = plan.retired.map(async ({ v, replaced, lends }) => {
       if (v.state === 'ready') this.#setState(v, 'draining', undefined, replaced);
-      await v.idle();
+      await v.inflight.idle();
       if (lends?.v) {
         // the new object serves on these instances now: drain this one's batcher and steps only
         await v.batcher?.drain();
@@ -527,7 +527,7 @@ export class ModelRegistry {
     }
     await Promise.all(versions.map((p) => p.catch((err: unknown) => log.warn({ err }, `unloading a replaced version failed: ${errorMessage(err)}`))));
     for (const { entry, keepsRouter } of plan.retiredEntries) {
-      await entry.idle();
+      await entry.inflight.idle();
       if (keepsRouter) continue;
       entry.routerClosed = true;
       await this.#closeRouters([entry.router]);

@@ -36,8 +36,8 @@ export class ModelVersion {
    * finished its requests, so the instances are never unloaded under it.
    */
   inheritedFrom: Promise<void> | undefined;
-  /** Requests routed to this object and not answered yet (`hold`/`leave`); a reload retires it when they are done. */
-  readonly #holds = new Holds();
+  /** Requests routed to this object and not answered yet; a reload retires it when they are done. */
+  readonly inflight = new InFlight();
   /** Generations (LLM requests) in progress; they bypass the batcher, so draining waits on them here. */
   #generations = 0;
   #generationsIdle: (() => void) | undefined;
@@ -128,20 +128,6 @@ export class ModelVersion {
     );
   }
 
-  /** A request was routed to this object; call `leave()` once when it is answered. */
-  hold(): void {
-    this.#holds.hold();
-  }
-
-  leave(): void {
-    this.#holds.leave();
-  }
-
-  /** Resolves when no request routed to this object is still unanswered. */
-  idle(): Promise<void> {
-    return this.#holds.idle();
-  }
-
   /** Counts a generation in for the drain (not against `generation`: shadow copies); call the returned function once when it ends. */
   beginGeneration(): () => void {
     this.#generations++;
@@ -175,7 +161,7 @@ export class ModelEntry {
   /** True once the registry closed `router` (a reload replaced or removed the model): outcomes are no longer reported to it. */
   routerClosed = false;
   /** Requests routed through this entry and not answered yet: its router hears their outcomes. */
-  readonly #holds = new Holds();
+  readonly inflight = new InFlight();
 
   constructor(
     readonly name: string,
@@ -188,20 +174,6 @@ export class ModelEntry {
   ) {
     const labels = Object.keys(config.versions).sort(compareVersions);
     for (const v of labels) this.versions.set(v, carried.get(v) ?? new ModelVersion(name, v, config.generation));
-  }
-
-  /** A request was routed through this entry; call `leave()` once when it is answered. */
-  hold(): void {
-    this.#holds.hold();
-  }
-
-  leave(): void {
-    this.#holds.leave();
-  }
-
-  /** Resolves when every request routed through this entry was answered. */
-  idle(): Promise<void> {
-    return this.#holds.idle();
   }
 
   candidates(): RouteCandidate[] {
@@ -225,11 +197,12 @@ export class ModelEntry {
   }
 }
 
-/** A count of unfinished requests, and who waits for it to reach zero. */
-class Holds {
+/** Requests routed to a version object or a model entry and not answered yet, and who waits for none to be left. */
+export class InFlight {
   #n = 0;
   #waiters: (() => void)[] = [];
 
+  /** A request was routed here; call `leave()` once when it is answered. */
   hold(): void {
     this.#n++;
   }
@@ -238,6 +211,7 @@ class Holds {
     if (this.#n > 0 && --this.#n === 0) for (const wake of this.#waiters.splice(0)) wake();
   }
 
+  /** Resolves when no request held here is unanswered. */
   idle(): Promise<void> {
     if (this.#n === 0) return Promise.resolve();
     return new Promise((resolve) => this.#waiters.push(resolve));

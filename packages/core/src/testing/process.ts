@@ -39,8 +39,22 @@ export function cliPath(): string {
 
 /** Runs the CLI to completion; resolves with its exit code and output (for `validate`, bad configs). */
 export function runTesseraCli(options: RunTesseraOptions): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return runNode(cliPath(), options.args, { ...options, label: `tessera ${options.args.join(' ')}`, timeoutMs: options.timeoutMs ?? 30_000 });
+}
+
+/**
+ * Runs a Node script (an example's, a tool's) to completion with this process's Node, as a user
+ * would from a shell; resolves with its exit code and output, rejects (killing it) past `timeoutMs`
+ * (default 60 s).
+ */
+export function runNode(
+  script: string,
+  args: readonly string[],
+  options: { cwd?: string; env?: Record<string, string | undefined>; timeoutMs?: number; label?: string } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const timeoutMs = options.timeoutMs ?? 60_000;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath(), ...options.args], {
+    const child = spawn(process.execPath, [script, ...args], {
       cwd: options.cwd ?? process.cwd(),
       env: { ...process.env, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -51,8 +65,8 @@ export function runTesseraCli(options: RunTesseraOptions): Promise<{ code: numbe
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`tessera ${options.args.join(' ')} did not exit within ${options.timeoutMs ?? 30_000} ms\n${stdout}\n${stderr}`));
-    }, options.timeoutMs ?? 30_000);
+      reject(new Error(`${options.label ?? `node ${script}`} did not exit within ${timeoutMs} ms\n${stdout}\n${stderr}`));
+    }, timeoutMs);
     child.on('exit', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
