@@ -30,6 +30,7 @@ output [
     name: "softmax_0.tmp_0"
     data_type: TYPE_FP32
     dims: [ 2 ]
+    label_filename: "orientation_labels.txt"
   }
 ]
 instance_group [ { count: 1, kind: KIND_CPU } ]
@@ -61,6 +62,7 @@ beforeAll(async () => {
   models = await writeTestModels(path.join(dir, 'generated'));
   await place('models', 'text-orientation', '1', CLS_MODEL, true);
   await writeFileIn('models', 'text-orientation/config.pbtxt', CLS_PBTXT);
+  await writeFileIn('models', 'text-orientation/orientation_labels.txt', 'upright\nupside-down\n');
   // versions 1 and 3 served (specific), 2 not, 4 has no model file
   await place('models', 'affine', '1', models.affine.path);
   await place('models', 'affine', '2', models.affine.path);
@@ -114,6 +116,28 @@ describe('a repository folder served by the CLI', () => {
       expect(p0 + p1).toBeCloseTo(1, 4);
       expect(Math.min(p0, p1)).toBeGreaterThanOrEqual(0);
     }
+  });
+
+  it("should answer Triton's classification extension with the labels of config.pbtxt's label_filename", async () => {
+    const data = Array.from({ length: 2 * 3 * 48 * 192 }, (_, i) => ((i * 7919) % 255) / 255 - 0.5);
+    const json = { inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 3, 48, 192], data }] };
+    const raw = await http(`${server.url}/v2/models/text-orientation/infer`, { json });
+    const res = await http(`${server.url}/v2/models/text-orientation/infer`, { json: { ...json, outputs: [{ name: 'softmax_0.tmp_0', parameters: { classification: 2 } }] } });
+    expect(res.status, res.text).toBe(200);
+    const [out] = res.body.outputs;
+    expect(out).toMatchObject({ name: 'softmax_0.tmp_0', datatype: 'BYTES', shape: [2, 2] });
+    const probabilities: number[] = raw.body.outputs[0].data;
+    for (let row = 0; row < 2; row++) {
+      const [p0, p1] = probabilities.slice(row * 2, row * 2 + 2) as [number, number];
+      const best = p1 > p0 ? 1 : 0;
+      const label = ['upright', 'upside-down'];
+      expect(out.data.slice(row * 2, row * 2 + 2)).toEqual([`${[p0, p1][best]!.toFixed(6)}:${best}:${label[best]}`, `${[p0, p1][1 - best]!.toFixed(6)}:${1 - best}:${label[1 - best]}`]);
+    }
+    // binary output too (what tritonclient asks for by default)
+    const bin = await http(`${server.url}/v2/models/text-orientation/infer`, { json: { ...json, outputs: [{ name: 'softmax_0.tmp_0', parameters: { classification: 1, binary_data: true } }] } });
+    expect(bin.status).toBe(200);
+    expect(bin.text).toMatch(/"datatype":"BYTES","shape":\[2,1\],"parameters":\{"binary_data_size":\d+\}/);
+    expect(bin.text).toMatch(/\d\.\d{6}:[01]:(upright|upside-down)/);
   });
 
   it('should serve the versions the policy selects, and no other', async () => {

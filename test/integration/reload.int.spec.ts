@@ -127,11 +127,23 @@ describe('SIGHUP reload under traffic', () => {
     expect(metrics).toMatch(/^tessera_config_reloads_total\{result="refused"\} 1$/m);
   });
 
+  it('refuses a misspelt model key, naming the key it resembles', async () => {
+    const before = (await index(p.url)).generation;
+    await writeConfig(dir, { ...base(), models: { affine: model(models.affine.path, { batchng: { maxBatchSize: 4 } }), 'text-orientation': model(CLS_MODEL) } }, 'sighup.yaml');
+    const refusals = p.stdout.filter((l) => l.includes('config reload refused')).length;
+    p.child.kill('SIGHUP');
+    const line = await waitForLog(p, 'config reload refused', refusals + 1);
+    expect(line).toContain('unknown key \\"batchng\\"');
+    expect(line).toContain('did you mean \\"batching\\" (a model key of the core)?');
+    expect((await index(p.url)).generation).toBe(before);
+  });
+
   it('refuses a config whose new model fails to load, without serving the other models it added', async () => {
     const before = (await index(p.url)).generation;
     await writeConfig(dir, { ...base(), models: { affine: model(models.affine.path), 'text-orientation': model(CLS_MODEL, { batching: { maxBatchSize: 4, maxQueueDelayMs: 1 } }), fresh: model(models.affineV2.path), broken: model(models.corrupt.path) } }, 'sighup.yaml');
+    const refusals = p.stdout.filter((l) => l.includes('config reload refused')).length;
     p.child.kill('SIGHUP');
-    const line = await waitForLog(p, 'config reload refused', 2);
+    const line = await waitForLog(p, 'config reload refused', refusals + 1);
     expect(line).toContain('broken v1');
     expect((await index(p.url)).generation).toBe(before);
     expect((await http(`${p.url}/v2/models/fresh`)).status).toBe(404);

@@ -66,6 +66,7 @@ interface ClientReport {
   stats: { model_stats: (Record<string, any> & { inference_stats: Record<string, Duration>; batch_stats: { batch_size: number; compute_infer: Duration }[] })[] };
   stats_model: { model_stats: Record<string, any>[] };
   stats_all: { model_stats: Record<string, any>[] };
+  classes: { shape: number[]; data: string[] };
 }
 
 describe.skipIf(!found.python)(`Triton's Python client (tritonclient.http)${found.python ? '' : ` — skipped: ${found.reason}`}`, () => {
@@ -126,6 +127,17 @@ describe.skipIf(!found.python)(`Triton's Python client (tritonclient.http)${foun
     expect(report.deadline.status).toBe('504');
     expect(report.bad_shape.status).toBe('400');
     expect(report.unknown_model).toMatchObject({ status: '404', message: expect.stringContaining('no-such-model') });
+  });
+
+  it("should answer the classification extension (InferRequestedOutput class_count) in Triton's value:index form", () => {
+    expect(report.classes.shape).toEqual([2, 2]);
+    for (const row of [0, 1]) {
+      const [best, second] = report.classes.data.slice(row * 2, row * 2 + 2).map((c) => c.split(':'));
+      expect(best).toHaveLength(2);
+      expect(best![0]).toMatch(/^\d\.\d{6}$/);
+      expect(Number(best![0])).toBeGreaterThanOrEqual(Number(second![0]));
+      expect([best![1], second![1]].sort()).toEqual(['0', '1']);
+    }
   });
 
   it('should read statistics (get_inference_statistics) that match the traffic sent', () => {

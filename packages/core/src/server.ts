@@ -293,7 +293,7 @@ export class TesseraServer {
       pipeline,
       serverName: 'tessera',
       serverVersion: CORE_VERSION,
-      extensions: ['binary_tensor_data', 'model_repository', 'statistics', 'model_configuration'],
+      extensions: ['binary_tensor_data', 'model_repository', 'statistics', 'model_configuration', 'classification'],
       accepting: () => this.#state === 'ready',
     });
     const reloader = this.#reloader;

@@ -84,6 +84,11 @@ def main():
         out["stats"] = stats
         out["stats_model"] = client.get_inference_statistics(model)
         out["stats_all"] = client.get_inference_statistics()
+        # Triton's classification extension, as its client asks for it (after the statistics: not counted there)
+        classes = request(rng, 2)
+        classes["outputs"] = [httpclient.InferRequestedOutput(OUTPUT, binary_data=True, class_count=2)]
+        result = client.infer(model, **classes)
+        out["classes"] = {"shape": list(result.as_numpy(OUTPUT).shape), "data": [v.decode() for v in result.as_numpy(OUTPUT).reshape(-1)]}
     json.dump(out, sys.stdout)
 
 

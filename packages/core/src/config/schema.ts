@@ -390,6 +390,7 @@ const declaredTensorSchema: JSONSchema = {
     datatype: { type: 'string', enum: [...DATA_TYPES] },
     shape: { type: 'array', items: { type: 'integer', minimum: -1 } },
     field: { type: 'string' },
+    labels: { type: 'array', items: { type: 'string' }, description: "An output's class labels, in index order (a config.pbtxt `label_filename`): answers of Triton's classification extension (`outputs[].parameters.classification`) carry them." },
   },
 };
 

@@ -196,6 +196,11 @@ export interface DeclaredTensor {
   shape?: number[];
   /** The declaring field as errors name it (the repository scan sets e.g. `input[0] "x" (line 7, …)`). */
   field?: string;
+  /**
+   * An output's class labels in index order (a config.pbtxt `label_filename`): Triton's
+   * classification extension appends them to the classes it answers.
+   */
+  labels?: string[];
 }
 
 /** A model of the `repository` folder: its folder and its config file, if it has one. */

@@ -41,7 +41,11 @@ export const inferRequestSchema = {
       items: {
         type: 'object',
         required: ['name'],
-        properties: { name: { type: 'string', minLength: 1 }, parameters: { type: 'object', properties: { binary_data: { type: 'boolean' } } } },
+        properties: {
+          name: { type: 'string', minLength: 1 },
+          // Triton's classification extension: the top `classification` classes instead of the tensor
+          parameters: { type: 'object', properties: { binary_data: { type: 'boolean' }, classification: { type: 'integer', minimum: 1 } } },
+        },
       },
     },
   },

@@ -6,6 +6,7 @@ import type { ServingPipeline } from '../pipeline/serving-pipeline.js';
 import type { DecodedInferRequest, DecodedInput, Signature } from '../pipeline/types.js';
 import type { ModelEntry, ModelRegistry, ModelVersion } from '../registry/model-registry.js';
 import { decodeRawBinaryRequest, splitBinaryInputs } from './binary-codec.js';
+import { applyClassification, classificationRequests } from './classification-extension.js';
 import { sendError, toTesseraError } from './errors.js';
 import type { InferBody } from './infer-body.js';
 import { installInferParsers } from './infer-body.js';
@@ -140,6 +141,7 @@ export function registerOipV2(app: FastifyInstance, deps: OipDeps): void {
       const body = request.body;
       let decoded: DecodedInferRequest | ((signature: Signature) => DecodedInferRequest);
       let binary: ((name: string) => boolean) | undefined;
+      let classes: Map<string, number> | undefined;
       if (body.kind === 'raw') {
         // Triton's raw binary request: the body is the only input's data; every output comes back in binary
         decoded = (signature) => ({ inputs: [decodeRawBinaryRequest(body.tail, signature.inputs, signature.maxBatchSize)] });
@@ -148,10 +150,17 @@ export function registerOipV2(app: FastifyInstance, deps: OipDeps): void {
         const json = checkInferRequest(body.kind === 'binary' ? body.header : body.value);
         decoded = decodeOipRequest(json, body.kind === 'binary' ? body.tail : EMPTY, body.kind === 'binary');
         binary = binaryOutputChoice(json);
+        classes = classificationRequests(json);
       }
       const { model, version } = request.params;
       const result = await pipeline.infer(req, { model, ...(version !== undefined ? { version } : {}), request: decoded });
-      return sendInferResponse(reply, encodeInferResponseParts(result.model, result.version, result.id, result.outputs, binary));
+      let outputs = result.outputs;
+      if (classes) {
+        const entry = deps.registry.get(result.model);
+        const batched = (entry?.versions.get(result.version)?.signature?.maxBatchSize ?? 0) > 0;
+        outputs = applyClassification(outputs, classes, batched, (name) => entry?.config.signature?.outputs?.find((o) => o.name === name)?.labels);
+      }
+      return sendInferResponse(reply, encodeInferResponseParts(result.model, result.version, result.id, outputs, binary));
     } catch (err) {
       return sendError(request, reply, toTesseraError(err));
     }

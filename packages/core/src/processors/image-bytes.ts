@@ -104,7 +104,7 @@ function checked(el: ImageElement, bytes: Buffer, format: string | undefined, ho
     throw invalid(el, `${how} is not an image: no ${allowedText(el)} signature in its first bytes (send the file's bytes, or base64 of them)`);
   }
   if (!el.formats.has(format as ImageFormat)) {
-    throw new TesseraError('TESSERA_E_IMAGE_FORMAT', `input '${el.input}': element ${el.index} is a ${formatName(format)} image; this model takes ${allowedText(el)}`);
+    throw new TesseraError('TESSERA_E_IMAGE_FORMAT', `input '${el.input}': element ${el.index} is ${/^[AEIOU]/.test(formatName(format)) ? 'an' : 'a'} ${formatName(format)} image; this model takes ${allowedText(el)}`);
   }
   return { bytes, format: format as ImageFormat };
 }

@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
-import type { Backend, ModelVersionSpec } from '../contracts/backend.js';
+import type { Backend, JSONSchema, ModelVersionSpec } from '../contracts/backend.js';
 import type { BatcherFactory } from '../contracts/batcher.js';
 import type { Clock } from '../contracts/clock.js';
 import type { ModelState, ServingEvents } from '../contracts/events.js';
@@ -11,6 +11,8 @@ import type { Router, RouterFactory } from '../contracts/router.js';
 import type { StateStore } from '../contracts/state-store.js';
 import type { ModelConfig } from '../config/types.js';
 import { validateAgainstSchema } from '../config/index.js';
+import { MODEL_CORE_KEYS } from '../config/schema.js';
+import { closestMatch } from '../config/suggest.js';
 import { TesseraError, errorMessage, isTesseraError } from '../errors.js';
 import { closeSteps, createProcessors } from '../pipeline/processors.js';
 import type { Catalog } from '../plugins/catalog.js';
@@ -85,7 +87,7 @@ export class ModelRegistry {
     for (const [v, vc] of Object.entries(config.versions)) {
       const merged = structuredClone({ ...config.options, ...vc.options });
       const at = Object.keys(vc.options).length > 0 ? `models.${name}.versions.${v}` : `models.${name}`;
-      options.set(v, backend.modelConfigSchema ? validateAgainstSchema<Record<string, unknown>>(backend.modelConfigSchema, merged, at, file) : merged);
+      options.set(v, backend.modelConfigSchema ? validateBackendOptions(backend.modelConfigSchema, merged, at, file) : merged);
     }
     if (backend.requiresPath !== false) {
       for (const [v, vc] of Object.entries(config.versions)) {
@@ -406,7 +408,8 @@ export class ModelRegistry {
         d.v = v;
         return undefined;
       } catch (err) {
-        return `${d.entry.name} v${d.from.version}: ${errorMessage(err)}`;
+        // the step's refusal names the model and version already
+        return errorMessage(err);
       }
     });
     const failed = (await Promise.all(loading)).filter((v) => v.state === 'failed').map((v) => v.reason ?? `${v.model} v${v.version} failed to load`);
@@ -553,6 +556,23 @@ function checkInstances(model: string, v: ModelVersion): void {
   if (!md) throw new TesseraError('TESSERA_E_MODEL_LOAD', `${model} v${v.version}: the backend returned no instance`);
   if (!v.instances.every((i) => typeof i.execute === 'function' || typeof i.generate === 'function')) {
     throw new TesseraError('TESSERA_E_MODEL_LOAD', `${model} v${v.version}: the backend's instance implements neither execute nor generate`);
+  }
+}
+
+/**
+ * The backend's keys of a model, validated by its schema. Keys the core does not know go to the
+ * backend, so a misspelt core key (`postprocesss`) is an unknown key of the backend's: the refusal
+ * then names the core key it resembles.
+ */
+function validateBackendOptions(schema: JSONSchema, options: Record<string, unknown>, at: string, file: { file?: string }): Record<string, unknown> {
+  try {
+    return validateAgainstSchema<Record<string, unknown>>(schema, options, at, file);
+  } catch (err) {
+    if (!isTesseraError(err)) throw err;
+    const unknown = /unknown key "([^"]+)" \([^)]*\)(?! — did you mean)/.exec(err.message);
+    const hint = unknown ? closestMatch(unknown[1]!, MODEL_CORE_KEYS) : undefined;
+    if (!hint) throw err;
+    throw new TesseraError(err.code, err.message.replace(unknown![0], `${unknown![0]} — did you mean "${hint}" (a model key of the core)?`), { cause: err });
   }
 }
 

@@ -39,18 +39,27 @@ describe(readTritonConfig, () => {
       });
     });
 
-    it('should keep the dims of a model that does not batch (max_batch_size 0) and warn about reshape, format and label_filename (densenet_onnx)', () => {
+    it('should keep the dims of a model that does not batch (max_batch_size 0), read label_filename beside it, and warn about reshape and format (densenet_onnx)', () => {
       const config = fixture('densenet_onnx', 'densenet_onnx');
       expect(config.model.batching).toEqual({ batcher: 'passthrough', maxBatchSize: 0 });
       expect(config.model.signature?.inputs).toEqual([{ name: 'data_0', datatype: 'FP32', shape: [3, 224, 224], field: 'input[0] "data_0" (line 5)' }]);
       expect(config.model.signature?.outputs?.[0]?.shape).toEqual([1000]);
+      // fixtures/triton/densenet_labels.txt is ours (class-0 … class-999), not Triton's ImageNet file
+      expect(config.model.signature?.outputs?.[0]?.labels).toHaveLength(1000);
+      expect(config.model.signature?.outputs?.[0]?.labels?.slice(0, 2)).toEqual(['class-0', 'class-1']);
       const file = path.join(FIXTURES, 'densenet_onnx.pbtxt');
       expect(config.warnings).toEqual([
         `${file}:10:5: input "data_0": reshape is ignored; the model gets (and answers) tensors in its own shape`,
         `${file}:8:5: ignored (no counterpart in Tessera): input.format (line 8)`,
         `${file}:18:5: output "fc6_1": reshape is ignored; the model gets (and answers) tensors in its own shape`,
-        `${file}:19:5: output "fc6_1": label_filename is ignored; label outputs with a postprocess step (e.g. the classification processor's labels)`,
       ]);
+    });
+
+    it('should refuse a label_filename that cannot be read, naming the file and the field', () => {
+      const err = catchError(() => read('max_batch_size: 4\noutput [ { name: "y" data_type: TYPE_FP32 dims: [ 2 ] label_filename: "nope.txt" } ]\n'));
+      expect(err).toMatchObject({ code: 'TESSERA_E_CONFIG_INVALID' });
+      expect(err.message).toContain('/repo/m/config.pbtxt:2:');
+      expect(err.message).toContain('label_filename /repo/m/nope.txt cannot be read');
     });
 
     it('should map TYPE_STRING to BYTES (simple_string)', () => {

@@ -4,6 +4,8 @@
  * platform, sequence batching, ensembles, decoupled) are refused with what to do instead.
  * docs/model-repository.md has the table.
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { DeclaredTensor, ModelConfigInput, VersionPolicy } from '../config/types.js';
 import type { DataType } from '../contracts/tensor.js';
 import { type PbtxtField, type PbtxtMessage, type PbtxtPosition, type PbtxtValue, parsePbtxt, textFileError } from './pbtxt.js';
@@ -406,7 +408,18 @@ function tensors(top: Fields, kind: 'input' | 'output', maxBatchSize: number): D
     const reshape = t.one('reshape');
     if (reshape) top.ctx.warn(reshape, `${kind} ${JSON.stringify(name)}: reshape is ignored; the model gets (and answers) tensors in its own shape`);
     const labels = t.one('label_filename');
-    if (labels) top.ctx.warn(labels, `${kind} ${JSON.stringify(name)}: label_filename is ignored; label outputs with a postprocess step (e.g. the classification processor's labels)`);
+    if (labels) {
+      // one label per line, in class order, beside config.pbtxt: what Triton's classification extension appends
+      const file = path.resolve(path.dirname(top.ctx.file), t.string(labels));
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (err) {
+        top.ctx.fail(labels.value, `${kind} ${JSON.stringify(name)}: label_filename ${file} cannot be read: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      if (kind === 'output') declared.labels = text.split(/\r?\n/).filter((line, n, all) => line.length > 0 || n < all.length - 1);
+      else top.ctx.warn(labels, `input ${JSON.stringify(name)}: label_filename is ignored (labels belong to outputs)`);
+    }
     t.warnUnread(new Set(['format', 'is_shape_tensor', 'allow_ragged_batch', 'optional', 'is_non_linear_format_io']));
     return declared;
   });
