@@ -264,6 +264,14 @@ models:
     expect(config.sections['defaults']).toBeDefined();
   });
 
+  it.each(['tessera.config.mjs', 'tessera.config.js', 'tessera.config.ts'])('should read %s afresh when it changed (a reload), not from the module cache', async (name) => {
+    await write({ [name]: 'export default { server: { port: 8101 } };\n' });
+    expect((await loadConfig({ cwd: dir, env: {} })).server.port).toBe(8101);
+    // another size, so that the file's identity changes even within one mtime tick
+    await write({ [name]: 'export default { server: { port: 18102 } };\n' });
+    expect((await loadConfig({ cwd: dir, env: {} })).server.port).toBe(18102);
+  });
+
   it('should load the repository\'s default config', async () => {
     const root = path.resolve(import.meta.dirname, '../../../..');
     const config = await loadConfig({ cwd: root, file: 'tessera.config.yaml', env: {} });
