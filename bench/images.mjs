@@ -42,6 +42,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
@@ -114,7 +115,9 @@ function directBatches(c, largest = maxBatch) {
 
 /** Starts bench/lib/images-direct.mjs; `ask(cmd)` sends one command and resolves with its answer. */
 async function startDirect(spec) {
-  const child = spawn(process.execPath, [DIRECT, JSON.stringify(spec)], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  // libuv's pool sized to the cores, as `tessera serve` sizes its own (packages/core/src/internal/threadpool.ts), unless set
+  const uv = process.env.UV_THREADPOOL_SIZE ?? String(Math.min(128, Math.max(4, os.availableParallelism())));
+  const child = spawn(process.execPath, [DIRECT, JSON.stringify(spec)], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, UV_THREADPOOL_SIZE: uv } });
   const exited = trackChild(child);
   const err = [];
   const waiting = [];

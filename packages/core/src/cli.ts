@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// first: sets UV_THREADPOOL_SIZE before anything uses libuv's pool
+import './internal/threadpool.js';
 import { existsSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';

@@ -47,6 +47,9 @@ describe(jsonBodyParser, () => {
     ['{"__proto__": {"polluted": 1}}'],
     ['{"a": {"__proto__": {"polluted": 1}}}'],
     ['{"constructor": {"prototype": {"polluted": 1}}}'],
+    // spelt with escapes: the fast path (no such word in the text) must not take these
+    ['{"\\u005f\\u005fproto\\u005f\\u005f": {"polluted": 1}}'],
+    ['{"a": ["x", {"\\u005F_proto__": {"polluted": 1}}]}'],
   ])('should refuse %s and leave Object.prototype alone', (text) => {
     expect(() => parse(request, Buffer.from(text))).toThrow(/prototype/);
     expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();

@@ -263,6 +263,12 @@ describe('image', () => {
       expect(await refusal(PADDLE, 'hello, world!')).toMatchObject({ code: 'TESSERA_E_IMAGE_INVALID', message: expect.stringContaining('neither an image (PNG, JPEG, WebP) nor base64 text of one') });
       expect(await refusal(PADDLE, Buffer.from('just some text, base64-encoded'))).toMatchObject({ code: 'TESSERA_E_IMAGE_INVALID', message: expect.stringContaining('its base64 is not an image') });
       expect(await refusal(PADDLE, 'data:image/png,plain')).toMatchObject({ code: 'TESSERA_E_IMAGE_INVALID', message: expect.stringContaining("without ';base64'") });
+      // base64 of a real image with a stray character inside: still refused (the fast path takes no alphabet check)
+      const b64 = text.toString('base64');
+      for (const at of [8, Math.floor(b64.length / 2), b64.length - 6]) {
+        const stray = `${b64.slice(0, at)}!${b64.slice(at + 1)}`;
+        expect((await refusal(PADDLE, stray)).code, `a '!' at ${at}`).toBe('TESSERA_E_IMAGE_INVALID');
+      }
       expect(await refusal(PADDLE, '====')).toMatchObject({ code: 'TESSERA_E_IMAGE_INVALID' });
     });
 
