@@ -1,13 +1,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { LimitsConfig } from '../config/types.js';
 import type { TensorSpec } from '../contracts/tensor.js';
-import { TesseraError } from '../errors.js';
 import type { ServingPipeline } from '../pipeline/serving-pipeline.js';
 import type { DecodedInferRequest, DecodedInput, Signature } from '../pipeline/types.js';
 import type { ModelEntry, ModelRegistry, ModelVersion } from '../registry/model-registry.js';
 import { decodeRawBinaryRequest, splitBinaryInputs } from './binary-codec.js';
 import { applyClassification, classificationRequests } from './classification-extension.js';
 import { sendError, toTesseraError } from './errors.js';
+import type { ModelParams } from './model-params.js';
+import { loadedVersion } from './model-params.js';
 import type { InferBody } from './infer-body.js';
 import { installInferParsers } from './infer-body.js';
 import { DEFAULT_LIMITS } from './limits.js';
@@ -28,10 +29,6 @@ export interface OipDeps {
   limits?: Pick<LimitsConfig, 'maxJsonDepth'>;
 }
 
-interface ModelParams {
-  model: string;
-  version?: string;
-}
 
 const EMPTY = Buffer.alloc(0);
 
@@ -89,13 +86,7 @@ export function registerOipV2(app: FastifyInstance, deps: OipDeps): void {
 
   const metadata = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply): Promise<FastifyReply> => {
     try {
-      const entry = registry.require(request.params.model);
-      request.tessera.model = entry.name;
-      const v = request.params.version === undefined ? entry.latest() : registry.requireVersion(entry, request.params.version);
-      request.tessera.version = v?.version;
-      if (!v || !v.metadata) {
-        throw new TesseraError('TESSERA_E_MODEL_NOT_READY', `model '${entry.name}'${v ? ` version ${v.version}` : ''} has no metadata yet (state: ${v?.state ?? 'none'}${v?.reason ? `: ${v.reason}` : ''})`);
-      }
+      const { entry, v } = loadedVersion(registry, request, 'metadata');
       const body = modelMetadataBody(entry, v);
       // a loaded version whose instances cannot serve now (e.g. restarting) says so
       const availability = v.ready ? await v.availability() : { serving: false };

@@ -3,12 +3,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { resolveDynamicBatcherOptions } from '../batching/dynamic-batcher-options.js';
 import type { ModelConfig, NamedEntryConfig } from '../config/types.js';
 import type { DataType, TensorSpec } from '../contracts/tensor.js';
-import { TesseraError } from '../errors.js';
 import type { ModelEntry, ModelRegistry, ModelVersion } from '../registry/model-registry.js';
 import { mayList } from '../security/auth/access.js';
 import { principalOf } from '../security/principal.js';
 import type { ModelStatsCollector } from '../telemetry/model-stats.js';
 import { sendError, toTesseraError } from './errors.js';
+import type { ModelParams } from './model-params.js';
+import { loadedVersion } from './model-params.js';
 
 /** What the Triton extension routes need from the server. */
 export interface TritonExtensionDeps {
@@ -16,10 +17,6 @@ export interface TritonExtensionDeps {
   stats: ModelStatsCollector;
 }
 
-interface ModelParams {
-  model: string;
-  version?: string;
-}
 
 /** Execution providers of ONNX Runtime that run on a GPU (an instance group's `KIND_GPU`). */
 const GPU_PROVIDERS: ReadonlySet<string> = new Set(['cuda', 'tensorrt', 'rocm', 'migraphx', 'dml', 'webgpu']);
@@ -65,13 +62,7 @@ export function registerTritonExtensions(app: FastifyInstance, deps: TritonExten
   // the newest ready version when none is named (as the metadata routes choose)
   const modelConfig = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply): Promise<FastifyReply> => {
     try {
-      const entry = registry.require(request.params.model);
-      request.tessera.model = entry.name;
-      const v = request.params.version === undefined ? entry.latest() : registry.requireVersion(entry, request.params.version);
-      request.tessera.version = v?.version;
-      if (!v || !v.metadata) {
-        throw new TesseraError('TESSERA_E_MODEL_NOT_READY', `model '${entry.name}'${v ? ` version ${v.version}` : ''} has no configuration to report yet (state: ${v?.state ?? 'none'}${v?.reason ? `: ${v.reason}` : ''})`);
-      }
+      const { entry, v } = loadedVersion(registry, request, 'configuration to report');
       return reply.send(tritonModelConfig(entry, v));
     } catch (err) {
       return sendError(request, reply, toTesseraError(err));
