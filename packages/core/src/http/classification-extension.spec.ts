@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Tensor } from '../contracts/tensor.js';
+import { numberToHalf } from '../contracts/tensor.js';
 import { applyClassification, classificationRequests } from './classification-extension.js';
 
 const scores = (shape: number[], values: number[]): Tensor => ({ name: 'p', datatype: 'FP32', shape, data: Float32Array.from(values) });
@@ -26,6 +27,13 @@ describe(applyClassification, () => {
   it('should read an unbatched output as one row and answer [k]', () => {
     const [out] = applyClassification([scores([4], [3, 1, 4, 1])], new Map([['p', 1]]), false, () => undefined);
     expect(out).toEqual({ name: 'p', datatype: 'BYTES', shape: [1], data: ['4.000000:2'] });
+  });
+
+  it('should read FP16 scores as numbers, not their bits, and rank NaN last', () => {
+    const half: Tensor = { name: 'p', datatype: 'FP16', shape: [1, 3], data: Uint16Array.from([numberToHalf(0.25), numberToHalf(0.5), numberToHalf(0.125)]) };
+    expect(applyClassification([half], new Map([['p', 2]]), true, () => undefined)[0]!.data).toEqual(['0.500000:1', '0.250000:0']);
+    const nan = scores([1, 3], [Number.NaN, 0.1, 0.2]);
+    expect(applyClassification([nan], new Map([['p', 3]]), true, () => undefined)[0]!.data).toEqual(['0.200000:2', '0.100000:1', 'NaN:0']);
   });
 
   it('should leave the outputs not asked for as they are', () => {

@@ -1,5 +1,6 @@
 import type { Tensor } from '../contracts/tensor.js';
 import { TesseraError } from '../errors.js';
+import { readScoreRow, topK } from '../internal/top-k.js';
 import type { JsonInferRequest } from './infer-schema.js';
 
 /**
@@ -36,13 +37,15 @@ export function applyClassification(outputs: readonly Tensor[], asked: ReadonlyM
     const top = Math.min(k, classes);
     const labels = labelsOf(t.name);
     const data: string[] = [];
-    const values = t.data as ArrayLike<number | bigint>;
+    const row = new Float64Array(classes);
+    const taken = new Uint8Array(classes);
+    const best = new Int32Array(top);
     for (let r = 0; r < rows; r++) {
-      const base = r * classes;
-      const order = Array.from({ length: classes }, (_, i) => i).sort((a, b) => Number(values[base + b]!) - Number(values[base + a]!) || a - b);
-      for (const i of order.slice(0, top)) {
+      readScoreRow(t, r, classes, row);
+      topK(row, top, taken, best);
+      for (const i of best) {
         const label = labels?.[i];
-        data.push(`${Number(values[base + i]!).toFixed(6)}:${i}${label !== undefined ? `:${label}` : ''}`);
+        data.push(`${row[i]!.toFixed(6)}:${i}${label !== undefined ? `:${label}` : ''}`);
       }
     }
     return { name: t.name, datatype: 'BYTES', shape: batched && t.shape.length >= 2 ? [rows, top] : [top], data };

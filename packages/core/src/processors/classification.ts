@@ -3,8 +3,8 @@ import path from 'node:path';
 import type { JSONSchema } from '../contracts/backend.js';
 import type { ProcessContext, Processor, ProcessorContext, ProcessorFactory } from '../contracts/processor.js';
 import type { Tensor, TensorSpec } from '../contracts/tensor.js';
-import { halfToNumber } from '../contracts/tensor.js';
 import { TesseraError, errorMessage } from '../errors.js';
+import { readScoreRow, topK } from '../internal/top-k.js';
 
 /** The `classification` step's options (docs/processors.md lists them with their defaults). */
 export const CLASSIFICATION_OPTIONS_SCHEMA: JSONSchema = {
@@ -127,23 +127,14 @@ export class ClassificationProcessor implements Processor {
     const score = new Float32Array(rows * k);
     const row = new Float64Array(classes);
     const taken = new Uint8Array(classes);
-    const data = scores.data as Float32Array | Float64Array | Uint16Array;
-    const half = scores.datatype === 'FP16';
+    const best = new Int32Array(k);
     for (let r = 0; r < rows; r++) {
-      for (let c = 0; c < classes; c++) row[c] = half ? halfToNumber(data[r * classes + c]!) : data[r * classes + c]!;
+      readScoreRow(scores, r, classes, row);
       if (this.#softmax === true || (this.#softmax === 'auto' && !isDistribution(row))) softmaxInPlace(row);
-      taken.fill(0);
-      // k scans for the best remaining class: k is small, and ties go to the lower index
+      topK(row, k, taken, best);
       for (let j = 0; j < k; j++) {
-        let best = -1;
-        for (let c = 0; c < classes; c++) {
-          if (taken[c]) continue;
-          // NaN ranks last
-          if (best === -1 || row[c]! > row[best]! || (Number.isNaN(row[best]!) && !Number.isNaN(row[c]!))) best = c;
-        }
-        taken[best] = 1;
-        label[r * k + j] = this.#labels ? this.#labels[best]! : String(best);
-        score[r * k + j] = row[best]!;
+        label[r * k + j] = this.#labels ? this.#labels[best[j]!]! : String(best[j]);
+        score[r * k + j] = row[best[j]!]!;
       }
     }
     const shape = [...scores.shape.slice(0, -1), k];

@@ -57,7 +57,7 @@ export class ConfigWatcher {
   #add(target: string, recursive: boolean, relevant: (name: string | null) => boolean): void {
     try {
       const watcher = watch(target, { recursive, persistent: false }, (_event, name) => {
-        if (relevant(typeof name === 'string' ? path.basename(name) : null) || recursive) this.#changed();
+        if (relevant(typeof name === 'string' ? path.basename(name) : null)) this.#changed();
       });
       watcher.on('error', (err) => this.#onError(err, target));
       this.#watchers.push(watcher);
