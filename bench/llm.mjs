@@ -1,7 +1,8 @@
 // The LLM gateway benchmark (part of `npm run bench`; alone: `node bench/llm.mjs`). What Tessera's
 // `vllm` backend adds in front of a vLLM replica: the same streaming load is sent to the replica
 // directly, through a bare pass-through proxy (the floor) and through the gateway, in turn, for
-// several rounds (ABCABC: drift shows), in one run. The replica is the vLLM
+// several rounds (ABCABC: drift shows), in one run; the gateway with one worker and, at the highest
+// concurrency, with several (`server.workers`). The replica is the vLLM
 // stand-in, @tessera/vllm-stand-in (vLLM's protocol with a fixed prefill delay and a fixed delay
 // between tokens). See docs/benchmarks.md, "LLM gateway".
 //
@@ -25,6 +26,13 @@
 //   BENCH_LLM_CEILING=1         also measure with a stand-in without delays (the streaming ceiling); 0: skip
 //   BENCH_LLM_PROXY=1           also measure a bare node:http pass-through proxy (the floor any gateway
 //                               pays on this machine: one more process); 0: skip
+//   BENCH_LLM_WORKERS=1,auto    gateways by `server.workers` (auto: what `server.workers: auto` resolves to
+//                               on this machine; a count already listed, or 1, is not measured twice)
+//   BENCH_LLM_WORKERS_AT=<max>  concurrencies at which gateways with several workers are measured
+//                               (default: the highest of BENCH_LLM_CONCURRENCY); the one-worker gateway runs at all
+//   BENCH_LLM_BALANCE_REPLICAS=4 the balance phase: that many paced stand-ins behind one least-loaded model,
+//                               one window per gateway at the highest concurrency, each replica's requests
+//                               and in-flight sequences read from the stand-ins themselves; 0: skip
 //   BENCH_LLM_PROFILE=auto      --cpu-prof the gateway for one run at the highest concurrency:
 //                               auto (when a target is missed), 1 (always), 0 (never)
 //   BENCH_LLM_LOG_LEVEL=warn    the gateway's server.logLevel
@@ -32,15 +40,19 @@
 //   BENCH_LLM_TAG=name          appended to the results file name: bench/results/<date>-<machine>-llm-<name>.json
 //   BENCH_WRITE=0               write neither the results file nor docs/benchmarks.md; `json`: the results file only
 //   BENCH_KEEP_TMP=1            keep the temporary folder (configs, logs, the .cpuprofile)
+//   BENCH_LLM_SECTION=llm       the docs/benchmarks.md section written (markers bench-<section>:start/end)
+//   BENCH_LLM_RENDER=<file>     measure nothing: write a results file (e.g. one from the device machine) into that section
 import { existsSync, readdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { BENCH_DIR, envNumber, freePort, installCleanup, machineSlug, packageVersion, resultsHeader, ROOT, skipUnlessSuite, spawnNode, suiteTempDir, summarize, writeResultsFile } from './lib/common.mjs';
-import { allProcessCpu, otherProcessCpu, runLoad, startService, waitQuiet } from './lib/llm-procs.mjs';
+import { pathToFileURL } from 'node:url';
+import { renderSavedAndExit, writeDocsSection } from './lib/contest.mjs';
+import { allProcessCpu, otherProcessCpu, processTree, runLoad, startService, waitQuiet } from './lib/llm-procs.mjs';
 import { summarizeCpuProfile } from './lib/llm-profile.mjs';
-import { LLM_MARKER_END, LLM_MARKER_START, evaluateLlmTargets, renderLlmMarkdown } from './lib/llm-report.mjs';
+import { balanceFigures, evaluateLlmTargets, llmMarkers, renderLlmMarkdown } from './lib/llm-report.mjs';
 import { processCpuSeconds, systemBusySeconds, waitIdle } from './lib/probe.mjs';
 
 const env = process.env;
@@ -48,12 +60,17 @@ const log = (line) => process.stderr.write(`${line}\n`);
 
 skipUnlessSuite('llm', 'bench/llm.mjs');
 
+const section = llmMarkers(env.BENCH_LLM_SECTION);
+const HEADING = section.start === '<!-- bench-llm:start -->' ? 'LLM gateway: latest results' : `LLM gateway: ${env.BENCH_LLM_SECTION}`;
+await renderSavedAndExit(env.BENCH_LLM_RENDER, { section, heading: HEADING, render: renderLlmMarkdown, log });
+
 const CLI = path.join(ROOT, 'packages', 'core', 'dist', 'cli.js');
 const STAND_IN = path.join(ROOT, 'packages', 'vllm-stand-in', 'bin', 'vllm-stand-in.js');
 const PLUGIN_DIST = path.join(ROOT, 'packages', 'backend-vllm', 'dist', 'index.js');
 const LOAD = path.join(BENCH_DIR, 'llm-load.mjs');
 const PROXY = path.join(BENCH_DIR, 'lib', 'llm-proxy.mjs');
 const DOCS = path.join(ROOT, 'docs', 'benchmarks.md');
+const WORKERS_JS = path.join(ROOT, 'packages', 'core', 'dist', 'config', 'workers.js');
 const SERVED_NAME = 'bench/llm';
 /** Above this much CPU (100 = one core) used by processes outside the benchmark, a point is flagged disturbed. */
 const NOISY_OTHER_CPU_PCT = 40;
@@ -78,7 +95,15 @@ const settings = {
   retries: number('BENCH_LLM_RETRIES', quick ? 0 : 2, { integer: true }),
   profile: env.BENCH_LLM_PROFILE ?? 'auto',
   logLevel: env.BENCH_LLM_LOG_LEVEL ?? 'warn',
+  /** As asked (`1`, `auto`, `4`); `gateways` below is what they resolved to. */
+  workers: (env.BENCH_LLM_WORKERS ?? '1,auto').split(',').map((s) => s.trim()).filter(Boolean),
+  workersAt: null,
+  balanceReplicas: number('BENCH_LLM_BALANCE_REPLICAS', 4, { integer: true }),
+  /** The gateways measured: `{ target, workers, asked }`, filled in by main(). */
+  gateways: [],
 };
+settings.workersAt = env.BENCH_LLM_WORKERS_AT ? env.BENCH_LLM_WORKERS_AT.split(',').map((s) => Number(s.trim())) : [Math.max(...settings.concurrency)];
+if (settings.workers.some((w) => w !== 'auto' && !(Number.isInteger(Number(w)) && Number(w) >= 1))) throw new Error(`BENCH_LLM_WORKERS=${env.BENCH_LLM_WORKERS}: expected integers ≥ 1 or auto`);
 if (settings.concurrency.some((c) => !Number.isInteger(c) || c < 1)) throw new Error(`BENCH_LLM_CONCURRENCY=${env.BENCH_LLM_CONCURRENCY}: expected positive integers`);
 if (!['auto', '0', '1'].includes(settings.profile)) throw new Error(`BENCH_LLM_PROFILE=${settings.profile}: expected auto, 0 or 1`);
 settings.maxNumSeqs = number('BENCH_LLM_MAX_NUM_SEQS', Math.max(1024, ...settings.concurrency), { min: 1, integer: true });
@@ -95,6 +120,7 @@ const results = {
   preflight: {},
   paced: [],
   ceiling: [],
+  balance: [],
   targets: [],
   profile: null,
 };
@@ -115,11 +141,12 @@ async function startStandIn(label, { ttftMs, tokenDelayMs }) {
   return { ...s, url: `http://127.0.0.1:${port}`, port, args, ttftMs, tokenDelayMs };
 }
 
-function gatewayConfig(plugin, upstreams) {
+/** `upstreams`: model name → a replica's URL, or several (`balance.strategy` stays the default, least-loaded). */
+function gatewayConfig(plugin, upstreams, workers = 1) {
   return {
-    server: { host: '127.0.0.1', port: 0, logLevel: settings.logLevel },
+    server: { host: '127.0.0.1', port: 0, logLevel: settings.logLevel, workers },
     plugins: [plugin],
-    models: Object.fromEntries(Object.entries(upstreams).map(([name, url]) => [name, { backend: 'vllm', upstreams: [url], servedModelName: SERVED_NAME }])),
+    models: Object.fromEntries(Object.entries(upstreams).map(([name, url]) => [name, { backend: 'vllm', upstreams: [url].flat(), servedModelName: SERVED_NAME }])),
   };
 }
 
@@ -139,17 +166,26 @@ async function pluginSpecifier(upstreams) {
 const services = [];
 
 let gatewayCount = 0;
-async function startGateway(plugin, upstreams, { nodeArgs = [], label = 'gateway' } = {}) {
+async function startGateway(plugin, upstreams, { nodeArgs = [], label = 'gateway', workers = 1 } = {}) {
   const port = await freePort();
   const file = path.join(tmp, `gateway-${++gatewayCount}.json`);
-  await writeFile(file, JSON.stringify(gatewayConfig(plugin, upstreams), null, 2));
-  const s = await startService(label, CLI, ['serve', '-c', file, '--port', String(port)], {
-    logFile: path.join(tmp, `${label}-${gatewayCount}.log`),
-    readyUrl: `http://127.0.0.1:${port}/v2/health/ready`,
-    nodeArgs,
-  });
+  await writeFile(file, JSON.stringify(gatewayConfig(plugin, upstreams, workers), null, 2));
+  const logFile = path.join(tmp, `${label}-${gatewayCount}.log`);
+  const s = await startService(label, CLI, ['serve', '-c', file, '--port', String(port)], { logFile, readyUrl: `http://127.0.0.1:${port}/v2/health/ready`, nodeArgs });
   services.push(s);
-  return { ...s, url: `http://127.0.0.1:${port}`, port, configFile: file };
+  if (workers > 1) {
+    // the first worker answers readiness; the primary counts the ready ones in /metrics
+    const deadline = Date.now() + 60_000;
+    const ready = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+      return Number(/^tessera_cluster_workers\{state="ready"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+    };
+    while ((await ready().catch(() => 0)) < workers) {
+      if (Date.now() > deadline) throw new Error(`${label}: not all ${workers} workers became ready:\n${s.tail()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return { ...s, url: `http://127.0.0.1:${port}`, port, configFile: file, workers, pids: () => processTree(s.pid) };
 }
 
 /** The bare pass-through proxy (bench/lib/llm-proxy.mjs) in front of one stand-in: the floor. */
@@ -227,18 +263,31 @@ async function standInMetrics(url) {
   }
 }
 
+/** CPU seconds by key; a key's value is a pid or a list of them (a gateway's primary and workers), summed. */
 function cpuSnapshot(pids) {
   const snap = { t: performance.now(), system: systemBusySeconds(), own: process.cpuUsage(), all: allProcessCpu() };
-  for (const [k, pid] of Object.entries(pids)) snap[k] = pid ? processCpuSeconds(pid) : null;
+  for (const [k, pid] of Object.entries(pids)) {
+    const list = [pid].flat().filter(Boolean);
+    const seconds = list.map((p) => processCpuSeconds(p)).filter((v) => v !== null);
+    snap[k] = seconds.length === 0 ? null : seconds.reduce((a, b) => a + b, 0);
+  }
   return snap;
 }
 
-/** The contenders: where the load generator sends its streams, and the model name it asks for. */
-function contenders(setup) {
+/** Every process of the benchmark's servers, gateways' workers included (they are not "other processes"). */
+function benchPids() {
+  return [process.pid, ...services.flatMap((s) => processTree(s.pid))];
+}
+
+/**
+ * The contenders at one concurrency: where the load generator sends its streams, and the model
+ * name it asks for. Gateways with several workers run at BENCH_LLM_WORKERS_AT only.
+ */
+function contenders(setup, concurrency) {
   return [
     { target: 'direct', url: setup.standIn.url, model: SERVED_NAME },
     ...(setup.proxy ? [{ target: 'proxy', url: setup.proxy.url, model: SERVED_NAME }] : []),
-    { target: 'gateway', url: setup.gateway.url, model: setup.model },
+    ...setup.gateways.filter((g) => g.workers === 1 || settings.workersAt.includes(concurrency)).map((g) => ({ target: g.target, url: g.url, model: setup.model, gateway: g })),
   ];
 }
 
@@ -252,12 +301,13 @@ function rampFor(standIn) {
   return Math.min(settings.warmupS, requestS);
 }
 
-async function measurePoint({ phase, target, round, concurrency, url, model }, setup) {
-  const { standIn, proxy, gateway } = setup;
-  for (const s of [standIn, proxy, gateway]) if (s) await waitIdle(s.pid);
-  const quiet = await waitQuiet(new Set([process.pid, ...services.map((s) => s.pid)]), { thresholdPct: NOISY_OTHER_CPU_PCT });
+async function measurePoint({ phase, target, round, concurrency, url, model, gateway }, setup) {
+  const { standIn, proxy } = setup;
+  for (const pid of [standIn.pid, proxy?.pid, ...setup.gateways.flatMap((g) => g.pids())]) if (pid) await waitIdle(pid);
+  const quiet = await waitQuiet(new Set(benchPids()), { thresholdPct: NOISY_OTHER_CPU_PCT });
   if (quiet.waitedS > 1.5) log(`  (waited ${quiet.waitedS.toFixed(1)} s for other processes to calm down: ${quiet.otherPct?.toFixed(0)}% of a core)`);
-  const pids = { standIn: standIn.pid, proxy: proxy?.pid, gateway: gateway.pid };
+  // the process in the middle: the measured gateway's primary and workers; for direct and proxy points, the idle gateways
+  const pids = { standIn: standIn.pid, proxy: proxy?.pid, gateway: gateway ? gateway.pids() : setup.gateways.flatMap((g) => g.pids()) };
   let before = null;
   let after = null;
   let mBefore = null;
@@ -294,7 +344,7 @@ async function measurePoint({ phase, target, round, concurrency, url, model }, s
   const wallS = (after.t - before.t) / 1000;
   const d = (k) => (before[k] === null || after[k] === null ? null : after[k] - before[k]);
   const own = (after.own.user + after.own.system - before.own.user - before.own.system) / 1e6;
-  const otherProcsS = otherProcessCpu(before.all, after.all, new Set([process.pid, ...services.map((s) => s.pid), r.pid]));
+  const otherProcsS = otherProcessCpu(before.all, after.all, new Set([...benchPids(), r.pid]));
   const standInS = d('standIn');
   const proxyS = d('proxy');
   const gatewayS = d('gateway');
@@ -330,6 +380,7 @@ async function measurePoint({ phase, target, round, concurrency, url, model }, s
   const point = {
     phase,
     target,
+    workers: gateway?.workers ?? null,
     round,
     concurrency,
     durationS: r.durationS,
@@ -350,7 +401,7 @@ async function measurePoint({ phase, target, round, concurrency, url, model }, s
   const f3 = (v) => (v === null ? 'n/a' : v.toFixed(3));
   const f0 = (v) => (v === null ? 'n/a' : v.toFixed(0));
   log(
-    `  ${phase} c=${concurrency} round ${round} ${target.padEnd(7)}: TTFT p50 ${f3(r.ttftMs.p50)} p99 ${f3(r.ttftMs.p99)} ms, ${f0(r.tokensPerSec)} tokens/s, ` +
+    `  ${phase} c=${concurrency} round ${round} ${target.padEnd(10)}: TTFT p50 ${f3(r.ttftMs.p50)} p99 ${f3(r.ttftMs.p99)} ms, ${f0(r.tokensPerSec)} tokens/s, ` +
       `${r.requests} req, ${r.errors} err; CPU stand-in ${f0(cpu.standInPct)}%${proxy ? ` proxy ${f0(cpu.proxyPct)}%` : ''} gateway ${f0(cpu.gatewayPct)}% load ${f0(cpu.loadPct)}% other procs ${f0(cpu.otherProcsPct)}%` +
       `${point.disturbed ? '  ⚠ disturbed' : ''}`,
   );
@@ -372,7 +423,7 @@ function pool(target, points, samplesUs) {
   const cpuS = (k) => (points.some((p) => p.cpu[k] === null) ? null : sum((p) => p.cpu[k]));
   const pctOf = (v) => (v === null ? null : (v / wallS) * 100);
   const round3 = (v) => (v === null ? null : Math.round(v * 1000) / 1000);
-  const middleS = target === 'gateway' ? cpuS('gatewayS') : target === 'proxy' ? cpuS('proxyS') : null;
+  const middleS = target.startsWith('gateway') ? cpuS('gatewayS') : target === 'proxy' ? cpuS('proxyS') : null;
   const durations = points.map((p) => p.durationMs.p50).sort((a, b) => a - b);
   return {
     requests: sum((p) => p.requests),
@@ -405,12 +456,13 @@ function pool(target, points, samplesUs) {
 
 const minus = (a, b) => (a === null || a === undefined || b === null || b === undefined ? null : a - b);
 
-/** Every contender in turn (direct, proxy, gateway), `rounds` times, at one concurrency. */
+/** Every contender in turn (direct, proxy, the gateways), `rounds` times, at one concurrency. */
 async function compare(phase, concurrency, setup) {
   const points = [];
   const samples = {};
+  const list = contenders(setup, concurrency);
   for (let round = 1; round <= settings.rounds; round++) {
-    for (const c of contenders(setup)) {
+    for (const c of list) {
       let best = null;
       for (let attempt = 1; attempt <= 1 + settings.retries; attempt++) {
         const m = await measurePoint({ phase, round, concurrency, ...c }, setup);
@@ -433,19 +485,45 @@ async function compare(phase, concurrency, setup) {
       ),
     ]),
   );
-  const { direct, gateway, proxy = null } = pooled;
+  const { direct, proxy = null } = pooled;
+  const added = (x) => ({ p50: minus(x.ttftMs.p50, direct.ttftMs.p50), p99: minus(x.ttftMs.p99, direct.ttftMs.p99), mean: minus(x.ttftMs.mean, direct.ttftMs.mean) });
+  const proxyAddedTtftMs = proxy ? added(proxy) : null;
+  // each gateway measured here against direct (and the bare proxy)
+  const gateways = list
+    .filter((c) => c.gateway)
+    .map((c) => {
+      const g = pooled[c.target];
+      const a = added(g);
+      return {
+        target: c.target,
+        workers: c.gateway.workers,
+        figures: g,
+        addedTtftMs: a,
+        tokensRatio: direct.tokensPerSec > 0 ? g.tokensPerSec / direct.tokensPerSec : null,
+        // added TTFT p50 as a multiple of what the bare proxy adds (the floor any gateway pays here)
+        addedP50VsProxy: proxyAddedTtftMs && proxyAddedTtftMs.p50 > 0 && a.p50 !== null ? a.p50 / proxyAddedTtftMs.p50 : null,
+      };
+    });
+  const first = gateways[0];
   const pairs = [];
   for (let round = 1; round <= settings.rounds; round++) {
     const a = points.find((p) => p.round === round && p.target === 'direct');
-    const b = points.find((p) => p.round === round && p.target === 'gateway');
     const x = points.find((p) => p.round === round && p.target === 'proxy');
+    const byGateway = {};
+    for (const g of gateways) {
+      const b = points.find((p) => p.round === round && p.target === g.target);
+      byGateway[g.target] = { addedP50: minus(b.ttftMs.p50, a.ttftMs.p50), addedP99: minus(b.ttftMs.p99, a.ttftMs.p99), tokensRatio: a.tokensPerSec > 0 ? b.tokensPerSec / a.tokensPerSec : null };
+    }
+    const b0 = byGateway[first.target];
     pairs.push({
       round,
-      addedP50: minus(b.ttftMs.p50, a.ttftMs.p50),
-      addedP99: minus(b.ttftMs.p99, a.ttftMs.p99),
-      tokensRatio: a.tokensPerSec > 0 ? b.tokensPerSec / a.tokensPerSec : null,
+      // the first gateway's (one worker), as before several gateways were measured
+      addedP50: b0.addedP50,
+      addedP99: b0.addedP99,
+      tokensRatio: b0.tokensRatio,
       proxyAddedP50: x ? minus(x.ttftMs.p50, a.ttftMs.p50) : null,
       proxyAddedP99: x ? minus(x.ttftMs.p99, a.ttftMs.p99) : null,
+      gateways: byGateway,
     });
   }
   const cmp = {
@@ -454,22 +532,91 @@ async function compare(phase, concurrency, setup) {
     cores: results.machine.cores,
     direct,
     proxy,
-    gateway,
-    addedTtftMs: { p50: minus(gateway.ttftMs.p50, direct.ttftMs.p50), p99: minus(gateway.ttftMs.p99, direct.ttftMs.p99), mean: minus(gateway.ttftMs.mean, direct.ttftMs.mean) },
-    proxyAddedTtftMs: proxy ? { p50: minus(proxy.ttftMs.p50, direct.ttftMs.p50), p99: minus(proxy.ttftMs.p99, direct.ttftMs.p99), mean: minus(proxy.ttftMs.mean, direct.ttftMs.mean) } : null,
-    tokensRatio: direct.tokensPerSec > 0 ? gateway.tokensPerSec / direct.tokensPerSec : null,
+    // the first gateway (one worker unless BENCH_LLM_WORKERS leaves it out): the figures reports before workers read
+    gateway: first.figures,
+    gatewayTarget: first.target,
+    addedTtftMs: first.addedTtftMs,
+    proxyAddedTtftMs,
+    tokensRatio: first.tokensRatio,
     proxyTokensRatio: proxy && direct.tokensPerSec > 0 ? proxy.tokensPerSec / direct.tokensPerSec : null,
+    gateways,
     pairs,
     disturbed: points.some((p) => p.disturbed),
     points,
   };
-  log(
-    `  => ${phase} c=${concurrency}: gateway adds TTFT p50 ${cmp.addedTtftMs.p50?.toFixed(3)} ms, p99 ${cmp.addedTtftMs.p99?.toFixed(3)} ms` +
-      `${proxy ? ` (bare proxy: p50 ${cmp.proxyAddedTtftMs.p50?.toFixed(3)}, p99 ${cmp.proxyAddedTtftMs.p99?.toFixed(3)})` : ''}; ` +
-      `tokens/s ${gateway.tokensPerSec.toFixed(0)} vs ${direct.tokensPerSec.toFixed(0)} direct (${cmp.tokensRatio?.toFixed(3)}×)${proxy ? `, proxy ${cmp.proxyTokensRatio?.toFixed(3)}×` : ''}; ` +
-      `gateway ${gateway.cpu.middleUsPerToken?.toFixed(1)} µs CPU per token${proxy ? `, proxy ${proxy.cpu.middleUsPerToken?.toFixed(1)}` : ''}`,
-  );
+  for (const g of gateways) {
+    log(
+      `  => ${phase} c=${concurrency} ${g.target}: adds TTFT p50 ${g.addedTtftMs.p50?.toFixed(3)} ms, p99 ${g.addedTtftMs.p99?.toFixed(3)} ms` +
+        `${proxy ? ` (bare proxy: p50 ${proxyAddedTtftMs.p50?.toFixed(3)}, p99 ${proxyAddedTtftMs.p99?.toFixed(3)}; ${g.addedP50VsProxy?.toFixed(2)}× the proxy's p50)` : ''}; ` +
+        `tokens/s ${g.figures.tokensPerSec.toFixed(0)} vs ${direct.tokensPerSec.toFixed(0)} direct (${g.tokensRatio?.toFixed(3)}×)${proxy ? `, proxy ${cmp.proxyTokensRatio?.toFixed(3)}×` : ''}; ` +
+        `${g.figures.cpu.middleUsPerToken?.toFixed(1)} µs CPU per token${proxy ? `, proxy ${proxy.cpu.middleUsPerToken?.toFixed(1)}` : ''}`,
+    );
+  }
   return cmp;
+}
+
+/** A stand-in's counters (`/stand-in/stats`): generation requests received, sequences running now. */
+async function standInStats(url) {
+  const res = await fetch(`${url}/stand-in/stats`, { signal: AbortSignal.timeout(2000) });
+  const { received, running, waiting } = await res.json();
+  return { received, running, waiting };
+}
+
+/**
+ * The balance phase: one window per gateway at the highest concurrency on `chat-pool`, a
+ * least-loaded model over BENCH_LLM_BALANCE_REPLICAS paced stand-ins. Each replica's own counters
+ * say how evenly the requests (received during the window) and the sequences in flight (sampled
+ * every 250 ms) were spread: with several workers each one sees only its own in-flight requests
+ * (and the replicas' scraped queues), so the spread may widen.
+ */
+async function measureBalance(gateway, pool, concurrency) {
+  for (const pid of [...pool.map((s) => s.pid), ...gateway.pids()]) await waitIdle(pid);
+  await waitQuiet(new Set(benchPids()), { thresholdPct: NOISY_OTHER_CPU_PCT });
+  let start = null;
+  let end = null;
+  const running = [];
+  let sampling = null;
+  const sample = async () => {
+    const stats = await Promise.all(pool.map((s) => standInStats(s.url).catch(() => null)));
+    if (stats.every(Boolean)) running.push(stats.map((x) => x.running + x.waiting));
+  };
+  const r = await runLoad(
+    LOAD,
+    { url: gateway.url, model: 'chat-pool', concurrency, durationS: settings.durationS, warmupS: settings.warmupS, rampS: rampFor(pool[0]), maxTokens: settings.maxTokens },
+    {
+      timeoutMs: (settings.durationS + settings.warmupS + 120) * 1000,
+      onMark: (mark) => {
+        if (mark === 'start') {
+          start = Promise.all(pool.map((s) => standInStats(s.url)));
+          sampling = setInterval(() => void sample(), 250);
+        } else {
+          clearInterval(sampling);
+          end = Promise.all(pool.map((s) => standInStats(s.url)));
+        }
+      },
+    },
+  );
+  const [s0, s1] = await Promise.all([start, end]);
+  const requests = pool.map((_, i) => s1[i].received - s0[i].received);
+  const figures = balanceFigures(requests, running);
+  const b = {
+    target: gateway.target,
+    workers: gateway.workers,
+    concurrency,
+    replicas: pool.length,
+    requests,
+    meanInFlight: pool.map((_, i) => (running.length ? running.reduce((sum, row) => sum + row[i], 0) / running.length : null)),
+    samples: running.length,
+    ...figures,
+    tokensPerSec: r.tokensPerSec,
+    ttftMs: r.ttftMs,
+    errors: r.errors,
+  };
+  log(
+    `  balance c=${concurrency} ${gateway.target.padEnd(10)}: requests per replica ${requests.join(' / ')} (max ÷ min ${figures.requestsMaxOverMin?.toFixed(3)}, CV ${figures.requestsCv?.toFixed(3)}); ` +
+      `in flight: mean CV ${figures.inFlightCvMean?.toFixed(3)}, mean max ÷ min ${figures.inFlightMaxOverMinMean?.toFixed(3)} over ${running.length} samples; ${r.errors} errors`,
+  );
+  return b;
 }
 
 /** One run through a gateway started with --cpu-prof, at the highest concurrency, paced. */
@@ -509,19 +656,28 @@ async function writeOutputs() {
     log(`\nwrote ${path.relative(ROOT, file)} (BENCH_WRITE=json: docs/benchmarks.md left alone)`);
     return;
   }
-  const block = `${LLM_MARKER_START}\n${renderLlmMarkdown(results)}\n${LLM_MARKER_END}`;
   // read just before writing: other suites may have rewritten their own section meanwhile
-  const docs = existsSync(DOCS) ? await readFile(DOCS, 'utf8') : '# Benchmarks\n';
-  const start = docs.indexOf(LLM_MARKER_START);
-  const end = docs.indexOf(LLM_MARKER_END);
-  const updated =
-    start >= 0 && end > start ? docs.slice(0, start) + block + docs.slice(end + LLM_MARKER_END.length) : `${docs.trimEnd()}\n\n## LLM gateway: latest results\n\n${block}\n`;
-  await writeFile(DOCS, updated);
-  log(`\nwrote ${path.relative(ROOT, file)} and ${path.relative(ROOT, DOCS)}`);
+  await writeDocsSection(DOCS, { ...section, heading: HEADING, block: renderLlmMarkdown(results) });
+  log(`\nwrote ${path.relative(ROOT, file)} and ${path.relative(ROOT, DOCS)} (${section.start})`);
+}
+
+/** The gateways of BENCH_LLM_WORKERS: `auto` as `server.workers: auto` resolves it here; each count once. */
+async function gatewaysToMeasure() {
+  const { resolveWorkers } = await import(pathToFileURL(WORKERS_JS).href);
+  const out = [];
+  for (const asked of settings.workers) {
+    const workers = resolveWorkers(asked === 'auto' ? 'auto' : Number(asked));
+    if (out.some((g) => g.workers === workers)) {
+      log(`  BENCH_LLM_WORKERS: ${asked} is ${workers} worker(s) on ${results.machine.cores} cores, measured already`);
+      continue;
+    }
+    out.push({ target: workers === 1 ? 'gateway' : `gateway-${workers}w`, workers, asked });
+  }
+  return out;
 }
 
 async function main() {
-  for (const f of [CLI, STAND_IN.replace(/bin\/vllm-stand-in\.js$/, 'dist/cli.js'), PLUGIN_DIST]) {
+  for (const f of [CLI, STAND_IN.replace(/bin\/vllm-stand-in\.js$/, 'dist/cli.js'), PLUGIN_DIST, WORKERS_JS]) {
     if (!existsSync(f)) throw new Error(`${path.relative(ROOT, f)} is missing: run \`npm run build\` first (npm run bench does)`);
   }
   const started = performance.now();
@@ -529,37 +685,50 @@ async function main() {
   log(`bench llm: ${results.command}\n  ${m.cpu}, ${m.cores} cores, load average ${m.loadavgAtStart.map((v) => v.toFixed(2)).join(' ')}`);
   if (m.loadavgAtStart[0] > m.cores * 0.25) log(`  WARN load average ${m.loadavgAtStart[0].toFixed(2)} on ${m.cores} cores before the run: other work is running, figures will be disturbed`);
   log(`  the load generator, the stand-in and the gateway share these ${m.cores} cores`);
+  settings.gateways = await gatewaysToMeasure();
+  results.settings.gateways = settings.gateways;
+  results.settings.workersAt = settings.workersAt;
 
   const paced = await startStandIn('paced', { ttftMs: settings.ttftMs, tokenDelayMs: settings.tokenDelayMs });
   const fast = settings.ceiling ? await startStandIn('fast', { ttftMs: 0, tokenDelayMs: 0 }) : null;
-  const upstreams = { chat: paced.url, ...(fast ? { 'chat-fast': fast.url } : {}) };
+  const pool = [];
+  for (let i = 0; i < settings.balanceReplicas; i++) pool.push(await startStandIn(`pool-${i + 1}`, { ttftMs: settings.ttftMs, tokenDelayMs: settings.tokenDelayMs }));
+  const upstreams = { chat: paced.url, ...(fast ? { 'chat-fast': fast.url } : {}), ...(pool.length ? { 'chat-pool': pool.map((s) => s.url) } : {}) };
   const plugin = await pluginSpecifier(upstreams);
   results.settings.plugin = plugin;
   const pacedProxy = settings.proxy ? await startProxy('paced', paced) : null;
   const fastProxy = settings.proxy && fast ? await startProxy('fast', fast) : null;
-  let gateway = await startGateway(plugin, upstreams);
-  log(
-    `  stand-in ${paced.url} (pid ${paced.pid})${fast ? `, fast stand-in ${fast.url} (pid ${fast.pid})` : ''}` +
-      `${pacedProxy ? `, proxies ${pacedProxy.url}${fastProxy ? ` ${fastProxy.url}` : ''}` : ''}, gateway ${gateway.url} (pid ${gateway.pid}), plugin ${plugin}`,
-  );
+  const gateways = [];
   try {
-    results.preflight.paced = await preflight(paced, gateway, 'chat');
-    if (fast) results.preflight.fast = await preflight(fast, gateway, 'chat-fast');
+    for (const g of settings.gateways) gateways.push({ ...(await startGateway(plugin, upstreams, { workers: g.workers, label: g.target })), target: g.target });
+    log(
+      `  stand-in ${paced.url} (pid ${paced.pid})${fast ? `, fast stand-in ${fast.url} (pid ${fast.pid})` : ''}${pool.length ? `, ${pool.length} pool stand-ins` : ''}` +
+        `${pacedProxy ? `, proxies ${pacedProxy.url}${fastProxy ? ` ${fastProxy.url}` : ''}` : ''}, ` +
+        `${gateways.map((g) => `${g.target} ${g.url} (pid ${g.pid}${g.workers > 1 ? `, ${g.workers} workers` : ''})`).join(', ')}, plugin ${plugin}`,
+    );
+    for (const g of gateways) {
+      results.preflight[`paced/${g.target}`] = await preflight(paced, g, 'chat');
+      if (fast) results.preflight[`fast/${g.target}`] = await preflight(fast, g, 'chat-fast');
+    }
 
     for (const c of settings.concurrency) {
       log(`paced (TTFT ${settings.ttftMs} ms, ${settings.tokenDelayMs} ms per token), ${c} streams:`);
-      results.paced.push(await compare('paced', c, { standIn: paced, proxy: pacedProxy, gateway, model: 'chat' }));
+      results.paced.push(await compare('paced', c, { standIn: paced, proxy: pacedProxy, gateways, model: 'chat' }));
     }
     if (fast) {
       for (const c of settings.concurrency) {
         log(`ceiling (no delays), ${c} streams:`);
-        results.ceiling.push(await compare('ceiling', c, { standIn: fast, proxy: fastProxy, gateway, model: 'chat-fast' }));
+        results.ceiling.push(await compare('ceiling', c, { standIn: fast, proxy: fastProxy, gateways, model: 'chat-fast' }));
       }
+    }
+    if (pool.length > 0) {
+      const c = Math.max(...settings.concurrency);
+      log(`balance (least-loaded over ${pool.length} paced stand-ins), ${c} streams:`);
+      for (const g of gateways) results.balance.push(await measureBalance(g, pool, c));
     }
     results.targets = evaluateLlmTargets(results);
     const missed = results.targets.some((t) => t.pass === false);
-    await gateway.stop();
-    gateway = null;
+    await Promise.all(gateways.splice(0).map((g) => g.stop()));
     if (settings.profile === '1' || (settings.profile === 'auto' && missed)) {
       try {
         results.profile = await profileGateway(plugin, paced);
@@ -568,8 +737,8 @@ async function main() {
       }
     }
   } finally {
-    await gateway?.stop();
-    await Promise.all([paced.stop(), fast?.stop(), pacedProxy?.stop(), fastProxy?.stop()]);
+    await Promise.all(gateways.map((g) => g.stop()));
+    await Promise.all([paced.stop(), fast?.stop(), pacedProxy?.stop(), fastProxy?.stop(), ...pool.map((s) => s.stop())]);
   }
 
   results.elapsedS = (performance.now() - started) / 1000;
@@ -579,7 +748,7 @@ async function main() {
   for (const t of results.targets) {
     log(`target ${t.pass === null ? 'n/a ' : t.pass ? 'MET ' : 'MISS'}${t.disturbed && t.pass !== null ? ' (disturbed)' : ''} c=${t.concurrency} ${t.target}: ${t.measured === null ? 'n/a' : `${t.measured.toFixed(3)} ${t.unit}`} — ${t.note}`);
   }
-  for (const c of results.ceiling) log(`ceiling c=${c.concurrency}: ${c.direct.tokensPerSec.toFixed(0)} chunks/s direct, ${c.gateway.tokensPerSec.toFixed(0)} via the gateway (${c.tokensRatio.toFixed(3)}×)`);
+  for (const c of results.ceiling) for (const g of c.gateways) log(`ceiling c=${c.concurrency} ${g.target}: ${c.direct.tokensPerSec.toFixed(0)} chunks/s direct, ${g.figures.tokensPerSec.toFixed(0)} via the gateway (${g.tokensRatio.toFixed(3)}×)`);
   if (results.profile && !results.profile.error) {
     log(`gateway profile: top self time`);
     for (const f of results.profile.self.slice(0, 10)) log(`  ${f.ms.toFixed(0).padStart(6)} ms ${String(f.pctOfBusy).padStart(5)}%  ${f.name}`);

@@ -1,70 +1,44 @@
-// The baseline: onnxruntime-node `session.run` called back to back in a process of its own, at
-// each batch size. Prints one JSON line. Run by bench/run.mjs; by hand:
+// The baseline: onnxruntime-node `session.run` called back to back, each session in a process of
+// its own (bench/lib/raw-worker.mjs), swept over parallel sessions × intra-op threads
+// (bench/lib/raw-sweep.mjs). Prints one JSON line. Run by bench/run.mjs; by hand:
 //   node bench/raw.mjs '{"model":"cls","batches":[1,8],"durationMs":2000,"warmupMs":500}'
-import { writeFile } from 'node:fs/promises';
-import { performance } from 'node:perf_hooks';
-import * as ort from 'onnxruntime-node';
-import { benchModels, makeSample, summarize, tileSample } from './lib/common.mjs';
+//   node bench/raw.mjs '{"model":"cls","batches":[1,8,32],"sweep":false}'       # one session, default threads only
+//   node bench/raw.mjs '{"model":"det","batches":[1,4,16],"sessions":[1,2],"threads":[0,1]}'
+// Arguments: model (cls, det), batches (of the default point: one session, the base options'
+// threads), durationMs / warmupMs (per batch size), sessionOptions (the base: ORT's defaults, or
+// BENCH_THREADS's intraOpNumThreads), sweep (false: the default point only), sessions / threads (the
+// grid: see sweepGrid), top (batch sizes of the default point carried to the others), cores
+// (default: os.availableParallelism()), referenceFile (where the batch-1 output is written).
+import os from 'node:os';
+import { benchModels } from './lib/common.mjs';
+import { rawSweep } from './lib/raw-sweep.mjs';
 
 const args = JSON.parse(process.argv[2] ?? '{}');
 const model = benchModels()[args.model ?? 'cls'];
 if (!model) throw new Error(`unknown model ${args.model}`);
 const batches = args.batches ?? model.batches;
-const durationMs = args.durationMs ?? 3000;
-const warmupMs = args.warmupMs ?? 1000;
-const sessionOptions = { executionProviders: ['cpu'], ...(args.sessionOptions ?? {}) };
-
-const session = await ort.InferenceSession.create(model.file, sessionOptions);
-const sample = makeSample(model, args.seed ?? 42);
-
-function feedsFor(batch) {
-  return { [model.input]: new ort.Tensor('float32', tileSample(sample, batch), [batch, ...model.sampleShape]) };
-}
-
-// The reference output (batch 1) that served answers are checked against.
-if (args.referenceFile) {
-  const out = await session.run(feedsFor(1));
-  const first = out[session.outputNames[0]];
-  await writeFile(args.referenceFile, JSON.stringify({ name: session.outputNames[0], shape: first.dims, data: Array.from(first.data) }));
-}
-
-const results = [];
-for (const batch of batches) {
-  const feeds = feedsFor(batch);
-  // warm-up: ORT plans and allocates for a new shape on its first runs
-  const warmEnd = performance.now() + warmupMs;
-  for (let i = 0; i < 3 || performance.now() < warmEnd; i++) await session.run(feeds);
-  const latencies = [];
-  const start = performance.now();
-  const end = start + durationMs;
-  while (latencies.length < 5 || performance.now() < end) {
-    const t0 = performance.now();
-    await session.run(feeds);
-    latencies.push(performance.now() - t0);
-  }
-  const elapsedS = (performance.now() - start) / 1000;
-  const lat = summarize(latencies);
-  const row = {
-    batch,
-    runs: lat.count,
-    latencyMs: { mean: lat.mean, p50: lat.p50, p90: lat.p90, p99: lat.p99, max: lat.max },
-    samplesPerSec: (batch * lat.count) / elapsedS,
-    perSampleMs: lat.p50 / batch,
-  };
-  results.push(row);
-  process.stderr.write(`raw ${model.key} batch ${batch}: p50 ${lat.p50.toFixed(3)} ms, ${row.samplesPerSec.toFixed(1)} samples/s\n`);
-}
-
-await session.release();
-const best = results.reduce((a, b) => (b.samplesPerSec > (a?.samplesPerSec ?? -1) ? b : a), undefined);
+const sessionOptions = args.sessionOptions ?? {};
+const result = await rawSweep({
+  model: model.key,
+  batches,
+  cores: args.cores ?? os.availableParallelism(),
+  durationMs: args.durationMs ?? 3000,
+  warmupMs: args.warmupMs ?? 1000,
+  sessionOptions,
+  referenceFile: args.referenceFile,
+  // no batch size asked for: only the reference output (one session)
+  sweep: args.sweep !== false && batches.length > 0,
+  sessions: args.sessions,
+  threads: args.threads,
+  top: args.top ?? 2,
+  log: (line) => process.stderr.write(`${line}\n`),
+});
 process.stdout.write(
   `${JSON.stringify({
     model: model.key,
     modelName: model.name,
     inputShape: [-1, ...model.sampleShape],
-    sessionOptions,
-    onnxruntime: ort.env.versions?.common ?? null,
-    batches: results,
-    best: best ? { batch: best.batch, samplesPerSec: best.samplesPerSec } : null,
+    sessionOptions: { executionProviders: ['cpu'], ...sessionOptions },
+    ...result,
   })}\n`,
 );

@@ -3,9 +3,20 @@
 //
 // Environment (all optional):
 //   BENCH_QUICK=1            smoke run: short durations, concurrency 1 and 64, delays 0 and auto
+//   BENCH_PRESET=device      the judged points only, for a 10-minute command on the device machine:
+//                            raw sweep, naive-binary, tessera-binary auto (the default config) and
+//                            tuned, at 1, 16 and 64 connections; 6 s per point after 2 s, raw 1 s
+//                            a point (with BENCH_QUICK: the quick durations)
 //   BENCH_DURATION=10        seconds measured per point (after the warm-up)
 //   BENCH_WARMUP=3           seconds of warm-up load per point (not measured)
-//   BENCH_RAW_DURATION=3     seconds of back-to-back session.run per raw batch size
+//   BENCH_RAW_DURATION=3     seconds of back-to-back session.run per raw point (longer when a run is slow)
+//   BENCH_RAW_SWEEP=1        0: raw is one session with the default threads only (no sweep)
+//   BENCH_RAW_SESSIONS=…     sessions at once in the raw sweep (default: powers of two up to the cores)
+//   BENCH_RAW_THREADS=…      intra-op threads per session in the raw sweep (default: cores ÷ sessions and
+//                            half of it; `0` = ORT's default, one session only); S × T ≤ cores
+//   BENCH_RAW_TOP=2          batch sizes of the one-session default sweep (its best) the other points run
+//   BENCH_TUNED=0            1: also tessera-binary/<model>/tuned, `instances` and `intraOpNumThreads` of
+//                            the raw best point set by hand (for reference; on in the device preset)
 //   BENCH_CONNECTIONS=1,16,64
 //   BENCH_MODELS=cls,det
 //   BENCH_SCENARIOS=…        comma-separated patterns (substring, `*` wildcard) over scenario ids:
@@ -19,24 +30,57 @@
 //   BENCH_LOG_LEVEL=info     Tessera's server.logLevel
 //   BENCH_DYNAMIC_OPTIONS='{"maxQueueSize":1024}'  extra keys for `batching:` of the dynamic batcher
 //   BENCH_MACHINE=name       the <machine> part of bench/results/<date>-<machine>.json
-//   BENCH_WRITE=0            do not write the results file or docs/benchmarks.md
-import { existsSync, rmSync } from 'node:fs';
+//   BENCH_WRITE=0            do not write the results file or docs/benchmarks.md; `json`: the results file only
+//   BENCH_GIT_HEAD=sha       the commit measured, when this copy's .git is not that of its working tree
+//                            (the device machine's copy: its .git may be older than the packed build)
+//   BENCH_OCR_SECTION=ocr    the docs/benchmarks.md section written: `ocr` (markers bench:start/end) or
+//                            `ocr-<name>` (bench-ocr-<name>:start/end), e.g. ocr-h200
+//   BENCH_OCR_RENDER=<file>  measure nothing: write that results file (e.g. the device machine's) into
+//                            the section, and the comparison table of every OCR section's file
+//   BENCH_DOCS=<file>        the page written instead of docs/benchmarks.md
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { BENCH_DIR, benchModels, commandLine, envList, freePort, installCleanup, machineInfo, machineSlug, makeSample, packageVersion, ROOT, runNodeJson, sessionOptionsFromEnv, skipUnlessSuite, spawnNode, startServer, tileSample } from './lib/common.mjs';
+import { gitInfo, writeDocsSection } from './lib/contest.mjs';
+import { COMPARE_MARKERS, loadSectionResults, renderComparison } from './lib/ocr-compare.mjs';
 import { binaryInferBody, decodeInferResponse, jsonInferBody, maxAbsDiff } from './lib/oip.mjs';
 import { histogramMeans, processCpuSeconds, scrapeMetrics, systemBusySeconds, waitIdle } from './lib/probe.mjs';
-import { MARKER_END, MARKER_START, evaluateTargets, markDisturbed, renderMarkdown } from './lib/report.mjs';
+import { evaluateTargets, markDisturbed, ocrMarkers, renderMarkdown } from './lib/report.mjs';
 
 // BENCH_SUITES=ocr,llm,tracing,pipeline,routing,canary-sim (default all): `npm run bench` runs this suite, then bench/llm.mjs, bench/tracing.mjs, bench/pipeline.mjs, bench/routing.mjs and bench/canary-sim.mjs
 skipUnlessSuite('ocr', 'bench/run.mjs');
 
 const env = process.env;
 const CLI = path.join(ROOT, 'packages', 'core', 'dist', 'cli.js');
-const DOCS = path.join(ROOT, 'docs', 'benchmarks.md');
+const DOCS = env.BENCH_DOCS ? path.resolve(env.BENCH_DOCS) : path.join(ROOT, 'docs', 'benchmarks.md');
 const RESULTS_DIR = path.join(BENCH_DIR, 'results');
+const SECTION = env.BENCH_OCR_SECTION ?? 'ocr';
+const MARKERS = ocrMarkers(SECTION);
+const log = (line) => process.stderr.write(`${line}\n`);
+
+/** The heading a section gets when the page has no markers for it yet. */
+const sectionHeading = (section) => (section === 'ocr' ? 'Latest results' : `OCR suite: ${section.slice('ocr-'.length)}`);
+
+/**
+ * Writes `block` into the OCR section `section` of the page, then the comparison table of every
+ * OCR section's results file (read back from the page just written).
+ */
+async function writeOcrDocs(block, section) {
+  await writeDocsSection(DOCS, { ...ocrMarkers(section), heading: sectionHeading(section), block });
+  const docs = await readFile(DOCS, 'utf8');
+  if (docs.includes(COMPARE_MARKERS.start)) await writeDocsSection(DOCS, { ...COMPARE_MARKERS, heading: 'OCR suite across machines', block: renderComparison(loadSectionResults(docs, ROOT)) });
+}
+
+// BENCH_OCR_RENDER: a results file (e.g. from the device machine) into its section; nothing measured
+if (env.BENCH_OCR_RENDER) {
+  const saved = JSON.parse(await readFile(path.resolve(env.BENCH_OCR_RENDER), 'utf8'));
+  await writeOcrDocs(renderMarkdown(saved), SECTION);
+  log(`wrote ${env.BENCH_OCR_RENDER} into ${path.relative(ROOT, DOCS)} (${MARKERS.start}) and the comparison`);
+  process.exit(0);
+}
 
 const list = envList;
 
@@ -47,21 +91,38 @@ function positive(name, fallback) {
 }
 
 const quick = env.BENCH_QUICK === '1' || env.BENCH_QUICK === 'true';
+const preset = env.BENCH_PRESET || null;
+if (preset !== null && preset !== 'device') throw new Error(`BENCH_PRESET=${preset}: expected device`);
+const device = preset === 'device';
+/** A default: the quick run's, else the device preset's, else the full run's. */
+const pick = (full, quickValue, deviceValue = full) => (quick ? quickValue : device ? deviceValue : full);
+const integers = (name, fallback) => {
+  const v = list(env[name], fallback).map((x) => (x === 'default' ? 0 : Number(x)));
+  if (v.some((x) => !Number.isInteger(x) || x < 0)) throw new Error(`${name}=${env[name]}: expected integers ≥ 0`);
+  return v;
+};
 const settings = {
   quick,
-  durationS: positive('BENCH_DURATION', quick ? 3 : 10),
-  warmupS: positive('BENCH_WARMUP', quick ? 1 : 3),
-  rawDurationS: positive('BENCH_RAW_DURATION', quick ? 1 : 3),
+  preset,
+  durationS: positive('BENCH_DURATION', pick(10, 3, 6)),
+  warmupS: positive('BENCH_WARMUP', pick(3, 1, 2)),
+  rawDurationS: positive('BENCH_RAW_DURATION', pick(3, 1, 1)),
+  rawSweep: env.BENCH_RAW_SWEEP !== '0',
+  rawSessions: env.BENCH_RAW_SESSIONS ? integers('BENCH_RAW_SESSIONS', '') : null,
+  rawThreads: env.BENCH_RAW_THREADS ? integers('BENCH_RAW_THREADS', '') : null,
+  rawTop: positive('BENCH_RAW_TOP', 2),
+  tuned: env.BENCH_TUNED === undefined ? device : env.BENCH_TUNED === '1',
   connections: list(env.BENCH_CONNECTIONS, quick ? '1,64' : '1,16,64').map(Number),
   models: list(env.BENCH_MODELS, 'cls,det'),
-  delays: list(env.BENCH_DELAYS, quick ? '0,auto' : '0,1,2,5,auto'),
+  delays: list(env.BENCH_DELAYS, device ? 'auto' : quick ? '0,auto' : '0,1,2,5,auto'),
   sweep: env.BENCH_SWEEP ?? 'primary',
   samplesPerRequest: positive('BENCH_REQUEST_BATCH', 1),
   sessionOptions: sessionOptionsFromEnv(),
   logLevel: env.BENCH_LOG_LEVEL ?? 'info',
   dynamicOptions: JSON.parse(env.BENCH_DYNAMIC_OPTIONS ?? '{}'),
-  scenarios: list(env.BENCH_SCENARIOS, ''),
+  scenarios: list(env.BENCH_SCENARIOS, device ? 'raw,naive-binary,tessera-binary/*/auto,tessera-binary/*/tuned' : ''),
 };
+if (settings.rawSessions?.some((x) => x < 1)) throw new Error(`BENCH_RAW_SESSIONS=${env.BENCH_RAW_SESSIONS}: expected integers ≥ 1`);
 if (settings.connections.some((c) => !Number.isInteger(c) || c < 1)) throw new Error(`BENCH_CONNECTIONS=${env.BENCH_CONNECTIONS}: expected positive integers`);
 if (!['primary', 'all'].includes(settings.sweep)) throw new Error(`BENCH_SWEEP=${settings.sweep}: expected primary or all`);
 const MODELS = benchModels();
@@ -76,10 +137,28 @@ const selected = (id) => patterns.length === 0 || patterns.some((re) => re.test(
  * here: the kernel's loopback networking is charged to no process.
  */
 const NOISY_OTHER_CPU_PCT = 40;
-const log = (line) => process.stderr.write(`${line}\n`);
 const f1 = (v) => (v === null || v === undefined ? 'n/a' : v.toFixed(1));
 const f2 = (v) => (v === null || v === undefined ? 'n/a' : v.toFixed(2));
 
+// A run stopped from outside (`timeout` around a device machine's 10-minute command, Ctrl-C) still
+// leaves what it measured: the results file, marked partial, written before installCleanup's
+// handler (registered after this one) kills the children and exits.
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.once(signal, () => {
+    try {
+      if (env.BENCH_WRITE === '0' || (results.scenarios.length === 0 && Object.keys(results.raw).length === 0)) return;
+      results.partial = `stopped by ${signal} after ${Math.round(performance.now() / 1000)} s, with the points measured until then`;
+      addRatios();
+      results.targets = markDisturbed(results, evaluateTargets(results), NOISY_OTHER_CPU_PCT);
+      const name = `${results.date.slice(0, 10)}-${machineSlug(results.machine)}${quick ? '-quick' : ''}.json`;
+      results.file = `bench/results/${name}`;
+      writeFileSync(path.join(RESULTS_DIR, name), `${JSON.stringify(results, null, 2)}\n`);
+      log(`\nbench: ${signal}: wrote the partial results to ${results.file}`);
+    } catch (err) {
+      log(`bench: ${signal}: no partial results written (${err?.message ?? err})`);
+    }
+  });
+}
 installCleanup();
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'tessera-bench-'));
 process.on('exit', () => {
@@ -93,10 +172,13 @@ const results = {
   file: '',
   machine: machineInfo(),
   versions: { onnxruntime: packageVersion('onnxruntime-node'), autocannon: packageVersion('autocannon'), core: packageVersion('@tessera/core') },
+  git: env.BENCH_GIT_HEAD ? { head: env.BENCH_GIT_HEAD, packagesDirty: null, note: `BENCH_GIT_HEAD; this copy's git said ${gitInfo().head?.slice(0, 12) ?? 'nothing'}` } : gitInfo(),
   settings: { ...settings },
   features: {},
   models: {},
   raw: {},
+  /** Per model and Tessera config: the instances and threads the server chose (see serverChoice). */
+  serverChoice: {},
   scenarios: [],
   skipped: [],
   targets: [],
@@ -113,16 +195,23 @@ function skip(id, reason) {
 // ---------------------------------------------------------------------------------------------
 // Tessera configs and what the built core supports
 
-function tesseraConfig(model, batching) {
+/**
+ * A Tessera config of one model: the default config (no `instances`, no `sessionOptions`: what
+ * the backend picks) with `batching`, unless BENCH_THREADS sets threads for every contender or
+ * `tuned` sets `instances` and threads by hand.
+ */
+function tesseraConfig(model, batching, tuned = null, logLevel = settings.logLevel) {
+  const sessionOptions = { ...settings.sessionOptions, ...(tuned?.threads ? { intraOpNumThreads: tuned.threads } : {}) };
   return {
-    server: { host: '127.0.0.1', port: 0, logLevel: settings.logLevel },
+    server: { host: '127.0.0.1', port: 0, logLevel },
     models: {
       [model.name]: {
         backend: 'onnxruntime',
         path: model.file,
         batching,
         warmupShapes: { [model.input]: [1, ...model.sampleShape] },
-        ...(Object.keys(settings.sessionOptions).length > 0 ? { sessionOptions: settings.sessionOptions } : {}),
+        ...(tuned ? { instances: tuned.sessions } : {}),
+        ...(Object.keys(sessionOptions).length > 0 ? { sessionOptions } : {}),
       },
     },
   };
@@ -190,7 +279,7 @@ async function detectFeatures() {
  */
 async function startTesseraServer(config, logName) {
   const file = await writeConfig(config);
-  const logsReady = ['info', 'debug', 'trace'].includes(settings.logLevel);
+  const logsReady = ['info', 'debug', 'trace'].includes(config.server.logLevel);
   const port = logsReady ? 0 : await freePort();
   return startServer(CLI, ['serve', '-c', file, '--port', String(port)], {
     logFile: path.join(tmp, logName),
@@ -219,7 +308,7 @@ async function preflight(url, body, reference) {
   return { ok: diff <= 1e-3, status: 200, maxAbsDiff: diff, binaryOutput: out?.binary ?? false, ...(diff <= 1e-3 ? {} : { error: `output differs from raw session.run by ${diff}` }) };
 }
 
-async function measureServed({ id, kind, protocol, model, config, batching, server, body, reference }) {
+async function measureServed({ id, kind, protocol, model, config, batching, tuned, server, body, reference }) {
   const url = `${server.url}/v2/models/${model.name}/infer`;
   const check = await preflight(url, body, reference).catch((err) => ({ ok: false, error: String(err?.message ?? err) }));
   if (!check.ok && check.status !== 200) {
@@ -257,6 +346,7 @@ async function measureServed({ id, kind, protocol, model, config, batching, serv
       model: model.key,
       config,
       batching,
+      ...(tuned ? { tuned } : {}),
       connections,
       durationS: r.durationS,
       requests: r.requests,
@@ -313,16 +403,34 @@ async function benchModel(model, features) {
   const bodies = await prepareBodies(model);
   const referenceFile = path.join(tmp, `${model.key}.reference.json`);
 
-  // (a) raw session.run, in its own process; also writes the reference output
+  // (a) raw session.run, each session in a process of its own: one session with the default
+  // threads at every batch size, then S sessions × T threads (the sweep); also writes the reference output
   const rawId = `raw/${model.key}`;
   const batches = selected(rawId) ? (quick ? model.quickBatches : model.batches) : [];
-  log(`${rawId}: ${batches.length ? `batch ${batches.join(', ')}` : 'reference output only'}`);
+  log(`${rawId}: ${batches.length ? `batch ${batches.join(', ')}${settings.rawSweep ? `, then the sweep over sessions × threads on ${os.availableParallelism()} cores` : ''}` : 'reference output only'}`);
   const raw = await runNodeJson(
     path.join(BENCH_DIR, 'raw.mjs'),
-    [JSON.stringify({ model: model.key, batches, durationMs: settings.rawDurationS * 1000, warmupMs: Math.min(1000, settings.rawDurationS * 500), sessionOptions: settings.sessionOptions, referenceFile })],
-    { echo: true },
+    [
+      JSON.stringify({
+        model: model.key,
+        batches,
+        durationMs: settings.rawDurationS * 1000,
+        warmupMs: Math.min(1000, settings.rawDurationS * 500),
+        sessionOptions: settings.sessionOptions,
+        referenceFile,
+        sweep: settings.rawSweep,
+        ...(settings.rawSessions ? { sessions: settings.rawSessions } : {}),
+        ...(settings.rawThreads ? { threads: settings.rawThreads } : {}),
+        top: settings.rawTop,
+      }),
+    ],
+    { echo: true, timeoutMs: 900_000 },
   );
-  if (batches.length) results.raw[model.key] = { batches: raw.batches, best: raw.best };
+  if (batches.length) {
+    const { batches: rows, best, defaultBest, batch1, grid, points, cores, elapsedS } = raw;
+    results.raw[model.key] = { cores, batches: rows, best, defaultBest, batch1, grid, sweep: points, elapsedS };
+    log(`${rawId}: raw best ${best?.samplesPerSec.toFixed(1)} samples/s (${best?.sessions} × ${best?.threads ?? 'default'} threads, batch ${best?.batch}); raw default ${defaultBest?.samplesPerSec.toFixed(1)} (batch ${defaultBest?.batch}); sweep ${Math.round(elapsedS)} s`);
+  }
   const reference = JSON.parse(await readFile(referenceFile, 'utf8'));
 
   // (d) the naive server
@@ -344,6 +452,13 @@ async function benchModel(model, features) {
   const configs = features.dynamic
     ? [...features.delays].sort((a, b) => order(a) - order(b)).map((d) => (d === 'passthrough' ? passthrough : { id: d === 'auto' ? 'auto' : `delay-${d}`, batching: dynamicBatching(model, d) }))
     : [passthrough];
+  // the raw best point's instances and threads, set by hand (not judged: what a tuned config reaches)
+  const best = results.raw[model.key]?.best;
+  if (settings.tuned && features.dynamic && selected(`tessera-binary/${model.key}/tuned`)) {
+    if (!best) skip(`tessera-binary/${model.key}/tuned`, 'no raw sweep measured');
+    else if (best.sessions === 1 && best.threads === null) skip(`tessera-binary/${model.key}/tuned`, 'the raw best point is one session with the default threads: the same as auto');
+    else configs.push({ id: 'tuned', batching: dynamicBatching(model, 'auto'), tuned: { sessions: best.sessions, threads: best.threads } });
+  }
   for (const cfg of configs) {
     const both = cfg.id === 'auto' || cfg.id === 'passthrough' || settings.sweep === 'all' || configs.length === 1;
     const protocols = both ? ['json', 'binary'] : [features.sweepProtocol];
@@ -355,12 +470,67 @@ async function benchModel(model, features) {
       else runs.push({ id, protocol });
     }
     if (runs.length === 0) continue;
-    const server = await startTesseraServer(tesseraConfig(model, cfg.batching), `tessera-${model.key}-${cfg.id}.log`);
+    const config = tesseraConfig(model, cfg.batching, cfg.tuned);
+    if (cfg.id === 'auto' || cfg.id === 'tuned') {
+      (results.serverChoice[model.key] ??= {})[cfg.id] = await serverChoice(model, tesseraConfig(model, cfg.batching, cfg.tuned, 'debug'), `choice-${model.key}-${cfg.id}.log`);
+      log(`  ${model.key}/${cfg.id}: the server chose ${JSON.stringify(results.serverChoice[model.key][cfg.id])}`);
+    }
+    let server;
     try {
-      for (const { id, protocol } of runs) await measureServed({ id, kind: 'tessera', protocol, model, config: cfg.id, batching: cfg.batching, server, body: bodies[protocol], reference });
+      server = await startTesseraServer(config, `tessera-${model.key}-${cfg.id}.log`);
+    } catch (err) {
+      // a hand-set config the build refuses is a finding, not the end of the run
+      if (cfg.id !== 'tuned') throw err;
+      for (const { id, protocol } of runs) results.scenarios.push({ id, kind: 'tessera', protocol, model: model.key, config: cfg.id, batching: cfg.batching, connections: null, failed: String(err.message).split('\n')[0] });
+      log(`FAIL ${model.key}/tuned: ${err.message}`);
+      continue;
+    }
+    try {
+      for (const { id, protocol } of runs) await measureServed({ id, kind: 'tessera', protocol, model, config: cfg.id, batching: cfg.batching, ...(cfg.tuned ? { tuned: cfg.tuned } : {}), server, body: bodies[protocol], reference });
     } finally {
       await server.stop();
     }
+  }
+}
+
+/** Pino's own fields and the tensor lists: left out of a recorded log line. */
+const LOG_NOISE = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'inputs', 'outputs', 'reqId']);
+
+/**
+ * What the server chose for `config` (the same config at debug level, on a server of its own that
+ * gets no load): `instanceGroupCount` and `instances` from `GET /v2/models/<model>/config`
+ * (Triton's instance_group; Tessera's own settings), its `parameters` (the backend's keys), and
+ * `sessions`, the fields of each "onnxruntime session created" debug line (intraOpNumThreads is
+ * absent there when ORT picks).
+ */
+async function serverChoice(model, config, logName) {
+  let server;
+  try {
+    server = await startTesseraServer(config, logName);
+    const res = await fetch(`${server.url}/v2/models/${encodeURIComponent(model.name)}/config`, { signal: AbortSignal.timeout(10_000) });
+    const body = res.ok ? await res.json() : null;
+    const sessions = [];
+    for (const line of (await readFile(path.join(tmp, logName), 'utf8')).split('\n')) {
+      if (!line.includes('onnxruntime session created')) continue;
+      try {
+        const entry = JSON.parse(line);
+        sessions.push(Object.fromEntries(Object.entries(entry).filter(([k]) => !LOG_NOISE.has(k))));
+      } catch {
+        // not a JSON line
+      }
+    }
+    const parameters = Object.fromEntries(Object.entries(body?.parameters ?? {}).map(([k, v]) => [k, v?.string_value ?? v]));
+    return {
+      instanceGroupCount: body?.instance_group?.[0]?.count ?? null,
+      instances: body?.tessera?.instances ?? null,
+      parameters,
+      sessions,
+      ...(res.ok ? {} : { configStatus: res.status }),
+    };
+  } catch (err) {
+    return { error: String(err?.message ?? err).split('\n')[0] };
+  } finally {
+    await server?.stop();
   }
 }
 
@@ -368,12 +538,14 @@ function addRatios() {
   for (const s of results.scenarios) {
     if (s.failed) continue;
     const rawBest = results.raw[s.model]?.best?.samplesPerSec;
+    const rawDefault = results.raw[s.model]?.defaultBest?.samplesPerSec;
     const naive = (protocol) => results.scenarios.find((n) => n.kind === 'naive' && n.protocol === protocol && n.model === s.model && n.connections === s.connections && !n.failed);
     const nj = naive('json');
     const np = naive(s.protocol);
     // a baseline that answered nothing in the window gives no ratio (not Infinity)
     s.ratios = {
       rawBest: rawBest ? s.samplesPerSec / rawBest : null,
+      rawDefault: rawDefault ? s.samplesPerSec / rawDefault : null,
       naiveJson: nj?.samplesPerSec ? s.samplesPerSec / nj.samplesPerSec : null,
       naiveSameProtocol: np?.samplesPerSec ? s.samplesPerSec / np.samplesPerSec : null,
     };
@@ -386,19 +558,19 @@ async function writeOutputs() {
   const file = path.join(RESULTS_DIR, name);
   await writeFile(`${file}.tmp`, `${JSON.stringify(results, null, 2)}\n`);
   await rename(`${file}.tmp`, file);
-  const block = `${MARKER_START}\n${renderMarkdown(results)}\n${MARKER_END}`;
-  const docs = existsSync(DOCS) ? await readFile(DOCS, 'utf8') : '# Benchmarks\n';
-  const start = docs.indexOf(MARKER_START);
-  const end = docs.indexOf(MARKER_END);
-  const updated = start >= 0 && end > start ? docs.slice(0, start) + block + docs.slice(end + MARKER_END.length) : `${docs.trimEnd()}\n\n## Latest results\n\n${block}\n`;
-  await writeFile(DOCS, updated);
-  log(`\nwrote ${path.relative(ROOT, file)} and ${path.relative(ROOT, DOCS)}`);
+  if (env.BENCH_WRITE === 'json') {
+    log(`\nwrote ${path.relative(ROOT, file)} (BENCH_WRITE=json: ${path.relative(ROOT, DOCS)} left alone)`);
+    return;
+  }
+  await writeOcrDocs(renderMarkdown(results), SECTION);
+  log(`\nwrote ${path.relative(ROOT, file)} and ${path.relative(ROOT, DOCS)} (${MARKERS.start})`);
 }
 
 async function main() {
   if (!existsSync(CLI)) throw new Error(`${path.relative(ROOT, CLI)} is missing: run \`npm run build\` first (npm run bench does)`);
   const started = performance.now();
   log(`bench: ${results.command}\n  ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.memGiB} GiB, Node ${results.machine.node}`);
+  if (preset) log(`  preset ${preset}: scenarios ${settings.scenarios.join(', ')}; connections ${settings.connections.join(', ')}; ${settings.durationS} s a point after ${settings.warmupS} s; raw ${settings.rawDurationS} s a point`);
   const busy = os.loadavg()[0];
   results.machine.loadavgAtStart = os.loadavg();
   if (busy > results.machine.cores * 0.25) {
@@ -413,7 +585,7 @@ async function main() {
   );
   const configIds = ft.dynamic ? ft.delays.map((d) => (d === 'auto' || d === 'passthrough' ? d : `delay-${d}`)) : ['passthrough'];
   for (const key of settings.models) {
-    const ids = [`raw/${key}`, `naive-json/${key}`, `naive-binary/${key}`, ...configIds.flatMap((c) => [`tessera-json/${key}/${c}`, `tessera-binary/${key}/${c}`])];
+    const ids = [`raw/${key}`, `naive-json/${key}`, `naive-binary/${key}`, ...[...configIds, ...(settings.tuned ? ['tuned'] : [])].flatMap((c) => [`tessera-json/${key}/${c}`, `tessera-binary/${key}/${c}`])];
     if (ids.some(selected)) await benchModel(MODELS[key], ft);
     else log(`${key}: no scenario selected by BENCH_SCENARIOS`);
   }

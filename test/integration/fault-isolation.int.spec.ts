@@ -103,7 +103,7 @@ describe('an ONNX Runtime worker killed mid-batch', () => {
       {
         models: {
           // four concurrent requests form one batch (preferred size 4; the delay only bounds the wait)
-          affine: { path: models.affine.path, batching: { batcher: 'dynamic', maxBatchSize: 8, maxQueueDelayMs: 2000, preferredBatchSizes: [ROWS] }, restart: { initialDelayMs: 3000 } },
+          affine: { path: models.affine.path, instances: 1, batching: { batcher: 'dynamic', maxBatchSize: 8, maxQueueDelayMs: 2000, preferredBatchSizes: [ROWS] }, restart: { initialDelayMs: 3000 } },
           other: { backend: 'fake' },
         },
       },

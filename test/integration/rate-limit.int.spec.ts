@@ -168,8 +168,10 @@ describe.skipIf(!redisBin)(`server.rateLimit.redis: limits shared by replicas th
     expect(denied.headers.get('retry-after')).toBe('1');
     const metrics = await http(`${allowing.url}/metrics`);
     expect(metrics.text).toMatch(/tessera_rate_limit_store_errors_total [3-9]/);
-    const outage = allowing.stdout.filter((l) => l.includes('the rate-limit store (server.rateLimit.redis) failed'));
-    expect(outage).toHaveLength(1);
+    // the server's log is buffered (written within 100 ms): wait for the line, then check it came once
+    const outageLine = (l: string): boolean => l.includes('the rate-limit store (server.rateLimit.redis) failed');
+    for (let i = 0; i < 40 && !allowing.stdout.some(outageLine); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(allowing.stdout.filter(outageLine)).toHaveLength(1);
 
     redis = await startRedis(port);
     // ioredis reconnects in the background; the allowing server counts again (max 1: the second is refused)
@@ -187,6 +189,7 @@ describe.skipIf(!redisBin)(`server.rateLimit.redis: limits shared by replicas th
       if (denyingStatus === 503) await new Promise((r) => setTimeout(r, 200));
     }
     expect(denyingStatus).toBe(200);
+    for (let i = 0; i < 40 && !allowing.stdout.some((l) => l.includes('answers again')); i++) await new Promise((r) => setTimeout(r, 50));
     expect(allowing.stdout.some((l) => l.includes('answers again'))).toBe(true);
   }, 60_000);
 });

@@ -88,6 +88,8 @@ beforeAll(async () => {
     models: {
       cls: {
         path: CLS_MODEL,
+        // one instance, so that the statistics below count batches deterministically
+        instances: 1,
         batching: { batcher: 'dynamic', maxBatchSize: 4, preferredBatchSizes: [4], maxQueueDelayMs: '20s' },
         warmupShapes: { x: [1, 3, 48, 192] },
       },

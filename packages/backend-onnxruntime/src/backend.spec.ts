@@ -1,14 +1,15 @@
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DataType, InferenceBatch, LoadContext, ModelVersionSpec, Tensor } from '@tessera/core';
-import { DATA_TYPES, isTesseraError } from '@tessera/core';
+import { DATA_TYPES, availableCores, isTesseraError } from '@tessera/core';
 import type { TestModel, TestModelCatalog } from '@tessera/core/testing';
 import { buildOnnxModel, diffTensorLists, testLoadContext, testModelSpec, writeTestModels } from '@tessera/core/testing';
 import { DEFAULT_MAX_BATCH_SIZE, ONNXRUNTIME_MODEL_CONFIG_SCHEMA, OnnxRuntimeBackend, resolveSessionOptions } from './backend.js';
+import { autoInstanceCount, autoIntraOpThreads, defaultWorkerSpinMs, modelCores, threadsPerInstance } from './internal/cpu-plan.js';
 import type { OnnxRuntimeModelInstance } from './backend.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -336,16 +337,55 @@ describe('OnnxRuntimeBackend', () => {
   });
 
   describe('session options', () => {
-    it('should default to the CPU provider and leave threads to ONNX Runtime for one instance', () => {
+    it('should default to the CPU provider and size the threads of one instance from the cores, leaving a quarter to the server', () => {
       const options = resolveSessionOptions(testModelSpec({}), 16);
       expect(options.executionProviders).toEqual(['cpu']);
-      expect(options.intraOpNumThreads).toBeUndefined();
+      expect(options.intraOpNumThreads).toBe(12);
+      expect(options.extra).toBeUndefined();
+      expect(resolveSessionOptions(testModelSpec({}), 2).intraOpNumThreads).toBe(2);
+      expect(resolveSessionOptions(testModelSpec({}), 1).intraOpNumThreads).toBe(1);
+      // 0 is ONNX Runtime's own default, asked for explicitly
+      expect(resolveSessionOptions(testModelSpec({ config: { sessionOptions: { intraOpNumThreads: 0 } } }), 16).intraOpNumThreads).toBe(0);
     });
 
-    it('should divide the cores among instances when intraOpNumThreads is unset', () => {
-      expect(resolveSessionOptions(testModelSpec({}, { instanceCount: 3 }), 16).intraOpNumThreads).toBe(5);
+    it('should divide the cores of the model among instances when intraOpNumThreads is unset', () => {
+      expect(resolveSessionOptions(testModelSpec({}, { instanceCount: 2 }), 16).intraOpNumThreads).toBe(6);
+      expect(resolveSessionOptions(testModelSpec({}, { instanceCount: 3 }), 16).intraOpNumThreads).toBe(4);
       expect(resolveSessionOptions(testModelSpec({}, { instanceCount: 64 }), 16).intraOpNumThreads).toBe(1);
       expect(resolveSessionOptions(testModelSpec({ config: { sessionOptions: { intraOpNumThreads: 7 } } }, { instanceCount: 3 }), 16).intraOpNumThreads).toBe(7);
+    });
+
+    it('should size instances: auto from the cores, and from intraOpNumThreads when it is set', () => {
+      const backend = new OnnxRuntimeBackend();
+      // the real PP-OCR classifier (0.5 MB): one thread per instance on the cores left to the model
+      const auto = (cores: number, config: Record<string, unknown> = {}): number => backend.autoInstances({ config, path: CLS_MODEL }, cores);
+      expect([1, 2, 4, 8, 12, 16, 32, 64].map((c) => auto(c))).toEqual([1, 2, 3, 6, 9, 12, 24, 48]);
+      expect(auto(16, { sessionOptions: { intraOpNumThreads: 4 } })).toBe(3);
+      expect(auto(16, { sessionOptions: { intraOpNumThreads: 32 } })).toBe(1);
+      // a file that is not there: sized as a small model (the load reports the missing file)
+      expect(backend.autoInstances({ config: {}, path: '/nonexistent/model.onnx' }, 16)).toBe(12);
+    });
+
+    it('should give bigger models more threads per instance, and fewer instances than the memory holds', () => {
+      const MiB = 2 ** 20;
+      const GiB = 2 ** 30;
+      const share = (modelBytes: number, memoryBytes = 64 * GiB) => ({ cores: 16, memoryBytes, modelBytes });
+      expect([1, 31, 32, 255, 256, 2048].map((mb) => threadsPerInstance(mb * MiB))).toEqual([1, 1, 2, 2, 4, 4]);
+      expect(autoInstanceCount(share(5 * MiB))).toBe(12);
+      expect(autoInstanceCount(share(100 * MiB))).toBe(6);
+      expect(autoInstanceCount(share(500 * MiB))).toBe(3);
+      // 2 GiB of weights in 8 GiB of memory: a quarter holds one session (twice the file)
+      expect(autoInstanceCount(share(1 * GiB, 8 * GiB))).toBe(1);
+      expect(autoInstanceCount(share(100 * MiB, 2 * GiB))).toBe(2);
+      expect(autoIntraOpThreads(16, 2)).toBe(6);
+      expect(defaultWorkerSpinMs(2)).toBe(0);
+      expect(defaultWorkerSpinMs(4)).toBe(0);
+      expect(defaultWorkerSpinMs(16)).toBe(1);
+    });
+
+    it('should map allowSpinning onto the intra-op and inter-op spinning config entries', () => {
+      expect(resolveSessionOptions(testModelSpec({ config: { sessionOptions: { allowSpinning: false } } }), 4).extra).toEqual({ session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } });
+      expect(resolveSessionOptions(testModelSpec({ config: { sessionOptions: { allowSpinning: true } } }), 4).extra).toEqual({ session: { intra_op: { allow_spinning: '1' }, inter_op: { allow_spinning: '1' } } });
     });
 
     it('should pass every configured option through', () => {
@@ -357,8 +397,10 @@ describe('OnnxRuntimeBackend', () => {
         executionProviders: [{ name: 'cpu', useArena: false }],
         enableCpuMemArena: false,
         logSeverityLevel: 3,
+        allowSpinning: false,
       };
-      expect(resolveSessionOptions(testModelSpec({ config: { sessionOptions } }))).toEqual({ ...sessionOptions, logId: 'conformance:1:0' });
+      const { allowSpinning: _, ...passed } = sessionOptions;
+      expect(resolveSessionOptions(testModelSpec({ config: { sessionOptions } }))).toEqual({ ...passed, extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } }, logId: 'conformance:1:0' });
       // every option the schema allows is one that resolveSessionOptions reads
       const schema = ONNXRUNTIME_MODEL_CONFIG_SCHEMA as { properties: { sessionOptions: { properties: object; additionalProperties: boolean } } };
       expect(Object.keys(schema.properties.sessionOptions.properties).sort()).toEqual(Object.keys(sessionOptions).sort());
@@ -366,13 +408,15 @@ describe('OnnxRuntimeBackend', () => {
     });
 
     it('should create sessions with those options, and divided threads for several instances', async () => {
-      const sessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'disabled', executionMode: 'parallel', enableCpuMemArena: false, logSeverityLevel: 3 };
+      const sessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'disabled', executionMode: 'parallel', enableCpuMemArena: false, logSeverityLevel: 3, allowSpinning: false };
       const instance = await load(models.affine, { sessionOptions });
-      expect(instance.sessionOptions).toMatchObject(sessionOptions);
+      const { allowSpinning: _, ...passed } = sessionOptions;
+      expect(instance.sessionOptions).toMatchObject(passed);
+      expect(instance.settings).toEqual({ intraOpNumThreads: 1, allowSpinning: false, executionProviders: ['cpu'], runInWorker: true, workerSpinMs: defaultWorkerSpinMs(availableCores()) });
       const inputs = models.affine.makeInputs(2, 1);
       expect(diffTensorLists((await exec(instance, { requests: [{ inputs }] }))[0]!, models.affine.expected(inputs), { tolerance: 1e-5 })).toBeUndefined();
       const second = await load(models.affine, {}, { instanceIndex: 1, instanceCount: 2 });
-      expect(second.sessionOptions.intraOpNumThreads).toBe(Math.max(1, Math.floor(availableParallelism() / 2)));
+      expect(second.sessionOptions.intraOpNumThreads).toBe(Math.max(1, Math.floor(modelCores(availableCores()) / 2)));
     });
 
     it('should hand the execution providers to ONNX Runtime (an unavailable one fails the load)', async () => {

@@ -1,5 +1,5 @@
+import { statSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import type {
@@ -14,7 +14,8 @@ import type {
   Tensor,
   TensorSpec,
 } from '@tessera/core';
-import { TesseraError, allocateTensorData, errorMessage, isTesseraError } from '@tessera/core';
+import { TesseraError, allocateTensorData, availableCores, availableMemory, errorMessage, isTesseraError } from '@tessera/core';
+import { autoInstanceCount, autoIntraOpThreads, defaultWorkerSpinMs } from './internal/cpu-plan.js';
 import type { WireTensor } from './internal/protocol.js';
 import type { SessionHost, SessionMetadata } from './internal/session-host.js';
 import { InlineSessionHost, SessionCreateError, WorkerSessionHost } from './internal/session-host.js';
@@ -37,7 +38,11 @@ export const DEFAULT_WARMUP_DIM = 32;
 
 /** The `sessionOptions` a model's config may set (a subset of ONNX Runtime's SessionOptions). */
 export interface OnnxRuntimeSessionOptions {
-  /** Threads inside one operator. Default: ONNX Runtime's (one per physical core), divided among instances when `instances > 1`. */
+  /**
+   * Threads inside one operator, per instance. Default: the cores Tessera may use, less a quarter
+   * left to the server (from 3 cores on), divided among the instances (packages/backend-onnxruntime/README.md (Sizing)). `0`:
+   * ONNX Runtime's own default (one per physical core, whatever else runs).
+   */
   intraOpNumThreads?: number;
   /** Threads running independent operators when `executionMode` is `parallel`. */
   interOpNumThreads?: number;
@@ -48,6 +53,13 @@ export interface OnnxRuntimeSessionOptions {
   enableCpuMemArena?: boolean;
   /** 0 verbose … 4 fatal. */
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+  /**
+   * Whether ONNX Runtime's intra-op and inter-op threads spin a while before they sleep when they
+   * run out of work (`session.intra_op.allow_spinning` / `session.inter_op.allow_spinning`).
+   * Default `true`, ORT's: spinning saves the wake-up between the operators of one run; `false`
+   * gives the cores back at once, for machines shared with other work.
+   */
+  allowSpinning?: boolean;
 }
 
 /** The backend-specific keys of a model's config section. */
@@ -69,6 +81,20 @@ export interface OnnxRuntimeModelConfig {
    * `initialDelayMs`. Ignored with `runInWorker: false`.
    */
   restart?: Partial<RestartPolicy>;
+  /**
+   * After a run, how long the instance's worker thread keeps polling for the next one before it
+   * sleeps, ms (default: 1 from 5 cores on, else 0; see `defaultWorkerSpinMs`). At low concurrency
+   * the next request arrives a network round trip after the answer: a polling worker takes it at
+   * once instead of being woken, which costs an idle core a few hundred microseconds. The batchers
+   * give work to the instance that finished last, so at low load one worker polls, the others
+   * sleep. Ignored with `runInWorker: false`.
+   */
+  workerSpinMs?: number;
+}
+
+/** `workerSpinMs` of a model that does not set it, on this machine. */
+export function resolveWorkerSpinMs(config: Readonly<Record<string, unknown>>, cores: number = availableCores()): number {
+  return (config as OnnxRuntimeModelConfig).workerSpinMs ?? defaultWorkerSpinMs(cores);
 }
 
 /** JSON Schema of `OnnxRuntimeModelConfig` (the model section keys this backend reads). */
@@ -95,6 +121,7 @@ export const ONNXRUNTIME_MODEL_CONFIG_SCHEMA: JSONSchema = {
         },
         enableCpuMemArena: { type: 'boolean' },
         logSeverityLevel: { enum: [0, 1, 2, 3, 4] },
+        allowSpinning: { type: 'boolean', description: "Whether ORT's threads spin before sleeping when out of work (default true, ORT's)." },
       },
     },
     warmupShapes: {
@@ -107,6 +134,12 @@ export const ONNXRUNTIME_MODEL_CONFIG_SCHEMA: JSONSchema = {
       description:
         'Run the session in a worker thread of its own (default true), so that inference never blocks the event loop. ' +
         'false runs it on the main thread (blocking it while a model runs): for debugging, and as a benchmark baseline.',
+    },
+    workerSpinMs: {
+      type: 'number',
+      minimum: 0,
+      maximum: 100,
+      description: 'After a run, how long the worker thread polls for the next one before it sleeps, ms (default: 1 from 5 cores on, else 0; 0: never).',
     },
     restart: {
       type: 'object',
@@ -126,18 +159,23 @@ export const ONNXRUNTIME_MODEL_CONFIG_SCHEMA: JSONSchema = {
 
 /**
  * The ONNX Runtime session options for one model instance: the model's `sessionOptions`, with
- * `executionProviders` defaulting to `['cpu']` and, when several instances share the machine and
- * `intraOpNumThreads` is unset, the available cores divided among them (at least 1 each) — left to
- * ORT's default, every instance would start one thread per core and they would oversubscribe.
+ * `executionProviders` defaulting to `['cpu']` and, when `intraOpNumThreads` is unset, the cores
+ * the model may use divided among its instances (`autoIntraOpThreads`: the cores less a quarter
+ * for the rest of the server, at least 1 each) — left to ORT's default, every instance would
+ * start one spinning thread per core, competing with each other and with the event loop.
  */
-export function resolveSessionOptions(spec: Pick<ModelVersionSpec, 'model' | 'version' | 'config' | 'instanceIndex' | 'instanceCount'>, cores: number = availableParallelism()): ort.InferenceSession.SessionOptions {
+export function resolveSessionOptions(spec: Pick<ModelVersionSpec, 'model' | 'version' | 'config' | 'instanceIndex' | 'instanceCount'>, cores: number = availableCores()): ort.InferenceSession.SessionOptions {
   const configured: OnnxRuntimeSessionOptions = (spec.config as OnnxRuntimeModelConfig).sessionOptions ?? {};
   const options: ort.InferenceSession.SessionOptions = {
     executionProviders: configured.executionProviders ?? ['cpu'],
     logId: `${spec.model}:${spec.version}:${spec.instanceIndex}`,
   };
-  const intra = configured.intraOpNumThreads ?? (spec.instanceCount > 1 ? Math.max(1, Math.floor(cores / spec.instanceCount)) : undefined);
-  if (intra !== undefined) options.intraOpNumThreads = intra;
+  const intra = configured.intraOpNumThreads ?? autoIntraOpThreads(cores, spec.instanceCount);
+  options.intraOpNumThreads = intra;
+  if (configured.allowSpinning !== undefined) {
+    const flag = configured.allowSpinning ? '1' : '0';
+    options.extra = { session: { intra_op: { allow_spinning: flag }, inter_op: { allow_spinning: flag } } };
+  }
   if (configured.interOpNumThreads !== undefined) options.interOpNumThreads = configured.interOpNumThreads;
   if (configured.graphOptimizationLevel !== undefined) options.graphOptimizationLevel = configured.graphOptimizationLevel;
   if (configured.executionMode !== undefined) options.executionMode = configured.executionMode;
@@ -248,6 +286,22 @@ function buildMetadata(spec: ModelVersionSpec, session: SessionMetadata): { meta
 export class OnnxRuntimeBackend implements Backend {
   readonly modelConfigSchema: JSONSchema = ONNXRUNTIME_MODEL_CONFIG_SCHEMA;
   readonly requiresPath = true;
+
+  /**
+   * `instances: auto`: the cores left after the server's share, in instances of 1–4 threads by
+   * the model file's size (of `intraOpNumThreads` when set), within a quarter of the memory
+   * (`autoInstanceCount`; packages/backend-onnxruntime/README.md (Sizing)).
+   */
+  autoInstances(spec: Pick<ModelVersionSpec, 'config' | 'path'>, cores: number): number {
+    const threads = (spec.config as OnnxRuntimeModelConfig).sessionOptions?.intraOpNumThreads;
+    let modelBytes = 0;
+    try {
+      if (spec.path) modelBytes = statSync(spec.path).size;
+    } catch {
+      // the load reports a missing file, with its hint
+    }
+    return autoInstanceCount({ cores, memoryBytes: availableMemory(), modelBytes }, threads);
+  }
   /**
    * The loaded instances of each model version (by model, version, path and instance count): an
    * instance whose worker is restarting hands its batches to a sibling that serves.
@@ -321,7 +375,7 @@ export class OnnxRuntimeBackend implements Backend {
       label: label(spec),
       instance: `instance ${spec.instanceIndex + 1} of ${spec.instanceCount}`,
       policy: resolveRestartPolicy(spec.config),
-      start: () => WorkerSessionHost.start(path, options, label(spec)),
+      start: () => WorkerSessionHost.start(path, options, label(spec), { spinMs: resolveWorkerSpinMs(spec.config) }),
       logger: ctx.logger,
       restarts,
       labels: { model: spec.model, version: spec.version },
@@ -348,6 +402,8 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
   readonly sessionOptions: Readonly<ort.InferenceSession.SessionOptions>;
   /** Whether the session runs in a worker thread (`runInWorker`). */
   readonly runsInWorker: boolean;
+  /** What the defaults turned into (threads, spinning, providers), for the logs and `GET /v2/models/{m}/config`. */
+  readonly settings: Readonly<Record<string, unknown>>;
   #host: SessionHost | undefined;
   #unloading: Promise<void> | undefined;
   readonly #spec: ModelVersionSpec;
@@ -356,6 +412,8 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
   readonly #supervisor: SupervisedSessionHost | undefined;
   /** Whether `warmup` ran: a restarted worker is then warmed too before it serves. */
   #warm = false;
+  /** Runs of this instance in flight (its worker's, whichever host runs them). */
+  #running = 0;
   /**
    * Outputs whose declared dim 0 is fixed, in a model that batches anyway (the config said so):
    * taken as independent of the batch, so every request of a batch gets all of it.
@@ -371,6 +429,14 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
     this.runsInWorker = host instanceof WorkerSessionHost || host instanceof SupervisedSessionHost;
     this.metadata = metadata;
     this.sessionOptions = sessionOptions;
+    const config = spec.config as OnnxRuntimeModelConfig;
+    this.settings = {
+      intraOpNumThreads: sessionOptions.intraOpNumThreads ?? 0,
+      allowSpinning: config.sessionOptions?.allowSpinning ?? true,
+      executionProviders: (sessionOptions.executionProviders ?? ['cpu']).map((p) => (typeof p === 'string' ? p : p.name)),
+      runInWorker: this.runsInWorker,
+      ...(this.runsInWorker ? { workerSpinMs: resolveWorkerSpinMs(spec.config) } : {}),
+    };
     this.#wholeOutputs = new Set(metadata.outputs.filter((o) => o.shape.length > 0 && o.shape[0] !== -1).map((o) => o.name));
     const warmupShapes = (spec.config as OnnxRuntimeModelConfig).warmupShapes ?? {};
     const inputNames = new Set(metadata.inputs.map((i) => i.name));
@@ -514,6 +580,12 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
     });
   }
 
+  /** Whether another instance of this version has a run in flight. */
+  #siblingBusy(): boolean {
+    for (const other of this.#group?.siblings ?? []) if (other !== this && other.#running > 0) return true;
+    return false;
+  }
+
   /** The host of another instance of this version that serves now, if any. */
   #servingSibling(): SessionHost | undefined {
     for (const other of this.#group?.siblings ?? []) {
@@ -537,11 +609,17 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
   async #run(host: SessionHost, feeds: WireTensor[], fetches: string[], owned: boolean, signal: AbortSignal): Promise<Tensor[]> {
     if (signal.aborted) throw this.#cancelled(signal, 'before it ran');
     let out: WireTensor[];
+    // the worker polls for the next run afterwards only when no other instance of the model is
+    // busy: at low load one instance takes every request (the batchers reuse the last one freed)
+    const alone = !this.#siblingBusy();
+    this.#running++;
     try {
-      out = await host.run(feeds, fetches, owned);
+      out = await host.run(feeds, fetches, owned, alone);
     } catch (err) {
       if (isTesseraError(err)) throw err;
       throw new TesseraError('TESSERA_E_INFERENCE_FAILED', `${label(this.#spec)}: inference failed: ${errorMessage(err).trim()}`, { cause: err });
+    } finally {
+      this.#running--;
     }
     if (signal.aborted) throw this.#cancelled(signal, 'while it ran (ONNX Runtime cannot stop a run); its result was dropped');
     return out.map((t) => fromOrtTensor(t.name, t));

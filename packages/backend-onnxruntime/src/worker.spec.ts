@@ -201,6 +201,53 @@ describe('OnnxRuntimeBackend worker threads', { timeout: DETECTOR_TIMEOUT_MS }, 
     });
   });
 
+  describe('polling for the next run (workerSpinMs)', () => {
+    // 100 ms, the schema's maximum: every message below arrives while the worker polls its port
+    // (it polls from the moment a run's answer is posted), so the poll, not the port's listener,
+    // must take it
+    const polling = { workerSpinMs: 100 };
+
+    it('should answer runs that arrive while the worker polls, in order, and with polling off', async () => {
+      for (const config of [polling, { workerSpinMs: 0 }]) {
+        const instance = await load(models.affine, config);
+        expect(instance.settings['workerSpinMs']).toBe(config.workerSpinMs);
+        for (let i = 0; i < 20; i++) {
+          const inputs = models.affine.makeInputs(1 + (i % 3), i);
+          const [out] = await exec(instance, { requests: [{ inputs }] });
+          expect(diffTensorLists(out!, models.affine.expected(inputs), { tolerance: models.affine.tolerance })).toBeUndefined();
+        }
+        // several at once: queued behind each other, every one answered
+        const batches = Array.from({ length: 8 }, (_, i) => models.affine.makeInputs(2, 100 + i));
+        const outs = await Promise.all(batches.map((inputs) => exec(instance, { requests: [{ inputs }] })));
+        outs.forEach((o, i) => expect(diffTensorLists(o[0]!, models.affine.expected(batches[i]!), { tolerance: models.affine.tolerance })).toBeUndefined());
+      }
+    });
+
+    it('should release, exit and crash on a message that arrives during the poll', async () => {
+      const inputs = models.affine.makeInputs(1, 1);
+      const released = await load(models.affine, polling);
+      await exec(released, { requests: [{ inputs }] });
+      const releasedExit = new Promise<number>((resolve) => released.workerForTests!.once('exit', resolve));
+      await within(released.unload(), 2000, 'an unload during the poll');
+      expect(await releasedExit).toBe(0);
+
+      const exiting = await load(models.affine, { ...polling, restart: { initialDelayMs: 60_000 } });
+      await exec(exiting, { requests: [{ inputs }] });
+      const exitCode = new Promise<number>((resolve) => exiting.workerForTests!.once('exit', resolve));
+      exiting.workerForTests!.postMessage({ op: 'exit', code: 71 });
+      expect(await within(exitCode, 2000, 'an exit during the poll')).toBe(71);
+
+      const crashing = await load(models.affine, { ...polling, restart: { initialDelayMs: 60_000 } });
+      await exec(crashing, { requests: [{ inputs }] });
+      const worker = crashing.workerForTests!;
+      const error = new Promise<Error>((resolve) => worker.once('error', resolve));
+      worker.postMessage({ op: 'crash', message: 'crashed while polling' });
+      expect((await within(error, 2000, 'a crash during the poll')).message).toBe('crashed while polling');
+      expect(await crashing.ready()).toBe(false);
+      expect(crashing.notReadyReason).toMatch(/crashed while polling/);
+    });
+  });
+
   describe('having a worker that dies', () => {
     it('should answer pending and later requests 503 TESSERA_E_INSTANCE_RESTARTING, never hang, report restarting, then serve again', async () => {
       const instance = await load({ path: DET_MODEL, name: 'det' }, { warmupShapes: { x: DET_SHAPE } });

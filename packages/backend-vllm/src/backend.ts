@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import type { Backend, LoadContext, ModelVersionSpec } from '@tessera/core';
 import { TesseraError } from '@tessera/core';
 import type { VllmModelConfigInput } from './config.js';
@@ -19,6 +20,13 @@ export class VllmBackend implements Backend {
     const config = resolveVllmConfig(spec.config as unknown as VllmModelConfigInput);
     if (!config.upstreams?.length && !config.launch) {
       throw new TesseraError('TESSERA_E_MODEL_LOAD', `models.${spec.model}: a vllm model needs \`upstreams\` (the replicas' URLs) or \`launch\` (replicas Tessera starts)`);
+    }
+    if (config.launch && cluster.isWorker) {
+      // every worker of `server.workers` would start its own replicas on the same GPUs and ports
+      throw new TesseraError(
+        'TESSERA_E_MODEL_LOAD',
+        `models.${spec.model}.launch: cannot start replicas in a server with several workers (server.workers > 1); start them separately and list them in \`upstreams\`, or use one worker`,
+      );
     }
     const instance = new VllmModelInstance({ model: spec.model, version: spec.version, config, logger: ctx.logger, events: ctx.events });
     for (const url of config.upstreams ?? []) instance.addReplica(url);

@@ -18,7 +18,7 @@ export { VLLM_METRICS, VLLM_PLATFORM, VllmModelInstance } from './instance.js';
 export type { LaunchConfig } from './launch/config.js';
 export { LAUNCH_CONFIG_SCHEMA, vllmServeArgs } from './launch/config.js';
 export { ReplicaSupervisor } from './launch/supervisor.js';
-export { readSseData } from './sse.js';
+export { SseDecoder, readSseData } from './sse.js';
 
 /** The plugin: registers `VllmBackend` under the name `vllm`. */
 const plugin = definePlugin({

@@ -6,7 +6,7 @@ import { Pool, errors as undiciErrors } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { VllmModelConfig } from './config.js';
 import type { ReplicaSupervisor } from './launch/supervisor.js';
-import { readSseData } from './sse.js';
+import { SseDecoder } from './sse.js';
 
 /** vLLM's platform string in model metadata. */
 export const VLLM_PLATFORM = 'vllm';
@@ -213,22 +213,38 @@ export class VllmModelInstance implements ModelInstance {
           return;
         }
         let finished = false;
+        /** An event to forward, or undefined for `[DONE]` and what follows it; throws for an error event. */
+        const forward = (data: string): string | undefined => {
+          if (finished) return undefined; // nothing follows [DONE]; read to the end so the connection is reused
+          if (data === '[DONE]') {
+            finished = true;
+            return undefined;
+          }
+          if (data.charCodeAt(0) !== 123 /* { */) throw new TesseraError('TESSERA_E_UPSTREAM_FAILED', `replica ${replica.url} sent an event that is not a JSON object: ${data.slice(0, 200)}`);
+          // an error event (current vLLM: {"error": {...}}; older: {"object": "error", ...}); chunks start with {"id"
+          if (data.startsWith('{"error"') || data.startsWith('{"object"')) {
+            const chunk = parseJsonObject(data, replica.url);
+            if (chunk.error !== undefined || chunk.object === 'error') throw upstreamStreamError(replica.url, chunk.error ?? chunk);
+          }
+          return data;
+        };
         try {
-          // chunks are forwarded as the replica wrote them, unparsed; only errors are read
-          for await (const data of readSseData(res.body)) {
-            if (finished) continue; // nothing follows [DONE]; read to the end so the connection is reused
-            if (data === '[DONE]') {
-              finished = true;
-              continue;
+          // chunks are forwarded as the replica wrote them, unparsed; only errors are read. The
+          // events are split here, synchronously: no async step per event between body and client
+          const events = new SseDecoder();
+          for await (const piece of res.body) {
+            for (const data of events.push(piece as Buffer)) {
+              const json = forward(data);
+              if (json === undefined) continue;
+              sent = true;
+              yield { json };
             }
-            if (data.charCodeAt(0) !== 123 /* { */) throw new TesseraError('TESSERA_E_UPSTREAM_FAILED', `replica ${replica.url} sent an event that is not a JSON object: ${data.slice(0, 200)}`);
-            // an error event (current vLLM: {"error": {...}}; older: {"object": "error", ...}); chunks start with {"id"
-            if (data.startsWith('{"error"') || data.startsWith('{"object"')) {
-              const chunk = parseJsonObject(data, replica.url);
-              if (chunk.error !== undefined || chunk.object === 'error') throw upstreamStreamError(replica.url, chunk.error ?? chunk);
-            }
+          }
+          for (const data of events.end()) {
+            const json = forward(data);
+            if (json === undefined) continue;
             sent = true;
-            yield { json: data };
+            yield { json };
           }
         } catch (err) {
           if (signal.aborted) throw cancelled();

@@ -11,6 +11,9 @@ import { TesseraError, errorMessage, isTesseraError } from './errors.js';
 import { CORE_VERSION } from './internal/core-version.js';
 import { TesseraServer } from './server.js';
 import { ConfigWatcher, watchTargets } from './server/watch.js';
+import { isClusterPrimary, serveCluster } from './server/cluster.js';
+import { ClusterWorker } from './server/cluster-worker.js';
+import { resolveWorkers } from './config/workers.js';
 
 /**
  * Where the user docs are on this machine: the copy packed into @tessera/core (an installed
@@ -39,18 +42,34 @@ function docsHelp(): string {
 const HELP = `tessera ${CORE_VERSION} — a model server composed from npm plugins
 
 Usage:
-  tessera serve [-c FILE] [--port N] [--host H] [--watch]
+  tessera serve [-c FILE] [--port N] [--host H] [--workers N|auto] [--watch]
                                                   serve the models of a config file (SIGHUP reloads it)
   tessera validate [-c FILE] [--load]             check a config (and with --load, load every model)
+  tessera tune [-c FILE] [--model M] [--latency-budget 50ms] [--time 2m] [--out FILE] [--dry-run]
+                                                  measure the model on loopback over instances × threads × max batch ×
+                                                  queue delay; write the best settings into a config overlay (docs/tuning.md)
   tessera --help | --version
 
 Options:
   -c, --config FILE   config file; default: searched from the current folder (tessera.config.{yaml,yml,json,js,mjs,ts},
-                      .tesserarc[.json|.yaml|.yml|.js|.mjs|.ts], package.json#tessera)
+                      .tesserarc[.json|.yaml|.yml|.js|.mjs|.ts], package.json#tessera). Repeat it for overlays:
+                      -c base.yaml -c tessera.tune.yaml merges the later files over the earlier ones (objects key by key,
+                      arrays and values replaced, null removes a key); each file's relative paths resolve against its folder
   -p, --port N        listen port (overrides server.port)
   -H, --host H        listen address (overrides server.host)
+      --workers N     with serve: HTTP worker processes sharing the port, or auto (overrides server.workers)
       --watch         with serve: reload the config when it, a model file or the repository folder changes
       --load          with validate: also load and warm every model, then unload
+  tune: --model M             the model to tune (required when the config has several)
+        --latency-budget D    the p99 the chosen settings must keep (50ms, 0.2s); default: the highest throughput
+        --time D              the whole sweep's time (default 2m); the plan fits its points into it
+        --out FILE            the overlay to write (default tessera.tune.yaml next to the config)
+        --concurrency LIST    concurrent clients to measure at, e.g. 1,32,64 (default: 1, max batch, 2 × max batch)
+        --max-batch N         the largest max batch size to try (default: the model's)
+        --shape NAME=DIMS     a request input's whole shape, e.g. x=1x3x48x192 (default: from warmupShapes)
+        --request FILE        send this body instead of random tensors (with --content-type T, --header 'Name: value')
+        --seed N              the random tensors' seed (default 1)
+        --dry-run             print the plan only
   -h, --help          this help
   -v, --version       the version
 
@@ -76,25 +95,35 @@ function fail(err: unknown): never {
 
 /** The options that make the config: the file and the overrides. */
 interface ConfigValues {
-  config?: string | undefined;
+  /** `-c` files, in order: later ones deep-merged over earlier ones. */
+  config?: string[] | undefined;
   port?: string | undefined;
   host?: string | undefined;
+  workers?: string | undefined;
 }
 
 async function configFrom(values: ConfigValues): Promise<TesseraConfig> {
-  const config = await loadConfig({ ...(values.config ? { file: values.config } : {}), cwd: process.cwd(), env: process.env });
+  const config = await loadConfig({ ...(values.config ? { files: values.config } : {}), cwd: process.cwd(), env: process.env });
   if (values.port !== undefined) {
     const port = Number(values.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw usage(`--port ${values.port}: must be an integer from 0 to 65535`);
     config.server.port = port;
   }
   if (values.host !== undefined) config.server.host = values.host;
+  if (values.workers !== undefined) {
+    const n = values.workers === 'auto' ? 'auto' : Number(values.workers);
+    if (n !== 'auto' && (!Number.isInteger(n) || n < 1)) throw usage(`--workers ${values.workers}: must be an integer ≥ 1 or auto`);
+    config.server.workers = resolveWorkers(n);
+  }
   return config;
 }
 
 async function serve(config: TesseraConfig, values: ConfigValues, watchFiles: boolean): Promise<void> {
-  // a reload reads the same file with the same command-line overrides
-  const server = new TesseraServer({ config, readConfig: () => configFrom(values) });
+  // several workers (server.workers): this process is their primary and serves nothing itself
+  if (isClusterPrimary(config)) return serveCluster({ config, watch: watchFiles });
+  const worker = ClusterWorker.current();
+  // a reload reads the same files with the same command-line overrides
+  const server = new TesseraServer({ config, readConfig: () => configFrom(values), ...worker?.serverOptions() });
   const log = server.logger;
   let watcher: ConfigWatcher | undefined;
   let stopping: string | undefined;
@@ -123,13 +152,15 @@ async function serve(config: TesseraConfig, values: ConfigValues, watchFiles: bo
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // a worker of a cluster: the primary says when to stop and reload
+  worker?.attach(server, (signal) => stop(signal));
   // SIGHUP: reload the config (what nginx, Prometheus and HAProxy do); a refusal is logged, the old config serves on
   const reload = (trigger: string): void => {
     void server.reload(trigger).then((outcome) => {
       if (outcome.ok) watcher?.update(watchTargets(server.config));
     });
   };
-  process.on('SIGHUP', () => reload('SIGHUP'));
+  process.on('SIGHUP', () => (worker ? worker.ignoredSignal('SIGHUP') : reload('SIGHUP')));
   // a promise nobody awaited failed: a bug, but one request's bug must not take every other request down
   process.on('unhandledRejection', (reason: unknown) => log.error({ err: reason }, `unhandled promise rejection (a bug; please report it): ${errorMessage(reason)}`));
   // after an uncaught exception the process state is unknown: drain what is in flight, then exit 1
@@ -138,12 +169,13 @@ async function serve(config: TesseraConfig, values: ConfigValues, watchFiles: bo
     stop('uncaughtException', 1);
   });
   try {
-    await server.start();
+    const { url } = await server.start();
+    worker?.ready(url);
   } catch (err) {
     await server.close().catch(() => {});
     fail(err);
   }
-  if (watchFiles && !stopping) {
+  if (watchFiles && !stopping && !worker) {
     const targets = watchTargets(server.config);
     watcher = new ConfigWatcher(targets, () => reload('a watched file changed'), { onError: (err, target) => log.warn({ err, target }, `--watch: cannot watch ${target}: ${errorMessage(err)}`) });
     log.info({ files: targets.files, folders: targets.trees }, 'watching the config, the model files and the repository folder for changes');
@@ -177,7 +209,35 @@ async function validate(config: TesseraConfig, load: boolean): Promise<void> {
   });
   // what `serve` would log as warnings (skipped repository folders, unmapped config.pbtxt fields), once the config passed
   for (const warning of config.warnings ?? []) process.stderr.write(`tessera: warning: ${warning}\n`);
-  process.stdout.write(`${config.configFile || 'config'}: OK — ${models.length} model(s): ${models.join('; ') || 'none'}${load ? '; all loaded' : ''}\n`);
+  process.stdout.write(`${config.configFiles?.join(' + ') ?? (config.configFile || 'config')}: OK — ${models.length} model(s): ${models.join('; ') || 'none'}${load ? '; all loaded' : ''}\n`);
+}
+
+/** Options only `tune` takes. */
+const TUNE_OPTIONS = ['model', 'latency-budget', 'time', 'out', 'concurrency', 'max-batch', 'shape', 'request', 'content-type', 'header', 'seed', 'dry-run'] as const;
+
+/** `tessera tune` (src/tune/): loaded only when run, with autocannon behind it. */
+async function tune(config: TesseraConfig, values: Partial<Record<(typeof TUNE_OPTIONS)[number], string | string[] | boolean | undefined>>, argv: readonly string[]): Promise<void> {
+  const { tuneCommand } = await import('./tune/command.js');
+  const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+  const list = (v: unknown): string[] | undefined => (Array.isArray(v) ? (v as string[]) : undefined);
+  await tuneCommand(
+    config,
+    {
+      model: str(values.model),
+      latencyBudget: str(values['latency-budget']),
+      time: str(values.time),
+      out: str(values.out),
+      concurrency: str(values.concurrency),
+      maxBatch: str(values['max-batch']),
+      shape: list(values.shape),
+      request: str(values.request),
+      contentType: str(values['content-type']),
+      header: list(values.header),
+      seed: str(values.seed),
+      dryRun: values['dry-run'] === true,
+    },
+    argv,
+  );
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -187,10 +247,24 @@ async function main(argv: string[]): Promise<void> {
       args: argv,
       allowPositionals: true,
       options: {
-        config: { type: 'string', short: 'c' },
+        config: { type: 'string', short: 'c', multiple: true },
         port: { type: 'string', short: 'p' },
         host: { type: 'string', short: 'H' },
+        workers: { type: 'string' },
         load: { type: 'boolean' },
+        // tune
+        model: { type: 'string' },
+        'latency-budget': { type: 'string' },
+        time: { type: 'string' },
+        out: { type: 'string' },
+        concurrency: { type: 'string' },
+        'max-batch': { type: 'string' },
+        shape: { type: 'string', multiple: true },
+        request: { type: 'string' },
+        'content-type': { type: 'string' },
+        header: { type: 'string', multiple: true },
+        seed: { type: 'string' },
+        'dry-run': { type: 'boolean' },
         watch: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
@@ -210,11 +284,16 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (positionals.length > 1) fail(usage(`unexpected argument '${positionals[1]}'`));
-  if (command !== 'serve' && command !== 'validate') fail(usage(`unknown command '${command}'; use serve or validate`));
+  if (command !== 'serve' && command !== 'validate' && command !== 'tune') fail(usage(`unknown command '${command}'; use serve, validate or tune`));
+  const tuneOnly = TUNE_OPTIONS.filter((o) => values[o] !== undefined);
+  if (command !== 'tune' && tuneOnly.length > 0) fail(usage(`--${tuneOnly[0]} is an option of tune`));
+  if (command === 'tune' && (values.port !== undefined || values.host !== undefined || values.load)) fail(usage('tune serves on 127.0.0.1 at a free port itself: --port, --host and --load are not its options'));
   try {
     const config = await configFrom(values);
     if (values.watch && command !== 'serve') throw usage('--watch is an option of serve');
+    if (values.workers !== undefined && command !== 'serve') throw usage('--workers is an option of serve');
     if (command === 'serve') await serve(config, values, values.watch === true);
+    else if (command === 'tune') await tune(config, values, argv);
     else await validate(config, values.load === true);
   } catch (err) {
     fail(err);

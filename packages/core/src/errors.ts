@@ -34,6 +34,7 @@ export const ERROR_CODES = {
   // server state
   TESSERA_E_SERVER_DRAINING: { status: 503, description: 'The server is shutting down and admits no new requests; retry on another replica.' },
   TESSERA_E_ROUTE_NOT_FOUND: { status: 404, description: 'No endpoint matches the method and URL.' },
+  TESSERA_E_SERVER_CLUSTERED: { status: 409, description: 'The server runs several workers (`server.workers` > 1) and this operation (repository load or unload, a routing action) would change one worker only: change the config and send SIGHUP to the primary process (or run `serve --watch`), or use one worker.' },
   // requests
   TESSERA_E_REQUEST_INVALID: { status: 400, description: 'The request body is malformed: not JSON, or not the shape the protocol defines; the message names the field.' },
   TESSERA_E_REQUEST_TOO_LARGE: { status: 413, description: 'The request body exceeds `server.bodyLimit`.' },
@@ -94,6 +95,9 @@ export const ERROR_CODES = {
   TESSERA_E_IMAGE_TOO_LARGE: { status: 400, description: "An image element is larger than the model's `image` step allows: more encoded bytes than `maxBytes`, or more pixels (width × height, read from its header before decoding) than `maxPixels`." },
   // command line
   TESSERA_E_CLI_USAGE: { status: 500, description: 'The `tessera` command line is wrong: an unknown command or option, or an option value out of range; see `tessera --help`.' },
+  // tuning (`tessera tune`; docs/tuning.md)
+  TESSERA_E_TUNE_BUDGET_UNMET: { status: 500, description: '`tessera tune` measured no point that answered every request with its p99 latency within `--latency-budget`; it prints the table and the closest point, and writes no overlay.' },
+  TESSERA_E_TUNE_SERVER: { status: 500, description: '`tessera tune`: a server under test did not start, refused or did not apply a config reload, or exited during the sweep; the message has its last log lines.' },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 /** A code of the core's catalogue. */

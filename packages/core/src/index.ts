@@ -26,7 +26,7 @@ export type { Exporter, ExporterContext, ExporterFactory } from './contracts/exp
 export { EXPORTER } from './contracts/exporter.js';
 export type { Clock, ClockTimer } from './contracts/clock.js';
 export { systemClock } from './contracts/clock.js';
-export type { CounterMetric, GaugeMetric, HistogramMetric, MetricLabels, MetricOptions, MetricRegistrar } from './contracts/metrics.js';
+export type { CounterMetric, GaugeMetric, HistogramMetric, MetricAggregator, MetricLabels, MetricOptions, MetricRegistrar } from './contracts/metrics.js';
 export type { StateStore } from './contracts/state-store.js';
 export type { GenerationEvent, ModelState, RequestEvent, ServingEventMap, TensorTimings, UpstreamEvent } from './contracts/events.js';
 export { ServingEvents } from './contracts/events.js';
@@ -84,6 +84,7 @@ export type { LoadedPlugin, PluginRegistrations } from './plugins/loader.js';
 export { importPlugin, registerPlugins, resolvePluginUrl } from './plugins/loader.js';
 export { decodeJsonData, encodeJsonData } from './http/json-codec.js';
 export { CORE_VERSION } from './internal/core-version.js';
+export { availableCores, availableMemory } from './internal/cores.js';
 export type { ServingSnapshot } from './telemetry/prometheus-exporter.js';
 export { BATCH_SIZE_BUCKETS, LATENCY_BUCKETS, PrometheusExporter, TOKEN_LATENCY_BUCKETS } from './telemetry/prometheus-exporter.js';
 export type { DynamicBatcherOptions, ResolvedDynamicBatcherOptions } from './batching/dynamic-batcher.js';

@@ -28,6 +28,7 @@ import { registerRepository } from './http/repository.js';
 import { registerRoutingApi, routeWeights } from './http/routing-api.js';
 import { registerTritonExtensions } from './http/triton-extensions.js';
 import { CORE_VERSION } from './internal/core-version.js';
+import { bufferedStdout } from './telemetry/log-destination.js';
 import type { NamedHook } from './pipeline/hooks.js';
 import { HookChain } from './pipeline/hooks.js';
 import { ServingPipeline } from './pipeline/serving-pipeline.js';
@@ -71,9 +72,14 @@ export interface TesseraServerOptions {
   stateStore?: (namespace: string) => StateStore;
   /**
    * How a reload reads the config again (the CLI: the same file with the same command-line
-   * overrides). Default: `loadConfig` of `config.configFile`; without a file, reloads are refused.
+   * overrides). Default: `loadConfig` of `config.configFiles` (or `config.configFile`); without a file, reloads are refused.
    */
   readConfig?: () => Promise<TesseraConfig>;
+  /**
+   * What `GET /metrics` answers instead of this process's registry: a worker of `tessera serve`'s
+   * cluster (`server.workers` > 1) answers the whole server's metrics, aggregated by the primary.
+   */
+  metricsText?: () => Promise<string>;
 }
 
 /** Secrets that must never reach a log line, wherever a logged object carries them. */
@@ -126,6 +132,8 @@ export class TesseraServer {
   #idle: (() => void) | undefined;
   /** The `server.metricsPort` listener, when configured. */
   #metricsApp: FastifyInstance | undefined;
+  /** The default logger's buffered stdout, when the server made its own logger. */
+  readonly #logOut: ReturnType<typeof bufferedStdout> | undefined;
   /** Its URL once listening. */
   metricsUrl: string | undefined;
 
@@ -133,8 +141,12 @@ export class TesseraServer {
     this.#options = options;
     this.#config = options.config;
     const { server } = options.config;
+    // the default logger writes stdout through a buffer (see bufferedStdout), closed with the server
+    this.#logOut = options.logger || server.logLevel === 'silent' ? undefined : bufferedStdout();
     this.app = Fastify({
-      ...(options.logger ? { loggerInstance: options.logger } : { logger: { level: server.logLevel, redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' } } }),
+      ...(options.logger
+        ? { loggerInstance: options.logger }
+        : { logger: { level: server.logLevel, redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' }, ...(this.#logOut ? { stream: this.#logOut.stream } : {}) } }),
       bodyLimit: server.bodyLimit,
       ...serverLimitOptions(server.limits),
       ...(server.tls ? { https: { ...httpsOptions(server.tls), ...nodeServerLimits(server.limits) } } : {}),
@@ -170,7 +182,7 @@ export class TesseraServer {
     // sharp is imported when a model with an image step loads, not here
     this.#catalog.bind('processor', 'image', imageProcessorFactory, core);
     this.#catalog.bind('processor', 'classification', classificationProcessorFactory, core);
-    this.#catalog.bind('exporter', 'prometheus', new PrometheusExporter(() => this.#snapshot(), this.metricsRegistry), core);
+    this.#catalog.bind('exporter', 'prometheus', new PrometheusExporter(() => this.#snapshot(), this.metricsRegistry, options.metricsText), core);
   }
 
   /** What the Prometheus gauges read at scrape time. */
@@ -326,7 +338,7 @@ export class TesseraServer {
     if (this.#options.readConfig) return this.#options.readConfig();
     const file = this.#config.configFile;
     if (!file) throw new TesseraError('TESSERA_E_CONFIG_NOT_FOUND', 'this server was given its config as an object, not a file: there is nothing to reload from');
-    return loadConfig({ file, cwd: this.#config.configDir, env: process.env });
+    return loadConfig({ files: this.#config.configFiles ?? [file], cwd: this.#config.configDir, env: process.env });
   }
 
   /** Exporters' routes, with the endpoint kind `metrics` unless they say otherwise. */
@@ -451,6 +463,7 @@ export class TesseraServer {
     }
     this.#state = 'closed';
     log.info('closed');
+    this.#logOut?.close();
   }
 }
 

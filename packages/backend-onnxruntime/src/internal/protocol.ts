@@ -22,9 +22,9 @@ export interface WireTensor {
 /** Main thread → worker. */
 export type ToWorker =
   /** Creates the session; answered with `loaded` or `load-failed`. */
-  | { op: 'load'; path: string; sessionOptions: InferenceSession.SessionOptions }
+  | { op: 'load'; path: string; sessionOptions: InferenceSession.SessionOptions; spinMs: number }
   /** Runs the session; answered with a `RunReply` of the same id. */
-  | { op: 'run'; id: number; feeds: WireTensor[]; fetches: string[] }
+  | { op: 'run'; id: number; feeds: WireTensor[]; fetches: string[]; spin?: boolean }
   /** Releases the session; answered with `released`, after which the worker exits. */
   | { op: 'release' }
   /**

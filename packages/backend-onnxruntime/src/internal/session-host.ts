@@ -42,9 +42,11 @@ export interface SessionHost {
    * feed's buffer was allocated for this call and nothing else views it, so a worker host may move
    * it to the worker instead of copying it (it is detached here). Rejects with `SessionRunError`
    * when ORT fails the run; when the host itself cannot run (its worker died, or is restarting),
-   * with `WorkerExitedError` or a TesseraError (TESSERA_E_INSTANCE_RESTARTING, 503).
+   * with `WorkerExitedError` or a TesseraError (TESSERA_E_INSTANCE_RESTARTING, 503). `spin`: a
+   * worker may poll for the next run after this one (its `spinMs`); false when other instances are
+   * busy too, so that idle workers under load leave the cores to the ones that work.
    */
-  run(feeds: WireTensor[], fetches: string[], owned: boolean): Promise<WireTensor[]>;
+  run(feeds: WireTensor[], fetches: string[], owned: boolean, spin?: boolean): Promise<WireTensor[]>;
   /** Why the host cannot run anything now (its worker died, or is restarting), or `undefined` while it can. */
   readonly failure: string | undefined;
   /** Releases the session (and ends the worker). Idempotent. */
@@ -184,16 +186,17 @@ export class WorkerSessionHost implements SessionHost {
   }
 
   /**
-   * Starts a worker and creates the session in it. Rejects with `SessionCreateError` when ONNX
+   * Starts a worker and creates the session in it; `spinMs`: how long the worker polls for the next
+   * run after each one before it sleeps (see session-worker.ts). Rejects with `SessionCreateError` when ONNX
    * Runtime refuses the model, with another Error when the worker itself fails; the worker is gone
    * either way.
    */
-  static async start(path: string, sessionOptions: ort.InferenceSession.SessionOptions, label: string): Promise<{ host: WorkerSessionHost; metadata: SessionMetadata }> {
+  static async start(path: string, sessionOptions: ort.InferenceSession.SessionOptions, label: string, options: { spinMs?: number } = {}): Promise<{ host: WorkerSessionHost; metadata: SessionMetadata }> {
     const host = new WorkerSessionHost(label);
     try {
       const metadata = await new Promise<SessionMetadata>((resolve, reject) => {
         host.#onLoad = { resolve, reject };
-        host.#post({ op: 'load', path, sessionOptions });
+        host.#post({ op: 'load', path, sessionOptions, spinMs: options.spinMs ?? 0 });
       });
       host.#idle();
       // a host whose worker died right after loading reports it to a supervisor set later (onDeath)
@@ -226,13 +229,13 @@ export class WorkerSessionHost implements SessionHost {
     this.#onDeath = listener;
   }
 
-  run(feeds: WireTensor[], fetches: string[], owned: boolean): Promise<WireTensor[]> {
+  run(feeds: WireTensor[], fetches: string[], owned: boolean, spin = true): Promise<WireTensor[]> {
     if (this.#failure !== undefined) return Promise.reject(this.#failed());
     const id = ++this.#nextId;
     const transfer = owned ? ownedBuffers(feeds) : copyFeeds(feeds);
     return new Promise<WireTensor[]>((resolve, reject) => {
       try {
-        this.#post({ op: 'run', id, feeds, fetches }, transfer);
+        this.#post({ op: 'run', id, feeds, fetches, spin }, transfer);
       } catch (err) {
         reject(new TesseraError('TESSERA_E_INFERENCE_FAILED', `${this.#label}: the inputs could not be sent to the session's worker thread: ${(err as Error).message}`, { cause: err }));
         return;

@@ -112,12 +112,12 @@ export class SupervisedSessionHost implements SessionHost {
     return this.#host;
   }
 
-  async run(feeds: WireTensor[], fetches: string[], owned: boolean): Promise<WireTensor[]> {
+  async run(feeds: WireTensor[], fetches: string[], owned: boolean, spin?: boolean): Promise<WireTensor[]> {
     const host = this.#host;
     if (this.#state === 'released') throw new SessionRunError(`${this.#opts.label}: the session was released`);
     if (!host) throw this.#restarting();
     try {
-      return await host.run(feeds, fetches, owned);
+      return await host.run(feeds, fetches, owned, spin);
     } catch (err) {
       if (err instanceof WorkerExitedError) throw this.#restarting(err);
       throw err;

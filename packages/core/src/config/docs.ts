@@ -73,6 +73,10 @@ function typeLabel(schema: JSONSchema): string {
   }
   if (type === 'string' && Array.isArray(schema.enum)) return 'string (enum)';
   if (Array.isArray(type)) return type.join(' \\| ');
+  // alternatives (`integer ≥ 1` or `auto`): each one's label, a constant as itself
+  if (type === undefined && Array.isArray(schema.anyOf) && schema.anyOf.every(isRecord)) {
+    return (schema.anyOf as JSONSchema[]).map((alt) => ('const' in alt ? code(alt.const) : typeLabel(alt))).join(' or ');
+  }
   return typeof type === 'string' ? type : 'any';
 }
 

@@ -5,6 +5,7 @@ import { type CosmiconfigResult, cosmiconfig } from 'cosmiconfig';
 import { TesseraError, errorMessage, isTesseraError } from '../errors.js';
 import type { EnvRecord } from './env.js';
 import { CONFIG_EXTENSIONS, createLoaders } from './loaders.js';
+import { type ConfigLayer, resolveConfigLayers } from './overlay.js';
 import { resolveConfig } from './resolve.js';
 import type { TesseraConfig } from './types.js';
 
@@ -35,6 +36,11 @@ export const CONFIG_SEARCH_PLACES: readonly string[] = [
 export interface LoadConfigOptions {
   /** Config file (`-c`), relative to `cwd`; a folder is searched like `cwd`. Absent: search `cwd`. */
   file?: string;
+  /**
+   * Several config files (`-c base -c overlay`), each like `file`: later ones are deep-merged over
+   * earlier ones (see `mergeConfigLayers`). Takes the place of `file`; one entry is the same as `file`.
+   */
+  files?: readonly string[];
   /** Folder to search, and the base of a relative `file`; default `process.cwd()`. */
   cwd?: string;
   /** Environment for `${VAR}` references and config functions; default `process.env`. */
@@ -42,7 +48,7 @@ export interface LoadConfigOptions {
 }
 
 /**
- * Finds, reads and resolves the config: the file given, or the first of `CONFIG_SEARCH_PLACES`
+ * Finds, reads and resolves the config: the file given (or the files, merged: `files`), or the first of `CONFIG_SEARCH_PLACES`
  * in `cwd` (`package.json` counts only with a `tessera` key). YAML, JSON, JS (ESM or CommonJS) and
  * TypeScript (compiled with the `typescript` package, which must be installed) are read by
  * cosmiconfig; a JS/TS module's default export may be a (possibly async) function of
@@ -55,6 +61,27 @@ export interface LoadConfigOptions {
 export async function loadConfig(options: LoadConfigOptions = {}): Promise<TesseraConfig> {
   const cwd = path.resolve(options.cwd ?? process.cwd());
   const env = options.env ?? process.env;
+  const files = options.files ?? (options.file !== undefined ? [options.file] : []);
+  if (files.length > 1) {
+    const layers: ConfigLayer[] = [];
+    const warnings: string[] = [];
+    for (const file of files) {
+      const read = await readConfigFile(file, cwd, env);
+      layers.push({ file: read.result.filepath, tree: read.result.config });
+      warnings.push(...read.warnings);
+    }
+    const config = resolveConfigLayers(layers, env);
+    if (warnings.length > 0) (config.warnings ??= []).push(...warnings);
+    return config;
+  }
+  const read = await readConfigFile(files[0], cwd, env);
+  const config = resolveConfig(read.result.config ?? {}, { configFile: read.result.filepath, configDir: path.dirname(read.result.filepath), env });
+  if (read.warnings.length > 0) (config.warnings ??= []).push(...read.warnings);
+  return config;
+}
+
+/** One config file found and parsed (`file`, or the search of `cwd` when undefined), and the warnings of a search. */
+async function readConfigFile(given: string | undefined, cwd: string, env: EnvRecord): Promise<{ result: NonNullable<CosmiconfigResult>; warnings: string[] }> {
   const explorer = cosmiconfig('tessera', {
     searchPlaces: [...CONFIG_SEARCH_PLACES],
     loaders: createLoaders(env),
@@ -66,16 +93,16 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Tesse
 
   let result: CosmiconfigResult;
   let searched = false;
-  if (options.file === undefined) {
+  if (given === undefined) {
     result = await explore(() => explorer.search(cwd));
     searched = true;
     if (result === null) throw notFoundIn(cwd);
   } else {
-    const file = path.resolve(cwd, options.file);
+    const file = path.resolve(cwd, given);
     const info = await stat(file).catch(() => undefined);
     if (info === undefined) {
-      const given = options.file === file ? '' : ` (${JSON.stringify(options.file)} relative to ${cwd})`;
-      throw new TesseraError('TESSERA_E_CONFIG_NOT_FOUND', `config file ${file} does not exist${given}`);
+      const relative = given === file ? '' : ` (${JSON.stringify(given)} relative to ${cwd})`;
+      throw new TesseraError('TESSERA_E_CONFIG_NOT_FOUND', `config file ${file} does not exist${relative}`);
     }
     if (info.isDirectory()) {
       result = await explore(() => explorer.search(file));
@@ -91,14 +118,12 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Tesse
     }
   }
 
-  const config = resolveConfig(result.config ?? {}, { configFile: result.filepath, configDir: path.dirname(result.filepath), env });
+  const warnings: string[] = [];
   if (searched) {
     const ignored = otherConfigFiles(result.filepath);
-    if (ignored.length > 0) {
-      (config.warnings ??= []).push(`several config files in ${path.dirname(result.filepath)}: using ${path.basename(result.filepath)}, ignoring ${ignored.join(', ')}`);
-    }
+    if (ignored.length > 0) warnings.push(`several config files in ${path.dirname(result.filepath)}: using ${path.basename(result.filepath)}, ignoring ${ignored.join(', ')}`);
   }
-  return config;
+  return { result, warnings };
 }
 
 async function explore(run: () => Promise<CosmiconfigResult>): Promise<CosmiconfigResult> {

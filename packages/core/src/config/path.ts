@@ -68,11 +68,15 @@ export interface ConfigIssue {
 
 /**
  * The message of a config error: one line per problem, each `file: path: message` (the file is
- * omitted for configs given as objects). Duplicate lines are dropped.
+ * omitted for configs given as objects; a function names each problem's own file, for overlays).
+ * Duplicate lines are dropped.
  */
-export function formatIssues(issues: readonly ConfigIssue[], file?: string): string {
-  const prefix = file ? `${file}: ` : '';
-  const lines = issues.map((issue) => `${prefix}${displayPath(issue.path)}: ${issue.message}`);
+export function formatIssues(issues: readonly ConfigIssue[], file?: string | ((configPath: string) => string | undefined)): string {
+  const prefixOf = (at: string): string => {
+    const name = typeof file === 'function' ? file(at) : file;
+    return name ? `${name}: ` : '';
+  };
+  const lines = issues.map((issue) => `${prefixOf(issue.path)}${displayPath(issue.path)}: ${issue.message}`);
   return [...new Set(lines)].join('\n');
 }
 

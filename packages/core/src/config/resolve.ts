@@ -10,6 +10,7 @@ import { type ConfigIssue, formatIssues, isRecord } from './path.js';
 import type { DeclaredSignature, GenerationLimits, LimitsConfig, ModelConfig, ModelVersionConfig, NamedEntryConfig, RateLimitConfig, ServerConfig, TesseraConfig, TlsConfig, VersionPolicy } from './types.js';
 import { parseDuration, parseSize } from './units.js';
 import { validateConfigTree } from './validate.js';
+import { resolveWorkers } from './workers.js';
 
 /** Options of `resolveConfig`. */
 export interface ResolveConfigOptions {
@@ -19,6 +20,10 @@ export interface ResolveConfigOptions {
   configDir: string;
   /** Environment for `${VAR}` references; default `process.env`. */
   env?: EnvRecord;
+  /** The tree's `${VAR}` references were already replaced (config overlays replace them per file): not again, so `$${` stays literal. */
+  substituted?: boolean;
+  /** The file a problem at a config path came from, named at the start of its line (config overlays); default `configFile`. */
+  fileOf?: (configPath: string) => string | undefined;
 }
 
 /**
@@ -37,11 +42,11 @@ export function resolveConfig(raw: unknown, options: ResolveConfigOptions): Tess
   const configFile = options.configFile ? path.resolve(options.configFile) : '';
   const configDir = path.resolve(options.configDir);
   const envIssues: ConfigIssue[] = [];
-  const substituted = substituteEnvCollect(raw ?? {}, options.env ?? process.env, '', envIssues);
+  const substituted = options.substituted ? (raw ?? {}) : substituteEnvCollect(raw ?? {}, options.env ?? process.env, '', envIssues);
   if (envIssues.length > 0) throw new TesseraError('TESSERA_E_CONFIG_ENV', formatIssues(envIssues, configFile || undefined));
   const repo = withRepository(substituted, configDir, configFile, options.env ?? process.env);
   const { value, issues } = validateConfigTree(repo?.tree ?? substituted);
-  if (issues.length > 0) throw new TesseraError('TESSERA_E_CONFIG_INVALID', formatIssues(issues, configFile || undefined));
+  if (issues.length > 0) throw new TesseraError('TESSERA_E_CONFIG_INVALID', formatIssues(issues, options.fileOf ?? (configFile || undefined)));
   return normalise(value as ValidConfig, configFile, configDir, repo);
 }
 
@@ -62,8 +67,9 @@ interface RepositoryMerge {
 /** The shape of the config after validation and defaults. */
 interface ValidConfig {
   $schema?: string;
-  server: Omit<ServerConfig, 'bodyLimit' | 'shutdownGracePeriodMs' | 'rateLimit' | 'limits'> & {
+  server: Omit<ServerConfig, 'bodyLimit' | 'shutdownGracePeriodMs' | 'rateLimit' | 'limits' | 'workers'> & {
     bodyLimit: number | string;
+    workers: number | 'auto';
     shutdownGracePeriod: number | string;
     rateLimit?: Omit<RateLimitConfig, 'timeWindowMs'> & { timeWindow: number | string };
     limits: Omit<LimitsConfig, 'maxHeaderSize' | 'requestTimeoutMs'> & { maxHeaderSize: number | string; requestTimeout: number | string };
@@ -86,7 +92,7 @@ interface ValidModel {
   batching: { batcher?: string; maxBatchSize?: number; [option: string]: unknown };
   preprocess: NamedEntryInput[];
   postprocess: NamedEntryInput[];
-  instances: number;
+  instances: number | 'auto';
   routing: { strategy: string; [option: string]: unknown };
   warmup: boolean;
   timeout: number | string;
@@ -114,6 +120,7 @@ function normalise(config: ValidConfig, configFile: string, configDir: string, r
       ...serverRest,
       bodyLimit: parseSize(bodyLimit, 'server.bodyLimit'),
       shutdownGracePeriodMs: parseDuration(shutdownGracePeriod, 'server.shutdownGracePeriod'),
+      workers: resolveWorkers(server.workers),
       stateDir: path.resolve(configDir, serverRest.stateDir),
       limits: resolveLimits(server.limits),
       ...(tls ? { tls: resolveTls(tls, configDir) } : {}),

@@ -143,6 +143,13 @@ const serverSchema: JSONSchema = {
       '30s',
       ['10s'],
     ),
+    workers: {
+      anyOf: [{ type: 'integer', minimum: 1 }, { const: 'auto' }],
+      default: 1,
+      description:
+        "HTTP worker processes of `tessera serve` (node:cluster): with more than 1, a primary process forks them, they share `port` (and `metricsPort`), and each one loads every model and serves every protocol, so a gateway that outgrows one event loop uses more cores. `auto`: half the cores the process may use, 1 to 8. The primary forwards SIGTERM/SIGINT and SIGHUP to every worker and replaces one that dies; `/metrics` on any worker answers the whole server's. Repository load/unload and routing actions are refused (409 `TESSERA_E_SERVER_CLUSTERED`): reload the config instead. In-process models (ONNX Runtime) are loaded once per worker. Resolved to the number of workers. `tessera serve --workers N` overrides it.",
+      examples: [4, 'auto'],
+    },
     metricsPort: {
       type: 'integer',
       minimum: 0,
@@ -443,11 +450,11 @@ const modelSchema: JSONSchema = {
     },
     batching: batchingSchema,
     instances: {
-      type: 'integer',
-      minimum: 1,
-      default: 1,
-      description: 'Instances loaded per version; each runs one execution at a time.',
-      examples: [2],
+      anyOf: [{ type: 'integer', minimum: 1 }, { const: 'auto' }],
+      default: 'auto',
+      description:
+        "Instances loaded per version; each runs one execution at a time. `auto`: as many as the backend's sizing rule picks for the cores Tessera may use (the ONNX Runtime backend: see packages/backend-onnxruntime/README.md (Sizing)); 1 for a backend without one.",
+      examples: [2, 'auto'],
     },
     routing: routingSchema,
     warmup: {

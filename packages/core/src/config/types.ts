@@ -20,9 +20,14 @@ export interface TesseraConfig {
   hooks: NamedEntryConfig[];
   /** Built-in authentication (`auth`); undefined: every endpoint is open. */
   auth?: AuthConfig;
-  /** Absolute path of the config file ('' when the config was given as an object). */
+  /** Absolute path of the config file ('' when the config was given as an object); with overlays, the first file. */
   configFile: string;
-  /** Folder that relative paths resolve against. */
+  /**
+   * Every config file read, in merge order, when several were given (`-c base -c overlay`): later
+   * ones deep-merged over earlier ones. Absent for a single file. Reloads read them all again.
+   */
+  configFiles?: string[];
+  /** Folder that relative paths resolve against (with overlays, the first file's; each file's own paths were resolved against its folder). */
   configDir: string;
   /** Root sections owned by plugins (`configKey`), validated by each plugin's schema. */
   sections: Record<string, unknown>;
@@ -43,6 +48,8 @@ export interface ServerConfig {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** How long shutdown waits for in-flight requests before closing connections, ms. */
   shutdownGracePeriodMs: number;
+  /** HTTP worker processes of `tessera serve` (`server.workers`, `auto` resolved); 1: no cluster. */
+  workers: number;
   /** Whether a model that fails to load stops the server (true) or is reported as failed (false). */
   exitOnModelError: boolean;
   /** A second port that serves only `/metrics` and `/health`. */
@@ -150,8 +157,8 @@ export interface ModelConfig {
    */
   versions: Record<string, ModelVersionConfig>;
   batching: BatchingConfig;
-  /** Instances loaded per version. */
-  instances: number;
+  /** Instances loaded per version; `auto` (the default): the backend's `autoInstances`, else 1. */
+  instances: number | 'auto';
   routing: RoutingConfig;
   warmup: boolean;
   /** Processors run on each request before it is queued, in order. */
@@ -266,6 +273,8 @@ export interface ServerConfigInput {
   };
   logLevel?: ServerConfig['logLevel'];
   shutdownGracePeriod?: DurationInput;
+  /** An integer, `auto`, or a string of either (`${WORKERS}`). */
+  workers?: number | string;
   exitOnModelError?: boolean | string;
   metricsPort?: number | string;
   stateDir?: string;

@@ -48,8 +48,8 @@ describe('config schema errors', () => {
       expect(problems({ models: { affine: { path: 'a.onnx', batching: { maxBatchSize: -1 } } } })).toEqual([
         'models.affine.batching.maxBatchSize: must be an integer ≥ 0, got -1',
       ]);
-      expect(problems({ models: { affine: { path: 'a.onnx', instances: 0 } } })).toEqual(['models.affine.instances: must be an integer ≥ 1, got 0']);
-      expect(problems({ models: { affine: { path: 'a.onnx', instances: 1.5 } } })).toEqual(['models.affine.instances: must be an integer ≥ 1, got 1.5']);
+      expect(problems({ models: { affine: { path: 'a.onnx', instances: 0 } } })).toEqual(['models.affine.instances: must be an integer ≥ 1, or "auto", got 0']);
+      expect(problems({ models: { affine: { path: 'a.onnx', instances: 1.5 } } })).toEqual(['models.affine.instances: must be an integer ≥ 1, or "auto", got 1.5']);
     });
   });
 
@@ -68,7 +68,7 @@ describe('config schema errors', () => {
   describe('having an unknown key', () => {
     it('should list the allowed keys and suggest the closest', () => {
       expect(problems({ server: { prot: 8080 } })).toEqual([
-        'server: unknown key "prot" (allowed: host, port, bodyLimit, limits, logLevel, shutdownGracePeriod, metricsPort, stateDir, exitOnModelError, trustProxy, tls, rateLimit) — did you mean "port"?',
+        'server: unknown key "prot" (allowed: host, port, bodyLimit, limits, logLevel, shutdownGracePeriod, workers, metricsPort, stateDir, exitOnModelError, trustProxy, tls, rateLimit) — did you mean "port"?',
       ]);
       expect(problems({ server: { bodylimit: '1MiB' } })[0]).toMatch(/unknown key "bodylimit" .* did you mean "bodyLimit"\?$/);
       expect(problems({ server: { shutdownGrace: '1s' } })[0]).toMatch(/unknown key "shutdownGrace" \(allowed: .*\)$/);
@@ -86,7 +86,7 @@ describe('config schema errors', () => {
     });
 
     it('should quote a model name with dots in paths', () => {
-      expect(problems({ models: { 'gpt-4.1': { instances: 0 } } })).toEqual(['models["gpt-4.1"].instances: must be an integer ≥ 1, got 0']);
+      expect(problems({ models: { 'gpt-4.1': { instances: 0 } } })).toEqual(['models["gpt-4.1"].instances: must be an integer ≥ 1, or "auto", got 0']);
     });
   });
 
@@ -135,7 +135,7 @@ describe('config schema errors', () => {
           [
             '/srv/tessera.config.yaml: server.port: must be an integer from 0 to 65535, got -1',
             '/srv/tessera.config.yaml: server.logLevel: must be one of: fatal, error, warn, info, debug, trace, silent, got "loud"',
-            '/srv/tessera.config.yaml: models.m.instances: must be an integer ≥ 1, got "two"',
+            '/srv/tessera.config.yaml: models.m.instances: must be an integer ≥ 1, or "auto", got "two"',
           ].join('\n'),
         );
       }

@@ -92,7 +92,8 @@ const NUMERIC = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?$/i;
  * become booleans, and a string where a list of scalars is wanted is split at commas
  * (`'http://a, http://b'` → two entries; `''` → no entries). Nothing else is converted; a string
  * that does not convert stays as it is for the validator to report. Follows `properties`,
- * `patternProperties`, `additionalProperties`, `items`, `allOf` and local `$ref`s; mutates
+ * `patternProperties`, `additionalProperties`, `items`, `allOf`, `anyOf` (a string one alternative
+ * takes as it is stays a string) and local `$ref`s; mutates
  * objects and arrays in place.
  */
 export function coerceToSchema(schema: unknown, value: unknown, root: unknown = schema): unknown {
@@ -102,6 +103,7 @@ export function coerceToSchema(schema: unknown, value: unknown, root: unknown = 
   if (Array.isArray(node.allOf)) for (const sub of node.allOf) result = coerceToSchema(sub, result, root);
   const types = typesOf(node);
   if (typeof result === 'string' && types.length > 0 && !types.includes('string')) result = coerceString(result, types, node, root);
+  else if (typeof result === 'string' && types.length === 0 && Array.isArray(node.anyOf)) result = coerceAlternative(result, node.anyOf, root);
   if (Array.isArray(result)) {
     if (isRecord(node.items)) for (let i = 0; i < result.length; i++) result[i] = coerceToSchema(node.items, result[i], root);
   } else if (isRecord(result)) {
@@ -133,6 +135,23 @@ function coerceString(text: string, types: string[], schema: Record<string, unkn
       const parts = text.split(',').map((part) => part.trim()).filter((part) => part !== '');
       return isRecord(items) ? parts.map((part) => coerceToSchema(items, part, root)) : parts;
     }
+  }
+  return text;
+}
+
+/**
+ * A string where the schema offers alternatives (`anyOf: [{type: integer}, {const: auto}]`): kept
+ * when an alternative takes strings (`auto` stays `auto`), else converted for the first one that
+ * converts it (`'4'` → 4), so `workers: ${WORKERS}` works like `port: ${PORT}`.
+ */
+function coerceAlternative(text: string, alternatives: unknown[], root: unknown): unknown {
+  const branches = alternatives.map((a) => resolveRef(a, root)).filter(isRecord);
+  const takesString = (b: Record<string, unknown>): boolean =>
+    b.const === text || (Array.isArray(b.enum) && b.enum.includes(text)) || (b.const === undefined && b.enum === undefined && typesOf(b).includes('string'));
+  if (branches.some(takesString)) return text;
+  for (const b of branches) {
+    const converted = coerceToSchema(b, text, root);
+    if (converted !== text) return converted;
   }
   return text;
 }

@@ -37,7 +37,7 @@ export interface ModelVersionSpec {
   config: Readonly<Record<string, unknown>>;
   /** Which of `instances` this is (0-based); a backend may use it to pin threads or devices. */
   instanceIndex: number;
-  /** How many instances of this version are loaded; ONNX Runtime divides its threads among them. */
+  /** How many instances of this version are loaded (`instances`, `auto` resolved); ONNX Runtime divides its threads among them. */
   instanceCount: number;
 }
 
@@ -182,6 +182,13 @@ export interface ModelInstance {
    * Read once, after `load`. E.g. a gateway's session-affinity header.
    */
   readonly requestHeaders?: readonly string[];
+  /**
+   * What the backend chose for this instance where the config left it open (threads, execution
+   * providers, …), as plain JSON: logged when the model is ready and shown by the model
+   * configuration extension (`GET /v2/models/{m}/config`, `tessera.instance_settings`), so an
+   * operator can see what a default turned into. Read once, after `load`.
+   */
+  readonly settings?: Readonly<Record<string, unknown>>;
   /** Frees the instance; called once. */
   unload(): Promise<void>;
 }
@@ -198,6 +205,12 @@ export interface Backend {
   readonly modelConfigSchema?: JSONSchema;
   /** Whether a model of this backend needs a `path` (default true). */
   readonly requiresPath?: boolean;
+  /**
+   * How many instances `instances: auto` (the default) loads of a model version on `cores` CPU
+   * cores (`availableCores()`: the cgroup quota included). Without it, `auto` loads 1. The core
+   * calls it once per version load; an answer below 1 counts as 1.
+   */
+  autoInstances?(spec: Pick<ModelVersionSpec, 'model' | 'version' | 'path' | 'config'>, cores: number): number;
   load(spec: ModelVersionSpec, ctx: LoadContext): Promise<ModelInstance>;
 }
 

@@ -7,7 +7,17 @@ export interface MetricOptions {
   help: string;
   /** Label names; every observation gives a value for each (keep their values bounded). */
   labelNames?: readonly string[];
+  /**
+   * How `/metrics` combines the series of several workers (`server.workers` > 1), per label set:
+   * prom-client's aggregators. Default `sum`, right for counters, histograms and gauges of amounts
+   * (requests in flight); a gauge of a state says `min` (1 only if every worker is), `max` or
+   * `average` (the share of workers), a timestamp `max`.
+   */
+  aggregator?: MetricAggregator;
 }
+
+/** prom-client's cluster aggregators (`omit`: left out of the combined output). */
+export type MetricAggregator = 'sum' | 'first' | 'min' | 'max' | 'average' | 'omit';
 
 export interface CounterMetric {
   inc(labels?: MetricLabels, value?: number): void;

@@ -33,6 +33,10 @@ export interface EdgeOptions {
 export function installEdge(app: FastifyInstance, options: EdgeOptions): void {
   const { pipeline, tracing } = options;
   app.decorateRequest('tessera', null as unknown as ServingRequest);
+  // The access log: one line per request, of the fields below only (no headers, no body), so it
+  // skips the server logger's redaction, which walks its wildcard paths over every line it writes
+  // (10 µs a line; the access log is most of the lines). reqId as fastify's request logger binds it.
+  const access = app.log.child({}, { redact: [] });
 
   const finish = (request: FastifyRequest, status: number, durationMs: number): void => {
     const req = request.tessera;
@@ -47,8 +51,9 @@ export function installEdge(app: FastifyInstance, options: EdgeOptions): void {
         req.code,
       );
     }
-    request.log.info(
+    access.info(
       {
+        reqId: request.id,
         method: request.method,
         // the path only: query strings can carry tokens
         url: req.path,

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { LimitsConfig } from '../config/types.js';
@@ -154,6 +155,8 @@ const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache
 export function registerOpenAI(app: FastifyInstance, deps: OpenAIDeps): void {
   const { registry, pipeline } = deps;
   const limits = deps.limits ?? DEFAULT_LIMITS;
+  // one listener per stream in flight: hundreds are expected, not a leak
+  if (deps.streamsCut) setMaxListeners(0, deps.streamsCut);
 
   const handle = (kind: GenerateCall['kind']) => async (request: FastifyRequest<{ Body: GenerateCall['body'] }>, reply: FastifyReply): Promise<FastifyReply> => {
     const req = request.tessera;
@@ -203,7 +206,9 @@ function openAIErrorHandler(this: FastifyInstance, err: unknown, request: Fastif
  * them), `data: [DONE]\n\n` at the end, straight to the socket; a full socket buffer pauses the
  * pulls from the backend (backpressure). A failure after the first byte ends the stream with an
  * error event (OpenAI's error object, as vLLM sends it) and `[DONE]`, never a silent hang. A client
- * that leaves closes the backend's iterator, which aborts the upstream request.
+ * that leaves closes the backend's iterator, which aborts the upstream request. When `cut` aborts
+ * (the grace period is over) the stream ends from its listener at once, whatever the loop awaits:
+ * one listener per stream rather than a race per chunk.
  */
 async function streamEvents(reply: FastifyReply, generation: Generation, signal: AbortSignal, cut: AbortSignal | undefined, failed: (err: TesseraError) => void): Promise<FastifyReply> {
   const headers = { ...reply.getHeaders(), ...SSE_HEADERS };
@@ -212,42 +217,43 @@ async function streamEvents(reply: FastifyReply, generation: Generation, signal:
   res.writeHead(200, headers as Record<string, string>);
   let ok = false;
   let failure: TesseraError | undefined;
-  const shutdown = cut ? cutPromise(cut) : undefined;
-  const next = shutdown ? () => Promise.race([generation.next(), shutdown.promise]) : () => generation.next();
-  try {
-    // a client that leaves aborts `signal`: the backend's pending step ends (its upstream request is
-    // aborted) and the loop stops at the closed response
-    for (let chunk = await next(); chunk && !res.destroyed && !signal.aborted; chunk = await next()) {
-      if (!res.write(`data: ${chunk.json ?? JSON.stringify(chunk.data)}\n\n`)) await writable(res);
-    }
-    if (!res.destroyed && !signal.aborted) {
-      res.end('data: [DONE]\n\n');
-      ok = true;
-    }
-  } catch (err) {
-    failure = isInterrupted(err);
-    if (!res.destroyed) res.end(`data: ${JSON.stringify(openAIError(failure))}\n\ndata: [DONE]\n\n`);
-  } finally {
-    shutdown?.dispose();
+  let settled = false;
+  const settle = (): void => {
+    if (settled) return;
+    settled = true;
+    cut?.removeEventListener('abort', onCut);
     if (!ok) generation.close();
     generation.end(ok);
     const gone = signal.aborted || (!ok && !failure);
     if (failure ?? gone) failed(failure ?? new TesseraError('TESSERA_E_REQUEST_CANCELLED', 'the client closed the stream'));
+  };
+  const fail = (err: TesseraError): void => {
+    if (failure || ok) return;
+    failure = err;
+    if (!res.destroyed && !res.writableEnded) res.end(`data: ${JSON.stringify(openAIError(failure))}\n\ndata: [DONE]\n\n`);
+  };
+  function onCut(): void {
+    fail(new TesseraError('TESSERA_E_SERVER_DRAINING', 'the server shut down before the stream ended (server.shutdownGracePeriod is over); retry the request on another replica'));
+    settle();
+  }
+  if (cut?.aborted) onCut();
+  else cut?.addEventListener('abort', onCut, { once: true });
+  try {
+    // a client that leaves aborts `signal`: the backend's pending step ends (its upstream request is
+    // aborted) and the loop stops at the closed response
+    for (let chunk = settled ? undefined : await generation.next(); chunk && !failure && !res.destroyed && !signal.aborted; chunk = await generation.next()) {
+      if (!res.write(`data: ${chunk.json ?? JSON.stringify(chunk.data)}\n\n`)) await writable(res);
+    }
+    if (!failure && !res.destroyed && !signal.aborted) {
+      res.end('data: [DONE]\n\n');
+      ok = true;
+    }
+  } catch (err) {
+    fail(isInterrupted(err));
+  } finally {
+    settle();
   }
   return reply;
-}
-
-/** A promise that rejects with TESSERA_E_SERVER_DRAINING when `cut` aborts (its listener removed by `dispose`). */
-function cutPromise(cut: AbortSignal): { promise: Promise<never>; dispose(): void } {
-  let onAbort = (): void => {};
-  const promise = new Promise<never>((_, reject) => {
-    onAbort = () => reject(new TesseraError('TESSERA_E_SERVER_DRAINING', 'the server shut down before the stream ended (server.shutdownGracePeriod is over); retry the request on another replica'));
-    if (cut.aborted) onAbort();
-    else cut.addEventListener('abort', onAbort, { once: true });
-  });
-  // raced against each chunk: a rejection nobody awaits any more must not be reported as unhandled
-  promise.catch(() => {});
-  return { promise, dispose: () => cut.removeEventListener('abort', onAbort) };
 }
 
 function isInterrupted(err: unknown): TesseraError {

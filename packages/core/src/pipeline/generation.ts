@@ -7,6 +7,15 @@ import type { GeneratedText } from './shadow-compare.js';
 
 /** Generated text (or a tool call) in a serialised chunk: a non-empty content, text or reasoning string. */
 const TEXT_IN_JSON = /"(?:content|text|reasoning_content)":"(?!")|"tool_calls":\[\{/;
+const CONTENT = '"content":"';
+
+/** `TEXT_IN_JSON.test(json)`, answered by one plain search for the common chunk (a chat delta with content). */
+function hasTextJson(json: string): boolean {
+  const i = json.indexOf(CONTENT);
+  // a quote right after is an empty string (the role chunk): other fields or choices may still have text
+  if (i >= 0 && json.charCodeAt(i + CONTENT.length) !== 34) return true;
+  return TEXT_IN_JSON.test(json);
+}
 
 /** What the core tracks while a generation streams: the timings and token counts of DESIGN §6. */
 export class GenerationObserver {
@@ -21,32 +30,37 @@ export class GenerationObserver {
 
   constructor(readonly started: number) {}
 
-  see(chunk: GenerateChunk): void {
+  /** Takes one chunk's timings and counts; returns whether it carried usage (only such a chunk can be usage-only). */
+  see(chunk: GenerateChunk): boolean {
     this.text?.see(chunk);
-    if (chunk.data) this.#seeData(chunk.data);
-    else if (chunk.json !== undefined) this.#seeJson(chunk.json);
+    if (chunk.data) return this.#seeData(chunk.data);
+    if (chunk.json !== undefined) return this.#seeJson(chunk.json);
+    return false;
   }
 
-  #seeData(data: Readonly<Record<string, unknown>>): void {
+  #seeData(data: Readonly<Record<string, unknown>>): boolean {
     const { choices, usage } = data as { choices?: unknown; usage?: { prompt_tokens?: unknown; completion_tokens?: unknown } | null };
-    if (usage && typeof usage === 'object') {
+    const hasUsage = !!usage && typeof usage === 'object';
+    if (hasUsage) {
       if (typeof usage.prompt_tokens === 'number') this.promptTokens = usage.prompt_tokens;
       if (typeof usage.completion_tokens === 'number') this.completionTokens = usage.completion_tokens;
     }
     if (Array.isArray(choices) && hasText(choices)) this.#text();
+    return hasUsage;
   }
 
   /** A forwarded chunk: parsed only when it carries usage; text is found in the string. */
-  #seeJson(json: string): void {
+  #seeJson(json: string): boolean {
     if (json.includes('"usage":{')) {
       try {
         this.#seeData(JSON.parse(json) as Record<string, unknown>);
       } catch {
         // not ours to judge: the client gets the bytes as the backend sent them
       }
-      return;
+      return true;
     }
-    if (TEXT_IN_JSON.test(json)) this.#text();
+    if (hasTextJson(json)) this.#text();
+    return false;
   }
 
   #text(): void {
@@ -175,8 +189,8 @@ export class Generation {
       const next = this.#first ?? (await this.#pull());
       this.#first = undefined;
       if (next.done) return undefined;
-      this.#observer.see(next.value);
-      if (!this.#wantsUsage && isUsageOnly(next.value)) continue;
+      // a chunk without usage cannot be the usage-only one: no second search of its text
+      if (this.#observer.see(next.value) && !this.#wantsUsage && isUsageOnly(next.value)) continue;
       return next.value;
     }
   }

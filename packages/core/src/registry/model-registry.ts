@@ -14,6 +14,7 @@ import { validateAgainstSchema } from '../config/index.js';
 import { MODEL_CORE_KEYS } from '../config/schema.js';
 import { closestMatch } from '../config/suggest.js';
 import { TesseraError, errorMessage, isTesseraError } from '../errors.js';
+import { availableCores } from '../internal/cores.js';
 import { closeSteps, createProcessors } from '../pipeline/processors.js';
 import type { Catalog } from '../plugins/catalog.js';
 import { checkDeclaredSignature } from '../repository/signature-check.js';
@@ -199,15 +200,10 @@ export class ModelRegistry {
       const backend = this.#backend(entry.name, config);
       const specConfig = specConfigOf(config, entry.backendOptions.get(v.version) ?? { ...config.options, ...versionConfig.options });
       v.artifact = await statArtifact(versionConfig.path);
-      for (let i = 0; i < config.instances; i++) {
-        const spec: ModelVersionSpec = {
-          model: entry.name,
-          version: v.version,
-          ...(versionConfig.path ? { path: versionConfig.path } : {}),
-          config: specConfig,
-          instanceIndex: i,
-          instanceCount: config.instances,
-        };
+      const base = { model: entry.name, version: v.version, ...(versionConfig.path ? { path: versionConfig.path } : {}), config: specConfig };
+      const count = instanceCount(backend, config.instances, base);
+      for (let i = 0; i < count; i++) {
+        const spec: ModelVersionSpec = { ...base, instanceIndex: i, instanceCount: count };
         v.instances.push(await backend.load(spec, { logger: log, signal, events, metrics: this.#opts.metrics }));
       }
       checkInstances(entry.name, v);
@@ -222,7 +218,8 @@ export class ModelRegistry {
       phase = 'start';
       await this.#start(entry, v, log);
       this.#setState(v, 'ready');
-      log.info({ ms: Math.round(performance.now() - started), instances: v.instances.length, warmed: v.warmed }, 'model ready');
+      const settings = v.instances[0]?.settings;
+      log.info({ ms: Math.round(performance.now() - started), instances: v.instances.length, ...(config.instances === 'auto' ? { instancesAuto: true } : {}), ...(settings ? { settings } : {}), warmed: v.warmed }, 'model ready');
     } catch (err) {
       const reason = phase === 'warm-up' ? `${label}: warm-up failed: ${errorMessage(err)}` : errorMessage(err);
       log.error({ err }, `model failed to ${phase === 'load' ? 'load' : phase === 'warm-up' ? 'warm up' : 'start'}: ${reason}`);
@@ -549,6 +546,13 @@ export class ModelRegistry {
       await m.router.close?.().catch((err: unknown) => this.#opts.logger.warn({ err, model: m.name }, `the router of '${m.name}' failed to close: ${errorMessage(err)}`));
     }
   }
+}
+
+/** `instances` as a count: `auto` asks the backend's sizing rule for the cores this process may use (1 without one). */
+function instanceCount(backend: Backend, instances: number | 'auto', spec: Pick<ModelVersionSpec, 'model' | 'version' | 'path' | 'config'>): number {
+  if (instances !== 'auto') return instances;
+  const n = backend.autoInstances?.(spec, availableCores()) ?? 1;
+  return Number.isInteger(n) && n >= 1 ? n : 1;
 }
 
 function checkInstances(model: string, v: ModelVersion): void {

@@ -62,7 +62,7 @@ describe('repository', () => {
       expect(simple).toMatchObject({
         backend: 'onnxruntime',
         batching: { batcher: 'passthrough', maxBatchSize: 8, options: {} },
-        instances: 1,
+        instances: 'auto',
         versionPolicy: { latest: 1 },
         repository: { modelDir: abs('models/simple'), configFile: abs('models/simple/config.pbtxt') },
         options: {},
@@ -132,7 +132,7 @@ describe('repository', () => {
       write({ 'models/cls/config.yaml': 'instances: 0\nversionPolicy: newest\n' });
       const err = await loadError();
       expect(err.code).toBe('TESSERA_E_CONFIG_INVALID');
-      expect(err.message).toBe(`${abs('models/cls/config.yaml')}: instances: must be an integer ≥ 1, got 0\n${abs('models/cls/config.yaml')}: versionPolicy: must be "all", got "newest"`);
+      expect(err.message).toBe(`${abs('models/cls/config.yaml')}: instances: must be an integer ≥ 1, or "auto", got 0\n${abs('models/cls/config.yaml')}: versionPolicy: must be "all", got "newest"`);
       write({ 'models/cls/config.yaml': 'versionPolicy: { latest: 0 }\n' });
       expect((await loadError()).message).toBe(`${abs('models/cls/config.yaml')}: versionPolicy.latest: must be an integer ≥ 1, got 0`);
       write({ 'models/cls/config.yaml': 'versionPolicy: { newest: 1 }\n' });
@@ -152,7 +152,7 @@ describe('repository', () => {
       write({ 'models/plain/1/model.onnx': 'x', 'models/plain/9/model.onnx': 'x', 'models/plain/10/model.onnx': 'x', 'models/README.md': 'notes', 'models/.git/HEAD': 'x' });
       const config = await load();
       expect(Object.keys(config.models)).toEqual(['plain']);
-      expect(config.models['plain']).toMatchObject({ backend: 'onnxruntime', batching: { batcher: 'passthrough', options: {} }, instances: 1, versionPolicy: { latest: 1 }, repository: { modelDir: abs('models/plain') } });
+      expect(config.models['plain']).toMatchObject({ backend: 'onnxruntime', batching: { batcher: 'passthrough', options: {} }, instances: 'auto', versionPolicy: { latest: 1 }, repository: { modelDir: abs('models/plain') } });
       expect(config.models['plain']!.repository?.configFile).toBeUndefined();
       expect(Object.keys(config.models['plain']!.versions)).toEqual(['10']);
     });

@@ -65,9 +65,9 @@ export class ConfigReloader {
     this.#generation = { generation: 1, configFile: options.current().configFile, appliedAt: new Date().toISOString() };
     const { metrics } = options;
     this.#reloads = metrics.counter({ name: 'tessera_config_reloads_total', help: 'Config reloads (SIGHUP, serve --watch, repository loads), by result: applied, or refused (the previous config kept serving).', labelNames: ['result'] });
-    this.#generationGauge = metrics.gauge({ name: 'tessera_config_generation', help: 'The config generation serving: 1 at start, one more per applied reload.' });
-    this.#successful = metrics.gauge({ name: 'tessera_config_last_reload_successful', help: 'Whether the last config reload was applied (1) or refused (0); 1 before any reload.' });
-    this.#timestamp = metrics.gauge({ name: 'tessera_config_last_reload_timestamp_seconds', help: 'When the last config reload ended (applied or refused), Unix seconds; the start time before any reload.' });
+    this.#generationGauge = metrics.gauge({ name: 'tessera_config_generation', help: 'The config generation serving: 1 at start, one more per applied reload.', aggregator: 'max' });
+    this.#successful = metrics.gauge({ name: 'tessera_config_last_reload_successful', help: 'Whether the last config reload was applied (1) or refused (0); 1 before any reload.', aggregator: 'min' });
+    this.#timestamp = metrics.gauge({ name: 'tessera_config_last_reload_timestamp_seconds', help: 'When the last config reload ended (applied or refused), Unix seconds; the start time before any reload.', aggregator: 'max' });
     this.#generationGauge.set({}, 1);
     this.#successful.set({}, 1);
     this.#timestamp.set({}, Date.now() / 1000);

@@ -3,7 +3,7 @@ import { watch } from 'node:fs';
 import path from 'node:path';
 import type { TesseraConfig } from '../config/types.js';
 
-/** What `serve --watch` watches: the config file, every model artifact, and the repository folder (recursively). */
+/** What `serve --watch` watches: the config file (every one, with overlays), every model artifact, and the repository folder (recursively). */
 export interface WatchTargets {
   files: string[];
   /** Folders watched with everything inside them. */
@@ -14,6 +14,7 @@ export interface WatchTargets {
 export function watchTargets(config: TesseraConfig): WatchTargets {
   const files = new Set<string>();
   if (config.configFile) files.add(config.configFile);
+  for (const file of config.configFiles ?? []) files.add(file);
   for (const model of Object.values(config.models)) {
     for (const v of Object.values(model.versions)) if (v.path) files.add(v.path);
   }

@@ -1,10 +1,15 @@
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
-import type { CounterMetric, GaugeMetric, HistogramMetric, MetricLabels, MetricOptions, MetricRegistrar } from '../contracts/metrics.js';
+import type { CounterMetric, GaugeMetric, HistogramMetric, MetricAggregator, MetricLabels, MetricOptions, MetricRegistrar } from '../contracts/metrics.js';
 
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
 type Kind = 'counter' | 'gauge' | 'histogram';
+
+/** prom-client's `aggregator` option when the metric names one (it defaults to `sum`). */
+function aggregatorOf(options: MetricOptions): { aggregator?: MetricAggregator } {
+  return options.aggregator ? { aggregator: options.aggregator } : {};
+}
 
 /** `MetricRegistrar` over a prom-client registry (the one the Prometheus exporter serves). */
 export class PromMetricRegistrar implements MetricRegistrar {
@@ -17,14 +22,14 @@ export class PromMetricRegistrar implements MetricRegistrar {
 
   counter(options: MetricOptions): CounterMetric {
     return this.#make('counter', options, () => {
-      const c = new Counter({ name: options.name, help: options.help, labelNames: [...(options.labelNames ?? [])], registers: [this.#registry] });
+      const c = new Counter({ name: options.name, help: options.help, labelNames: [...(options.labelNames ?? [])], registers: [this.#registry], ...aggregatorOf(options) });
       return { inc: (labels?: MetricLabels, value?: number) => (labels ? c.inc(labels, value ?? 1) : c.inc(value ?? 1)) };
     });
   }
 
   gauge(options: MetricOptions): GaugeMetric {
     return this.#make('gauge', options, () => {
-      const g = new Gauge({ name: options.name, help: options.help, labelNames: [...(options.labelNames ?? [])], registers: [this.#registry] });
+      const g = new Gauge({ name: options.name, help: options.help, labelNames: [...(options.labelNames ?? [])], registers: [this.#registry], ...aggregatorOf(options) });
       return {
         set: (labels: MetricLabels, value: number) => g.set(labels, value),
         inc: (labels?: MetricLabels, value?: number) => (labels ? g.inc(labels, value ?? 1) : g.inc(value ?? 1)),
@@ -42,6 +47,7 @@ export class PromMetricRegistrar implements MetricRegistrar {
         labelNames: [...(options.labelNames ?? [])],
         ...(options.buckets ? { buckets: [...options.buckets] } : {}),
         registers: [this.#registry],
+        ...aggregatorOf(options),
       });
       return { observe: (labels: MetricLabels, value: number) => h.observe(labels, value) };
     });

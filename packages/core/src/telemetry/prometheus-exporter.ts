@@ -25,6 +25,7 @@ export interface ServingSnapshot {
 export class PrometheusExporter implements Exporter {
   readonly registry: Registry;
   readonly #snapshot: () => ServingSnapshot;
+  readonly #text: (() => Promise<string>) | undefined;
   readonly #requests: Counter<'model' | 'version' | 'protocol' | 'code'>;
   readonly #requestDuration: Histogram<'model' | 'version' | 'protocol'>;
   readonly #queueDuration: Histogram<'model' | 'version'>;
@@ -50,10 +51,15 @@ export class PrometheusExporter implements Exporter {
 
   readonly #shadows: Counter<'model' | 'version' | 'code'>;
 
-  /** `registry`: where the series go (the server's, so that plugins' own series are served too). */
-  constructor(snapshot: () => ServingSnapshot, registry: Registry = new Registry()) {
+  /**
+   * `registry`: where the series go (the server's, so that plugins' own series are served too).
+   * `text`: what `GET /metrics` answers instead of the registry's own text — a cluster worker's
+   * answer is the whole server's, aggregated by the primary.
+   */
+  constructor(snapshot: () => ServingSnapshot, registry: Registry = new Registry(), text?: () => Promise<string>) {
     this.registry = registry;
     this.#snapshot = snapshot;
+    this.#text = text;
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.#requests = new Counter({ name: 'tessera_requests_total', help: 'Requests answered, by model, version, protocol and HTTP status code.', labelNames: ['model', 'version', 'protocol', 'code'], registers });
@@ -65,7 +71,8 @@ export class PrometheusExporter implements Exporter {
     this.#tpot = new Histogram({ name: 'tessera_llm_time_per_output_token_seconds', help: 'Streamed generations: mean time between output tokens after the first.', labelNames: ['model', 'version'], buckets: TOKEN_LATENCY_BUCKETS, registers });
     this.#tokens = new Counter({ name: 'tessera_llm_tokens_total', help: 'Tokens processed by generations, by kind (prompt or completion), as the engine reported them.', labelNames: ['model', 'version', 'kind'], registers });
     this.#shadows = new Counter({ name: 'tessera_shadow_requests_total', help: 'Shadow copies of requests sent to another version (answers discarded), by model, version and HTTP status code.', labelNames: ['model', 'version', 'code'], registers });
-    this.#upstreamHealthy = new Gauge({ name: 'tessera_upstream_healthy', help: '1 while an upstream replica is healthy (in rotation), 0 while it is ejected or down.', labelNames: ['model', 'upstream'], registers });
+    // with several workers (server.workers), each probes the replicas itself: 1 only while every worker has the replica in rotation
+    this.#upstreamHealthy = new Gauge({ name: 'tessera_upstream_healthy', help: '1 while an upstream replica is healthy (in rotation), 0 while it is ejected or down.', labelNames: ['model', 'upstream'], registers, aggregator: 'min' });
     const snap = (): ServingSnapshot => this.#snapshot();
     new Gauge({
       name: 'tessera_inflight_requests',
@@ -90,6 +97,8 @@ export class PrometheusExporter implements Exporter {
       help: "The share of new requests the model's router sends to each version (0..1): canary and A/B progress.",
       labelNames: ['model', 'version'],
       registers,
+      // each worker's router decides for itself: the mean of their weights
+      aggregator: 'average',
       collect() {
         this.reset();
         for (const r of snap().routes) for (const [version, weight] of Object.entries(r.weights)) this.set({ model: r.model, version }, weight);
@@ -100,6 +109,8 @@ export class PrometheusExporter implements Exporter {
       help: '1 when the model version is ready to serve, else 0.',
       labelNames: ['model', 'version'],
       registers,
+      // ready only when ready in every worker
+      aggregator: 'min',
       collect() {
         this.reset();
         for (const v of snap().versions) this.set({ model: v.model, version: v.version }, v.ready ? 1 : 0);
@@ -149,7 +160,7 @@ export class PrometheusExporter implements Exporter {
 
   routes(app: FastifyInstance): void {
     app.get('/metrics', async (_request, reply) => {
-      const body = await this.registry.metrics();
+      const body = this.#text ? await this.#text() : await this.registry.metrics();
       return reply.type(this.registry.contentType).send(body);
     });
   }

@@ -29,6 +29,12 @@ export interface RunTesseraOptions {
   env?: Record<string, string | undefined>;
   /** How long to wait for readiness (or exit), ms. Default 30 s. */
   timeoutMs?: number;
+  /** The CLI script to run; default `cliPath()` (`tessera tune` passes its own). */
+  cli?: string;
+  /** With `startTessera`: keep only the last this many lines of stdout and stderr (a server under load logs a line per request). Default: every line. */
+  keepLines?: number;
+  /** With `startTessera`: when aborted, the process is killed (SIGKILL) — while it starts (the promise rejects) or after. */
+  signal?: AbortSignal;
 }
 
 /** Path of the built CLI (`@tessera/core/dist/cli.js`). */
@@ -80,7 +86,7 @@ export function runNode(
  * process exits first.
  */
 export function startTessera(options: RunTesseraOptions): Promise<TesseraProcess> {
-  const child = spawn(process.execPath, [cliPath(), ...options.args], {
+  const child = spawn(process.execPath, [options.cli ?? cliPath(), ...options.args], {
     cwd: options.cwd ?? process.cwd(),
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -88,7 +94,12 @@ export function startTessera(options: RunTesseraOptions): Promise<TesseraProcess
   const stdout: string[] = [];
   const stderr: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  createInterface({ input: child.stderr }).on('line', (l) => stderr.push(l));
+  const keep = options.keepLines ?? Number.POSITIVE_INFINITY;
+  const push = (lines: string[], line: string): void => {
+    lines.push(line);
+    if (lines.length > keep) lines.splice(0, lines.length - keep);
+  };
+  createInterface({ input: child.stderr }).on('line', (l) => push(stderr, l));
   return new Promise<TesseraProcess>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -101,7 +112,7 @@ export function startTessera(options: RunTesseraOptions): Promise<TesseraProcess
       return stopping;
     };
     createInterface({ input: child.stdout }).on('line', (line) => {
-      stdout.push(line);
+      push(stdout, line);
       if (!line.includes('server ready')) return;
       try {
         const { url, metricsUrl } = JSON.parse(line) as { url: string; metricsUrl?: string };
@@ -115,5 +126,13 @@ export function startTessera(options: RunTesseraOptions): Promise<TesseraProcess
       clearTimeout(timer);
       reject(new Error(`tessera exited with code ${code} before it was ready\n${stderr.join('\n')}\n${stdout.slice(-20).join('\n')}`));
     });
+    const abort = (): void => {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(new Error('stopped waiting for tessera to be ready: aborted'));
+    };
+    if (options.signal?.aborted) abort();
+    else options.signal?.addEventListener('abort', abort, { once: true });
+    void exited.then(() => options.signal?.removeEventListener('abort', abort));
   });
 }

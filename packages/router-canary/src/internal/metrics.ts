@@ -11,7 +11,8 @@ export interface RouteMetrics {
 
 export function routeMetrics(metrics: MetricRegistrar): RouteMetrics {
   return {
-    state: metrics.gauge({ name: 'tessera_route_state', help: "Routing state of a model's router: 1 for the state it is in, 0 for the others.", labelNames: ['model', 'strategy', 'state'] }),
+    // with several workers each runs its own rollout: the share of workers in each state
+    state: metrics.gauge({ name: 'tessera_route_state', help: "Routing state of a model's router: 1 for the state it is in, 0 for the others.", labelNames: ['model', 'strategy', 'state'], aggregator: 'average' }),
     rollbacks: metrics.counter({ name: 'tessera_route_rollbacks_total', help: 'Canary versions rolled back (by judgement or by an operator).', labelNames: ['model', 'version'] }),
     judgements: metrics.counter({ name: 'tessera_route_judgements_total', help: 'Judgements of a canary version by verdict: pass, fail, hold (too few requests to judge).', labelNames: ['model', 'version', 'verdict'] }),
     outcomes: metrics.counter({

@@ -1,0 +1,201 @@
+// The measurements behind the ONNX Runtime backend's sizing rule (instances: auto, intra-op threads,
+// spinning, the worker's poll): raw `session.run` with S parallel sessions × T threads, and the
+// served PP-OCR models under each candidate setting, in one run on one machine. Not part of
+// `npm run bench` (the OCR suite measures the default config against the raw best); run by hand
+// where the cores are:
+//
+//   node bench/sizing.mjs                     # prints a table, writes bench/results/<date>-<machine>-sizing.json
+//   BENCH_SIZING_QUICK=1 node bench/sizing.mjs
+//
+// Every server listens on 127.0.0.1; every load stops by itself. Needs the built packages.
+import { writeFile } from 'node:fs/promises';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BENCH_DIR, ROOT, benchModels, envList, installCleanup, machineInfo, machineSlug, makeSample, runNodeJson, startServer } from './lib/common.mjs';
+import { binaryInferBody } from './lib/oip.mjs';
+import { processCpuSeconds } from './lib/probe.mjs';
+
+installCleanup();
+const env = process.env;
+const quick = env.BENCH_SIZING_QUICK === '1';
+const CLI = path.join(ROOT, 'packages', 'core', 'dist', 'cli.js');
+const MODELS = benchModels();
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'tessera-sizing-'));
+process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+const cores = os.availableParallelism();
+const log = (line) => process.stderr.write(`${line}\n`);
+const warmS = quick ? 1 : 2;
+const measureS = quick ? 2 : 5;
+const models = envList(env.BENCH_SIZING_MODELS, 'cls,det');
+
+const results = { schema: 1, date: new Date().toISOString(), machine: machineInfo(), cores, raw: [], served: [] };
+
+/** One raw session, back to back for `durationMs` after `warmupMs`, in a process of its own: prints {samplesPerSec, p50Ms}. */
+const RAW_POINT = path.join(tmp, 'raw-point.mjs');
+await writeFile(
+  RAW_POINT,
+  `import * as ort from ${JSON.stringify(path.join(ROOT, 'node_modules', 'onnxruntime-node', 'dist', 'index.js'))};
+import { performance } from 'node:perf_hooks';
+const a = JSON.parse(process.argv[2]);
+const s = await ort.InferenceSession.create(a.file, { executionProviders: ['cpu'], ...a.sessionOptions });
+const n = a.shape.reduce((x, y) => x * y, 1);
+const data = new Float32Array(n).map((_, i) => Math.sin(i + a.seed));
+const feeds = { [a.input]: new ort.Tensor('float32', data, a.shape) };
+const warmEnd = performance.now() + a.warmupMs;
+while (performance.now() < warmEnd) await s.run(feeds);
+const lat = [];
+// every process of a point starts measuring at the same wall-clock time
+while (Date.now() < a.startAt) await new Promise((r) => setTimeout(r, 1));
+const t0 = performance.now();
+while (performance.now() - t0 < a.durationMs) { const t = performance.now(); await s.run(feeds); lat.push(performance.now() - t); }
+const el = (performance.now() - t0) / 1000;
+lat.sort((x, y) => x - y);
+process.stdout.write(JSON.stringify({ samplesPerSec: (lat.length * a.shape[0]) / el, p50Ms: lat[Math.floor(lat.length / 2)] }) + '\\n');
+`,
+);
+
+/** S raw processes at once, T threads each, one batch size: aggregate samples/s over the same window. */
+async function rawParallel(model, sessions, threads, batch) {
+  const sessionOptions = threads > 0 ? { intraOpNumThreads: threads } : {};
+  const durationMs = quick ? 1000 : 2500;
+  const startAt = Date.now() + 2500;
+  const args = (i) => JSON.stringify({ file: model.file, input: model.input, shape: [batch, ...model.sampleShape], sessionOptions, seed: i, warmupMs: 800, durationMs, startAt });
+  const rows = await Promise.all(Array.from({ length: sessions }, (_, i) => runNodeJson(RAW_POINT, [args(i)])));
+  const row = { model: model.key, sessions, threads, batch, samplesPerSec: rows.reduce((a, r) => a + r.samplesPerSec, 0), p50Ms: Math.max(...rows.map((r) => r.p50Ms)) };
+  results.raw.push(row);
+  log(`raw ${model.key} ${sessions}×${threads || 'ORT'} b${batch}: ${row.samplesPerSec.toFixed(0)}/s p50 ${row.p50Ms.toFixed(3)} ms`);
+  return row;
+}
+
+async function served(model, label, modelKeys, connections, loadWorkers = 1) {
+  const maxBatch = Math.max(...model.batches);
+  const config = {
+    server: { host: '127.0.0.1', port: 0, logLevel: 'info' },
+    models: { [model.name]: { path: model.file, batching: { batcher: 'dynamic', maxBatchSize: maxBatch, maxQueueDelayMs: 'auto' }, warmupShapes: { [model.input]: [1, ...model.sampleShape] }, ...modelKeys } },
+  };
+  const file = path.join(tmp, `${model.key}-${results.served.length}.json`);
+  await writeFile(file, JSON.stringify(config));
+  // BENCH_SIZING_PROFILE_DIR: points labelled `… prof` run the server under --cpu-prof, written there
+  const profile = env.BENCH_SIZING_PROFILE_DIR && label.endsWith('prof');
+  // (node refuses --cpu-prof in NODE_OPTIONS: it goes before the script)
+  const server = profile
+    ? await startServer('--cpu-prof', [`--cpu-prof-dir=${env.BENCH_SIZING_PROFILE_DIR}`, CLI, 'serve', '-c', file], { logFile: `${file}.log` })
+    : await startServer(CLI, ['serve', '-c', file], { logFile: `${file}.log` });
+  try {
+    const settings = await (await fetch(`${server.url}/v2/models/${model.name}/config`)).json();
+    const url = `${server.url}/v2/models/${model.name}/infer`;
+    const body = binaryInferBody(model.input, [1, ...model.sampleShape], makeSample(model));
+    const bodyFile = `${file}.body`;
+    await writeFile(bodyFile, body.body);
+    // several load generators (processes) share the connections when one event loop cannot load the server
+    const load = async (durationS) => {
+      const parts = await Promise.all(
+        Array.from({ length: loadWorkers }, (_, i) => {
+          const share = Math.floor(connections / loadWorkers) + (i < connections % loadWorkers ? 1 : 0);
+          return runNodeJson(path.join(BENCH_DIR, 'load.mjs'), [JSON.stringify({ url, bodyFile, headers: body.headers, connections: share, durationS })], { timeoutMs: (durationS + 60) * 1000 });
+        }),
+      );
+      return {
+        reqPerSec: parts.reduce((a, p) => a + p.reqPerSec, 0),
+        errors: parts.reduce((a, p) => a + p.errors, 0),
+        non2xx: parts.reduce((a, p) => a + p.non2xx, 0),
+        loadCpuPct: parts.reduce((a, p) => a + p.loadCpuPct, 0),
+        // the slowest generator's percentiles (each saw a share of the same server)
+        latencyMs: { p50: Math.max(...parts.map((p) => p.latencyMs.p50)), p99: Math.max(...parts.map((p) => p.latencyMs.p99)) },
+      };
+    };
+    await load(warmS);
+    const cpu0 = processCpuSeconds(server.pid);
+    const t0 = Date.now();
+    const r = await load(measureS);
+    const serverCpuPct = ((processCpuSeconds(server.pid) - cpu0) / ((Date.now() - t0) / 1000)) * 100;
+    const row = {
+      model: model.key,
+      label,
+      modelKeys,
+      connections,
+      samplesPerSec: r.reqPerSec,
+      p50Ms: r.latencyMs.p50,
+      p99Ms: r.latencyMs.p99,
+      errors: r.errors + r.non2xx,
+      loadWorkers,
+      loadCpuPct: r.loadCpuPct,
+      serverCpuPct,
+      instances: settings.instance_group?.[0]?.count,
+      instanceSettings: settings.tessera?.instanceSettings?.[0],
+    };
+    results.served.push(row);
+    log(`served ${model.key} ${label} c${connections}${loadWorkers > 1 ? ` (${loadWorkers} load threads)` : ''}: ${row.samplesPerSec.toFixed(0)}/s p50 ${row.p50Ms.toFixed(3)} ms, CPU server ${serverCpuPct.toFixed(0)}% load ${r.loadCpuPct.toFixed(0)}% (${row.instances}× ${row.instanceSettings?.intraOpNumThreads})`);
+    return row;
+  } finally {
+    await server.stop();
+  }
+}
+
+const so = (o) => ({ sessionOptions: o });
+const candidates = {
+  cls: {
+    c64: [
+      ['default', {}],
+      ['1×ORT (old default)', { instances: 1, ...so({ intraOpNumThreads: 0 }) }],
+      ['1×12', { instances: 1, ...so({ intraOpNumThreads: 12 }) }],
+      ['2×6', { instances: 2, ...so({ intraOpNumThreads: 6 }) }],
+      ['2×6 no spin', { instances: 2, ...so({ intraOpNumThreads: 6, allowSpinning: false }) }],
+      ['2×8', { instances: 2, ...so({ intraOpNumThreads: 8 }) }],
+      ['3×4', { instances: 3, ...so({ intraOpNumThreads: 4 }) }],
+      ['3×5', { instances: 3, ...so({ intraOpNumThreads: 5 }) }],
+      ['4×3', { instances: 4, ...so({ intraOpNumThreads: 3 }) }],
+      ['4×4', { instances: 4, ...so({ intraOpNumThreads: 4 }) }],
+    ],
+    c1: [
+      ['default', {}],
+      ['default, workerSpinMs 0', { workerSpinMs: 0 }],
+      ['default, workerSpinMs 2', { workerSpinMs: 2 }],
+      ['1×ORT, workerSpinMs 0 (old default)', { instances: 1, workerSpinMs: 0, ...so({ intraOpNumThreads: 0 }) }],
+      ['1×4', { instances: 1, ...so({ intraOpNumThreads: 4 }) }],
+      ['default no spin', { ...so({ allowSpinning: false }) }],
+    ],
+  },
+  det: {
+    c64: [
+      ['default', {}],
+      ['1×ORT (old default)', { instances: 1, ...so({ intraOpNumThreads: 0 }) }],
+      ['3×4', { instances: 3, ...so({ intraOpNumThreads: 4 }) }],
+      ['4×3', { instances: 4, ...so({ intraOpNumThreads: 3 }) }],
+      ['2×6 no spin', { instances: 2, ...so({ intraOpNumThreads: 6, allowSpinning: false }) }],
+    ],
+    c1: [
+      ['default', {}],
+      ['1×ORT, workerSpinMs 0 (old default)', { instances: 1, workerSpinMs: 0, ...so({ intraOpNumThreads: 0 }) }],
+    ],
+  },
+};
+
+const rawGrid = {
+  cls: { batch: 32, grid: [[1, 0], [1, 12], [2, 6], [2, 8], [3, 4], [4, 4], [8, 2], [16, 1]] },
+  det: { batch: 4, grid: [[1, 0], [2, 6], [2, 8], [4, 4], [8, 2]] },
+};
+
+if (env.BENCH_SIZING_RAW) {
+  // [[model, sessions, threads, batch], …]: only these raw points
+  for (const [key, sessions, threads, batch] of JSON.parse(env.BENCH_SIZING_RAW)) await rawParallel(MODELS[key], sessions, threads, batch);
+  if (!env.BENCH_SIZING_PLAN) models.length = 0;
+}
+if (env.BENCH_SIZING_PLAN) {
+  // [[model, label, modelKeys, connections, loadWorkers], …]: only these served points
+  for (const [key, label, keys, connections, workers] of JSON.parse(env.BENCH_SIZING_PLAN)) await served(MODELS[key], label, keys, connections, workers ?? 1);
+  models.length = 0;
+}
+for (const key of models) {
+  const model = MODELS[key];
+  if (!model) throw new Error(`BENCH_SIZING_MODELS: unknown model ${key}`);
+  for (const threads of [0, 6, 4, 2]) await rawParallel(model, 1, threads, 1);
+  for (const [s, t] of rawGrid[key].grid) await rawParallel(model, s, t, rawGrid[key].batch);
+  for (const [label, keys] of candidates[key].c64) await served(model, label, keys, 64);
+  for (const [label, keys] of candidates[key].c1) await served(model, label, keys, 1);
+}
+
+const out = path.join(BENCH_DIR, 'results', `${results.date.slice(0, 10)}-${machineSlug(results.machine)}-sizing.json`);
+await writeFile(out, `${JSON.stringify(results, null, 2)}\n`);
+log(`wrote ${path.relative(ROOT, out)}`);
