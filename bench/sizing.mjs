@@ -15,6 +15,7 @@ import path from 'node:path';
 import { BENCH_DIR, ROOT, benchModels, envList, installCleanup, machineInfo, machineSlug, makeSample, runNodeJson, startServer } from './lib/common.mjs';
 import { binaryInferBody } from './lib/oip.mjs';
 import { processCpuSeconds } from './lib/probe.mjs';
+import { runPoint } from './lib/raw-sweep.mjs';
 
 installCleanup();
 const env = process.env;
@@ -31,38 +32,11 @@ const models = envList(env.BENCH_SIZING_MODELS, 'cls,det');
 
 const results = { schema: 1, date: new Date().toISOString(), machine: machineInfo(), cores, raw: [], served: [] };
 
-/** One raw session, back to back for `durationMs` after `warmupMs`, in a process of its own: prints {samplesPerSec, p50Ms}. */
-const RAW_POINT = path.join(tmp, 'raw-point.mjs');
-await writeFile(
-  RAW_POINT,
-  `import * as ort from ${JSON.stringify(path.join(ROOT, 'node_modules', 'onnxruntime-node', 'dist', 'index.js'))};
-import { performance } from 'node:perf_hooks';
-const a = JSON.parse(process.argv[2]);
-const s = await ort.InferenceSession.create(a.file, { executionProviders: ['cpu'], ...a.sessionOptions });
-const n = a.shape.reduce((x, y) => x * y, 1);
-const data = new Float32Array(n).map((_, i) => Math.sin(i + a.seed));
-const feeds = { [a.input]: new ort.Tensor('float32', data, a.shape) };
-const warmEnd = performance.now() + a.warmupMs;
-while (performance.now() < warmEnd) await s.run(feeds);
-const lat = [];
-// every process of a point starts measuring at the same wall-clock time
-while (Date.now() < a.startAt) await new Promise((r) => setTimeout(r, 1));
-const t0 = performance.now();
-while (performance.now() - t0 < a.durationMs) { const t = performance.now(); await s.run(feeds); lat.push(performance.now() - t); }
-const el = (performance.now() - t0) / 1000;
-lat.sort((x, y) => x - y);
-process.stdout.write(JSON.stringify({ samplesPerSec: (lat.length * a.shape[0]) / el, p50Ms: lat[Math.floor(lat.length / 2)] }) + '\\n');
-`,
-);
-
-/** S raw processes at once, T threads each, one batch size: aggregate samples/s over the same window. */
+/** S raw sessions at once (each a process of its own: bench/lib/raw-sweep.mjs), T threads each (0: ORT's), one batch size. */
 async function rawParallel(model, sessions, threads, batch) {
-  const sessionOptions = threads > 0 ? { intraOpNumThreads: threads } : {};
-  const durationMs = quick ? 1000 : 2500;
-  const startAt = Date.now() + 2500;
-  const args = (i) => JSON.stringify({ file: model.file, input: model.input, shape: [batch, ...model.sampleShape], sessionOptions, seed: i, warmupMs: 800, durationMs, startAt });
-  const rows = await Promise.all(Array.from({ length: sessions }, (_, i) => runNodeJson(RAW_POINT, [args(i)])));
-  const row = { model: model.key, sessions, threads, batch, samplesPerSec: rows.reduce((a, r) => a + r.samplesPerSec, 0), p50Ms: Math.max(...rows.map((r) => r.p50Ms)) };
+  const { rows } = await runPoint({ model: model.key, point: { sessions, threads: threads > 0 ? threads : null }, batches: [batch], durationMs: quick ? 1000 : 2500, warmupMs: 800, sessionOptions: {} });
+  const r = rows[0];
+  const row = { model: model.key, sessions, threads, batch, samplesPerSec: r.samplesPerSec, p50Ms: r.latencyMs.p50 };
   results.raw.push(row);
   log(`raw ${model.key} ${sessions}×${threads || 'ORT'} b${batch}: ${row.samplesPerSec.toFixed(0)}/s p50 ${row.p50Ms.toFixed(3)} ms`);
   return row;

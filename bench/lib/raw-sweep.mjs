@@ -165,7 +165,8 @@ async function measureBatch(workers, { batch, durationMs, warmupMs }) {
 }
 
 /** One (sessions, threads) point at each of `batches`. */
-async function runPoint({ model, point, batches, durationMs, warmupMs, sessionOptions, referenceFile, log }) {
+/** One grid point (`{ sessions, threads }`: that many sessions at once, threads each; `threads: null` = the base options'), at each batch size. */
+export async function runPoint({ model, point, batches, durationMs, warmupMs, sessionOptions, referenceFile, log }) {
   const { workers, onnxruntime } = await startSessions({ model, ...point, sessionOptions, referenceFile, log });
   const rows = [];
   try {
