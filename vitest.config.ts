@@ -7,6 +7,10 @@ const SPEC_FOLDERS = ['packages/*/src/**/', 'packages/*/test/**/', 'test/**/', '
 export default defineConfig({
   test: {
     pool: 'forks',
+    // every test sizes the server as on 2 cores (instances: auto, server.workers: auto, threads),
+    // whatever machine runs it, so that a 64-core CI runner runs the same servers as a laptop; the
+    // tests of the sizing rules set TESSERA_CPUS themselves. An operator's own TESSERA_CPUS wins.
+    env: { TESSERA_CPUS: process.env['TESSERA_CPUS'] ?? '2' },
     // the JSON report (one file for both projects) feeds .ci/run's `N passed, N failed` line
     reporters: ['default', 'json'],
     outputFile: { json: 'test-results/vitest.json' },

@@ -5,7 +5,8 @@
 //   node bench/load.mjs '{"url":"http://127.0.0.1:8000/v2/models/m/infer","bodyFile":"/tmp/b.json","connections":16,"durationS":10}'
 // With `rate` the load is paced (autocannon's overallRate: that many requests a second over all
 // connections); with `intervalS` the line also has `intervals`, the answers of each interval of that
-// length on their own (the soak's p50/p99 over time).
+// length on their own (the soak's p50/p99 over time). With `raw` it also has every answer's time
+// (bench/lib/split-load.mjs runs several of these processes and merges them).
 import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 import { summarize } from './lib/common.mjs';
@@ -71,5 +72,7 @@ process.stdout.write(
     bytesRead: result.throughput?.total ?? null,
     loadCpuPct: ((cpu.user + cpu.system) / 1e6 / result.duration) * 100,
     ...(args.intervalS ? { intervals } : {}),
+    // every answer's time, for bench/lib/split-load.mjs to merge several generators' percentiles exactly
+    ...(args.raw ? { latenciesMs: latencies } : {}),
   })}\n`,
 );

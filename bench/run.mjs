@@ -18,6 +18,8 @@
 //   BENCH_TUNED=0            1: also tessera-binary/<model>/tuned, `instances` and `intraOpNumThreads` of
 //                            the raw best point set by hand (for reference; on in the device preset)
 //   BENCH_CONNECTIONS=1,16,64
+//   BENCH_LOAD_PROCESSES=1   load-generator processes sharing a point's connections (device preset: 4): one
+//                            autocannon process sending 110 KB bodies tops out below a 16-core server
 //   BENCH_MODELS=cls,det
 //   BENCH_SCENARIOS=…        comma-separated patterns (substring, `*` wildcard) over scenario ids:
 //                            raw/cls, naive-json/det, tessera-binary/cls/delay-2, tessera-json/det/auto, …
@@ -47,7 +49,8 @@ import { BENCH_DIR, benchModels, commandLine, envList, freePort, installCleanup,
 import { gitInfo, writeDocsSection } from './lib/contest.mjs';
 import { COMPARE_MARKERS, loadSectionResults, renderComparison } from './lib/ocr-compare.mjs';
 import { binaryInferBody, decodeInferResponse, jsonInferBody, maxAbsDiff } from './lib/oip.mjs';
-import { histogramMeans, processCpuSeconds, scrapeMetrics, systemBusySeconds, waitIdle } from './lib/probe.mjs';
+import { histogramMeans, scrapeMetrics, systemBusySeconds, treeCpuSeconds, waitIdle } from './lib/probe.mjs';
+import { splitLoad } from './lib/split-load.mjs';
 import { evaluateTargets, markDisturbed, ocrMarkers, renderMarkdown } from './lib/report.mjs';
 
 // BENCH_SUITES=ocr,llm,tracing,pipeline,routing,canary-sim (default all): `npm run bench` runs this suite, then bench/llm.mjs, bench/tracing.mjs, bench/pipeline.mjs, bench/routing.mjs and bench/canary-sim.mjs
@@ -113,6 +116,7 @@ const settings = {
   rawTop: positive('BENCH_RAW_TOP', 2),
   tuned: env.BENCH_TUNED === undefined ? device : env.BENCH_TUNED === '1',
   connections: list(env.BENCH_CONNECTIONS, quick ? '1,64' : '1,16,64').map(Number),
+  loadProcesses: positive('BENCH_LOAD_PROCESSES', device ? 4 : 1),
   models: list(env.BENCH_MODELS, 'cls,det'),
   delays: list(env.BENCH_DELAYS, device ? 'auto' : quick ? '0,auto' : '0,1,2,5,auto'),
   sweep: env.BENCH_SWEEP ?? 'primary',
@@ -291,9 +295,7 @@ async function startTesseraServer(config, logName) {
 // Measuring
 
 async function load(url, body, connections, durationS) {
-  return runNodeJson(path.join(BENCH_DIR, 'load.mjs'), [JSON.stringify({ url, bodyFile: body.file, headers: body.headers, connections, durationS })], {
-    timeoutMs: (durationS + 90) * 1000,
-  });
+  return splitLoad({ url, bodyFile: body.file, headers: body.headers, connections, durationS, processes: settings.loadProcesses });
 }
 
 /** One request checked against the raw reference before any load: the contenders must compute the same thing. */
@@ -323,13 +325,13 @@ async function measureServed({ id, kind, protocol, model, config, batching, tune
     await load(url, body, connections, settings.warmupS);
     drainS += await waitIdle(server.pid);
     const before = kind === 'tessera' ? await scrapeMetrics(server.url, model.name) : null;
-    const cpu0 = processCpuSeconds(server.pid);
+    const cpu0 = treeCpuSeconds(server.pid);
     const sys0 = systemBusySeconds();
     const own0 = process.cpuUsage();
     const t0 = performance.now();
     const r = await load(url, body, connections, settings.durationS);
     const wallS = (performance.now() - t0) / 1000;
-    const cpu1 = processCpuSeconds(server.pid);
+    const cpu1 = treeCpuSeconds(server.pid);
     const sys1 = systemBusySeconds();
     const own = process.cpuUsage(own0);
     const after = kind === 'tessera' ? await scrapeMetrics(server.url, model.name) : null;

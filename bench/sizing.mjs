@@ -12,10 +12,12 @@ import { writeFile } from 'node:fs/promises';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BENCH_DIR, ROOT, benchModels, envList, installCleanup, machineInfo, machineSlug, makeSample, runNodeJson, startServer } from './lib/common.mjs';
+import { BENCH_DIR, ROOT, benchModels, envList, freePort, installCleanup, machineInfo, machineSlug, makeSample, startServer } from './lib/common.mjs';
+import { processTree } from './lib/llm-procs.mjs';
 import { binaryInferBody } from './lib/oip.mjs';
 import { processCpuSeconds } from './lib/probe.mjs';
 import { runPoint } from './lib/raw-sweep.mjs';
+import { splitLoad } from './lib/split-load.mjs';
 
 installCleanup();
 const env = process.env;
@@ -42,10 +44,10 @@ async function rawParallel(model, sessions, threads, batch) {
   return row;
 }
 
-async function served(model, label, modelKeys, connections, loadWorkers = 1) {
+async function served(model, label, modelKeys, connections, loadWorkers = 1, serverKeys = {}) {
   const maxBatch = Math.max(...model.batches);
   const config = {
-    server: { host: '127.0.0.1', port: 0, logLevel: 'info' },
+    server: { host: '127.0.0.1', port: 0, logLevel: 'info', ...serverKeys },
     models: { [model.name]: { path: model.file, batching: { batcher: 'dynamic', maxBatchSize: maxBatch, maxQueueDelayMs: 'auto' }, warmupShapes: { [model.input]: [1, ...model.sampleShape] }, ...modelKeys } },
   };
   const file = path.join(tmp, `${model.key}-${results.served.length}.json`);
@@ -53,41 +55,42 @@ async function served(model, label, modelKeys, connections, loadWorkers = 1) {
   // BENCH_SIZING_PROFILE_DIR: points labelled `… prof` run the server under --cpu-prof, written there
   const profile = env.BENCH_SIZING_PROFILE_DIR && label.endsWith('prof');
   // (node refuses --cpu-prof in NODE_OPTIONS: it goes before the script)
+  // several workers (server.workers) share a port chosen here; the primary counts the ready ones in /metrics
+  const workers = serverKeys.workers ?? 1;
+  const port = workers === 1 ? undefined : await freePort();
+  const portArgs = port ? ['--port', String(port)] : [];
+  const readyUrl = port ? `http://127.0.0.1:${port}` : undefined;
   const server = profile
-    ? await startServer('--cpu-prof', [`--cpu-prof-dir=${env.BENCH_SIZING_PROFILE_DIR}`, CLI, 'serve', '-c', file], { logFile: `${file}.log` })
-    : await startServer(CLI, ['serve', '-c', file], { logFile: `${file}.log` });
+    ? await startServer('--cpu-prof', [`--cpu-prof-dir=${env.BENCH_SIZING_PROFILE_DIR}`, CLI, 'serve', '-c', file, ...portArgs], { logFile: `${file}.log`, readyUrl })
+    : await startServer(CLI, ['serve', '-c', file, ...portArgs], { logFile: `${file}.log`, readyUrl });
   try {
+    if (port) {
+      const deadline = Date.now() + 120_000;
+      const ready = async () => Number(/^tessera_cluster_workers\{state="ready"\} (\d+)$/m.exec(await (await fetch(`${server.url}/metrics`)).text())?.[1] ?? 0);
+      while ((await ready().catch(() => 0)) < workers) {
+        if (Date.now() > deadline) throw new Error(`${label}: not all ${workers} workers became ready`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    const cpu = () => processTree(server.pid).reduce((a, pid) => a + (processCpuSeconds(pid) ?? 0), 0);
     const settings = await (await fetch(`${server.url}/v2/models/${model.name}/config`)).json();
     const url = `${server.url}/v2/models/${model.name}/infer`;
     const body = binaryInferBody(model.input, [1, ...model.sampleShape], makeSample(model));
     const bodyFile = `${file}.body`;
     await writeFile(bodyFile, body.body);
     // several load generators (processes) share the connections when one event loop cannot load the server
-    const load = async (durationS) => {
-      const parts = await Promise.all(
-        Array.from({ length: loadWorkers }, (_, i) => {
-          const share = Math.floor(connections / loadWorkers) + (i < connections % loadWorkers ? 1 : 0);
-          return runNodeJson(path.join(BENCH_DIR, 'load.mjs'), [JSON.stringify({ url, bodyFile, headers: body.headers, connections: share, durationS })], { timeoutMs: (durationS + 60) * 1000 });
-        }),
-      );
-      return {
-        reqPerSec: parts.reduce((a, p) => a + p.reqPerSec, 0),
-        errors: parts.reduce((a, p) => a + p.errors, 0),
-        non2xx: parts.reduce((a, p) => a + p.non2xx, 0),
-        loadCpuPct: parts.reduce((a, p) => a + p.loadCpuPct, 0),
-        // the slowest generator's percentiles (each saw a share of the same server)
-        latencyMs: { p50: Math.max(...parts.map((p) => p.latencyMs.p50)), p99: Math.max(...parts.map((p) => p.latencyMs.p99)) },
-      };
-    };
+    const load = (durationS) => splitLoad({ url, bodyFile, headers: body.headers, connections, durationS, processes: loadWorkers });
     await load(warmS);
-    const cpu0 = processCpuSeconds(server.pid);
+    const cpu0 = cpu();
     const t0 = Date.now();
     const r = await load(measureS);
-    const serverCpuPct = ((processCpuSeconds(server.pid) - cpu0) / ((Date.now() - t0) / 1000)) * 100;
+    const serverCpuPct = ((cpu() - cpu0) / ((Date.now() - t0) / 1000)) * 100;
     const row = {
       model: model.key,
       label,
       modelKeys,
+      serverKeys,
+      workers,
       connections,
       samplesPerSec: r.reqPerSec,
       p50Ms: r.latencyMs.p50,
@@ -100,7 +103,7 @@ async function served(model, label, modelKeys, connections, loadWorkers = 1) {
       instanceSettings: settings.tessera?.instanceSettings?.[0],
     };
     results.served.push(row);
-    log(`served ${model.key} ${label} c${connections}${loadWorkers > 1 ? ` (${loadWorkers} load threads)` : ''}: ${row.samplesPerSec.toFixed(0)}/s p50 ${row.p50Ms.toFixed(3)} ms, CPU server ${serverCpuPct.toFixed(0)}% load ${r.loadCpuPct.toFixed(0)}% (${row.instances}× ${row.instanceSettings?.intraOpNumThreads})`);
+    log(`served ${model.key} ${label} c${connections}${loadWorkers > 1 ? ` (${loadWorkers} load processes)` : ''}: ${row.samplesPerSec.toFixed(0)}/s p50 ${row.p50Ms.toFixed(3)} ms p99 ${row.p99Ms.toFixed(3)} ms, CPU server ${serverCpuPct.toFixed(0)}% load ${r.loadCpuPct.toFixed(0)}% (${workers > 1 ? `${workers} workers × ` : ''}${row.instances}× ${row.instanceSettings?.intraOpNumThreads})`);
     return row;
   } finally {
     await server.stop();
@@ -157,8 +160,8 @@ if (env.BENCH_SIZING_RAW) {
   if (!env.BENCH_SIZING_PLAN) models.length = 0;
 }
 if (env.BENCH_SIZING_PLAN) {
-  // [[model, label, modelKeys, connections, loadWorkers], …]: only these served points
-  for (const [key, label, keys, connections, workers] of JSON.parse(env.BENCH_SIZING_PLAN)) await served(MODELS[key], label, keys, connections, workers ?? 1);
+  // [[model, label, modelKeys, connections, loadProcesses, serverKeys], …]: only these served points
+  for (const [key, label, keys, connections, loadProcs, serverKeys] of JSON.parse(env.BENCH_SIZING_PLAN)) await served(MODELS[key], label, keys, connections, loadProcs ?? 1, serverKeys ?? {});
   models.length = 0;
 }
 for (const key of models) {

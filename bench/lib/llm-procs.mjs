@@ -8,7 +8,9 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { ROOT, trackChild } from './common.mjs';
-import { processCpuSeconds } from './probe.mjs';
+import { processCpuSeconds, processTree } from './probe.mjs';
+
+export { processTree };
 
 /** True once `GET url` answers 200. */
 async function answers200(url) {
@@ -95,29 +97,6 @@ export function allProcessCpu() {
   return map;
 }
 
-/**
- * `pid` and every process below it (a `tessera serve` with several workers is a primary and its
- * workers), from the children files of /proc/<pid>/task; just `[pid]` where /proc lacks them.
- */
-export function processTree(pid) {
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) {
-    let tasks = [];
-    try {
-      tasks = readdirSync(`/proc/${out[i]}/task`);
-    } catch {
-      continue;
-    }
-    for (const task of tasks) {
-      try {
-        for (const child of readFileSync(`/proc/${out[i]}/task/${task}/children`, 'utf8').trim().split(/\s+/)) if (child) out.push(Number(child));
-      } catch {
-        // the task ended meanwhile
-      }
-    }
-  }
-  return [...new Set(out)];
-}
 
 /** The pids of every process on the machine (Linux /proc); empty elsewhere. */
 export function processIds() {

@@ -1,7 +1,7 @@
 // What the benchmark reads from a running server besides its answers: Prometheus histograms
 // (batch size, queue and inference time) and the process's CPU time.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
 /** Histograms read from `/metrics`, when the server has them (names of DESIGN §6). */
@@ -77,6 +77,39 @@ export function processCpuSeconds(pid) {
   }
 }
 
+/**
+ * `pid` and every process below it (a `tessera serve` with several workers is a primary and its
+ * workers), from the children files of /proc/<pid>/task; just `[pid]` where /proc lacks them.
+ */
+export function processTree(pid) {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    let tasks = [];
+    try {
+      tasks = readdirSync(`/proc/${out[i]}/task`);
+    } catch {
+      continue;
+    }
+    for (const task of tasks) {
+      try {
+        for (const child of readFileSync(`/proc/${out[i]}/task/${task}/children`, 'utf8').trim().split(/\s+/)) if (child) out.push(Number(child));
+      } catch {
+        // the task ended meanwhile
+      }
+    }
+  }
+  return [...new Set(out)];
+}
+
+/** User + system CPU seconds of a process and every process under it (a cluster's primary and workers); null when the process is gone. */
+export function treeCpuSeconds(pid) {
+  const own = processCpuSeconds(pid);
+  if (own === null) return null;
+  let sum = own;
+  for (const child of processTree(pid).slice(1)) sum += processCpuSeconds(child) ?? 0;
+  return sum;
+}
+
 /** The parent's pid of a process (Linux /proc); null elsewhere or when it is gone. */
 export function parentPid(pid) {
   try {
@@ -105,18 +138,18 @@ export function systemBusySeconds() {
 }
 
 /**
- * Waits until a process is idle: under `thresholdPct` of one core over two consecutive
+ * Waits until a process (with the processes under it) is idle: under `thresholdPct` of one core over two consecutive
  * `intervalMs` windows (a server still working off requests of a previous load, whose clients are
  * gone, would otherwise spill into the next measurement). Resolves with the seconds waited.
  */
 export async function waitIdle(pid, { thresholdPct = 10, intervalMs = 250, maxS = 60 } = {}) {
   const start = performance.now();
   let quiet = 0;
-  let last = processCpuSeconds(pid);
+  let last = treeCpuSeconds(pid);
   if (last === null) return 0;
   while ((performance.now() - start) / 1000 < maxS) {
     await new Promise((r) => setTimeout(r, intervalMs));
-    const now = processCpuSeconds(pid);
+    const now = treeCpuSeconds(pid);
     if (now === null) break;
     const pct = ((now - last) / (intervalMs / 1000)) * 100;
     last = now;

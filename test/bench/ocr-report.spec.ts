@@ -134,13 +134,13 @@ describe('OCR sections and the comparison', () => {
     expect(() => report.ocrMarkers('h200')).toThrow(/BENCH_OCR_SECTION/);
   });
 
-  it('should find the results file of each OCR section, and none in the comparison or other suites', () => {
+  it('should find the results file of each OCR section, and none in the comparison or other suites (a file that is not there is left out)', () => {
     const docs = [
       compare.COMPARE_MARKERS.start,
       'from [`bench/results/a.json`](../bench/results/a.json)',
       compare.COMPARE_MARKERS.end,
       '<!-- bench-ocr-h200:start -->',
-      'results file [`bench/results/2026-12-03-h200-16c.json`](../bench/results/2026-12-03-h200-16c.json)',
+      'results file [`bench/results/2099-01-01-absent-16c.json`](../bench/results/2099-01-01-absent-16c.json)',
       '<!-- bench-ocr-h200:end -->',
       '<!-- bench-reload-h200:start -->',
       '[`bench/results/2026-12-03-h200-16c-reload.json`]',
@@ -150,7 +150,7 @@ describe('OCR sections and the comparison', () => {
       '<!-- bench:end -->',
     ].join('\n');
     expect(compare.ocrSectionFiles(docs)).toEqual([
-      { section: 'ocr-h200', file: 'bench/results/2026-12-03-h200-16c.json' },
+      { section: 'ocr-h200', file: 'bench/results/2099-01-01-absent-16c.json' },
       { section: 'ocr', file: OLD_FILE },
     ]);
     expect(compare.loadSectionResults(docs, ROOT).map((e: any) => e.section)).toEqual(['ocr']);

@@ -364,6 +364,52 @@ describe('binary tensor data: malformed requests', () => {
     expect(status).toBe(413);
   });
 
+  it('should read the same tensors whether the body comes whole, in small pieces first, or chunked', async () => {
+    // the server copies a body with a Content-Length straight into an aligned buffer when its first
+    // piece is big enough, concatenates it otherwise, and concatenates a chunked one: all three must agree
+    const shape = [2, 3, 48, 192];
+    const data = Float32Array.from({ length: 2 * 3 * 48 * 192 }, (_, i) => Math.sin(i * 0.013));
+    const req = encodeBinaryInferRequest([{ name: 'x', datatype: 'FP32', shape, data }], { binaryOutput: true, align: 1 });
+    const headerLength = Number(req.headers[HEADER]);
+    expect(headerLength % 8, 'a header that leaves the tensor unaligned').not.toBe(0);
+    const send = (pieces: (sock: ReturnType<typeof connect>) => void, framing: string): Promise<Buffer> =>
+      new Promise<Buffer>((resolve, reject) => {
+        const sock = connect(server.port, '127.0.0.1', () => {
+          sock.write(`POST /v2/models/text-orientation/infer HTTP/1.1\r\nhost: x\r\n${HEADER}: ${headerLength}\r\ncontent-type: application/octet-stream\r\n${framing}connection: close\r\n\r\n`);
+          pieces(sock);
+        });
+        const got: Buffer[] = [];
+        sock.on('data', (c: Buffer) => got.push(c));
+        sock.on('error', reject);
+        sock.on('close', () => resolve(Buffer.concat(got)));
+        sock.setTimeout(20_000, () => sock.destroy(new Error('no answer')));
+      });
+    const whole = await send((sock) => sock.write(req.body), `content-length: ${req.body.length}\r\n`);
+    const pieces = await send((sock) => {
+      for (let at = 0; at < req.body.length; at += at === 0 ? 7 : 65_536) sock.write(req.body.subarray(at, at === 0 ? 7 : at + 65_536));
+    }, `content-length: ${req.body.length}\r\n`);
+    const chunked = await send((sock) => {
+      for (let at = 0; at < req.body.length; at += 50_000) {
+        const part = req.body.subarray(at, at + 50_000);
+        sock.write(`${part.length.toString(16)}\r\n`);
+        sock.write(part);
+        sock.write('\r\n');
+      }
+      sock.write('0\r\n\r\n');
+    }, 'transfer-encoding: chunked\r\n');
+    const outputs = (raw: Buffer): Tensor[] => {
+      const text = raw.toString('latin1');
+      expect(text.slice(0, 15)).toBe('HTTP/1.1 200 OK');
+      const split = raw.indexOf('\r\n\r\n');
+      const announced = /inference-header-content-length: (\d+)/i.exec(text.slice(0, split))?.[1];
+      return decodeBinaryInferResponse(raw.subarray(split + 4), announced ?? null).outputs;
+    };
+    const want = outputs(whole);
+    expect(want[0]!.shape).toEqual([2, 2]);
+    expect(diffTensors(outputs(pieces)[0]!, want[0]!)).toBeUndefined();
+    expect(diffTensors(outputs(chunked)[0]!, want[0]!)).toBeUndefined();
+  });
+
   it('should keep serving after malformed binary requests', async () => {
     for (let i = 0; i < 5; i++) {
       await post('/v2/models/affine/infer', Buffer.from('{"inputs":[]}garbage'), { [HEADER]: String(1000 + i) });

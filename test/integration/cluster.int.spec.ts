@@ -3,9 +3,12 @@
  * in front of vLLM stand-ins (vLLM's protocol) with the official `openai` client: both workers
  * serve chat completions, `/metrics` on any worker counts the whole server, SIGHUP reaches every
  * worker, a killed worker is replaced, SIGTERM drains every worker and ends them all, a killed
- * primary leaves none behind, management operations that would change one worker are refused,
- * and prefix-affinity places a key on the same replica whichever worker serves it.
+ * primary leaves none behind, and prefix-affinity places a key on the same replica whichever
+ * worker serves it. Then management operations (repository load/unload, routing actions) with the
+ * real cls ONNX model, a canary rollout and API keys: run on every worker, in order, with a forged
+ * internal header still broadcast, and a worker that was not there reported.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +16,7 @@ import type { TesseraProcess } from '@tessera/core/testing';
 import { runTesseraCli, startTessera } from '@tessera/core/testing';
 import type { VllmStandIn } from '@tessera/vllm-stand-in';
 import { startVllmStandIn } from '@tessera/vllm-stand-in';
-import { tempDir, writeConfig } from './helpers.js';
+import { CLS_MODEL, tempDir, writeConfig } from './helpers.js';
 
 const SERVED = 'org/llm';
 const messages = [{ role: 'user' as const, content: 'Tell me about mosaics.' }];
@@ -86,16 +89,16 @@ function alive(pid: number): boolean {
 }
 
 /** One request on a connection of its own (`agent: false`): node:cluster hands each new connection to the next worker. */
-function fresh(url: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {
+function fresh(url: string, path: string, body?: unknown, headers: Record<string, string> = {}, method = body === undefined ? 'GET' : 'POST'): Promise<{ status: number; text: string; headers: IncomingHttpHeaders }> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const req = httpRequest(
-      { host: hostname, port, path, method: body === undefined ? 'GET' : 'POST', agent: false, headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers } },
+      { host: hostname, port, path, method, agent: false, headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers } },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text, headers: res.headers }));
       },
     );
     req.on('error', reject);
@@ -238,15 +241,13 @@ describe('tessera serve with 2 workers', () => {
     expect(affine.filter((s) => s.stats().received > 0).length).toBeGreaterThan(1);
   });
 
-  it('should refuse repository load/unload and routing actions with 409 TESSERA_E_SERVER_CLUSTERED, and serve the reads', async () => {
-    for (const path of ['/v2/repository/models/chat/unload', '/v2/repository/models/chat/load', '/v1/routing/chat/rollback']) {
-      for (let i = 0; i < 2; i++) {
-        const res = await fresh(cluster.url, path, {});
-        expect(res.status, `${path}: ${res.text}`).toBe(409);
-        const body = JSON.parse(res.text) as { code: string; error: string };
-        expect(body.code).toBe('TESSERA_E_SERVER_CLUSTERED');
-        expect(body.error).toContain('send SIGHUP to the primary process');
-      }
+  it("should run a routing action on every worker, pass the answer they agree on through, and serve the reads", async () => {
+    for (let i = 0; i < 2; i++) {
+      // the `latest` router takes no action: every worker says so alike
+      const res = await fresh(cluster.url, '/v1/routing/chat/rollback', {});
+      expect(res.status, res.text).toBe(404);
+      expect(JSON.parse(res.text)).toMatchObject({ code: 'TESSERA_E_ROUTING_ACTION_UNKNOWN' });
+      expect(res.headers['x-tessera-workers']).toBe('2/2');
     }
     expect((await fresh(cluster.url, '/v2/repository/index', {})).status).toBe(200);
     expect((await fresh(cluster.url, '/v1/routing/chat')).status).toBe(200);
@@ -314,6 +315,164 @@ describe('tessera serve with 2 workers', () => {
     expect(exits.length).toBeGreaterThanOrEqual(2);
     chat.setFaults({ tokenDelayMs: null });
   });
+});
+
+describe('tessera serve with 2 workers: management operations', () => {
+  const KEY = 'ops-key-5d4c3b2a1f0e9d8c';
+  const auth = { authorization: `Bearer ${KEY}` };
+  const post = (path: string, body?: unknown, headers: Record<string, string> = {}) => fresh(cluster.url, path, body, { ...auth, ...headers }, 'POST');
+  let cluster: Cluster;
+  let seq = 0;
+
+  beforeAll(async () => {
+    const session = { intraOpNumThreads: 1 };
+    const file = await writeConfig(
+      dir,
+      {
+        server: { host: '127.0.0.1', port: 0, workers: 2, shutdownGracePeriod: '5s', stateDir: `${dir}/management-state` },
+        plugins: ['@tessera/router-canary'],
+        auth: { apiKeys: [{ name: 'ops', key: KEY, scopes: ['infer', 'admin', 'metrics'] }] },
+        models: {
+          cls: { path: CLS_MODEL, instances: 1, sessionOptions: session },
+          rollout: { versions: { '1': { path: CLS_MODEL }, '2': { path: CLS_MODEL } }, instances: 1, sessionOptions: session, routing: { strategy: 'canary', baseline: '1', canary: '2', steps: [50, 100], interval: '1h' } },
+        },
+      },
+      'management.yaml',
+    );
+    cluster = await startCluster(file);
+  });
+
+  /**
+   * What each worker answers to `path` (read by `read`), by pid: requests on connections of their
+   * own, which node:cluster hands to the workers in turn, each one's worker read from the access log.
+   */
+  async function everyWorker(path: string, read: (res: { status: number; text: string }) => unknown = (res) => res.status, body?: unknown): Promise<Map<number, Set<unknown>>> {
+    const answers = new Map<string, unknown>();
+    for (let i = 0; i < 4; i++) {
+      const id = `every-${++seq}`;
+      answers.set(id, read(await fresh(cluster.url, path, body, { ...auth, 'x-request-id': id })));
+    }
+    const by = await servedByAll(cluster.proc, [...answers.keys()]);
+    const out = new Map<number, Set<unknown>>();
+    for (const [id, answer] of answers) {
+      const pid = by.get(id)!;
+      out.set(pid, (out.get(pid) ?? new Set()).add(answer));
+    }
+    return out;
+  }
+  /** Every worker of `cluster.pids` answering `answer`. */
+  const all = (answer: unknown): Map<number, Set<unknown>> => new Map(cluster.pids.map((pid) => [pid, new Set([answer])]));
+  const clsState = (res: { text: string }): unknown => (JSON.parse(res.text) as { models: { name: string; state: string }[] }).models.find((m) => m.name === 'cls')?.state;
+  const infer = { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3, 48, 192], data: new Array<number>(3 * 48 * 192).fill(0.5) }] };
+
+  it('should unload a model in every worker and load it back in every worker, after authentication', async () => {
+    // no credential: refused by the receiving worker, run nowhere
+    const refused = await fresh(cluster.url, '/v2/repository/models/cls/unload', undefined, {}, 'POST');
+    expect(refused.status).toBe(401);
+    expect(refused.headers['x-tessera-workers']).toBeUndefined();
+    expect(await everyWorker('/v2/models/cls/ready')).toEqual(all(200));
+
+    const unload = await post('/v2/repository/models/cls/unload');
+    expect(unload.status, unload.text).toBe(200);
+    expect(unload.headers['x-tessera-workers']).toBe('2/2');
+    expect(JSON.parse(unload.text)).toEqual({});
+    expect(await everyWorker('/v2/models/cls/ready')).toEqual(all(503));
+    expect(await everyWorker('/v2/repository/index', clsState)).toEqual(all('UNAVAILABLE'));
+    expect(logLines(cluster.proc).some((l) => l.role === 'primary' && l.msg === 'POST /v2/repository/models/cls/unload: every worker answered 200')).toBe(true);
+
+    const load = await post('/v2/repository/models/cls/load', {});
+    expect(load.status, load.text).toBe(200);
+    expect(load.headers['x-tessera-workers']).toBe('2/2');
+    expect(await everyWorker('/v2/models/cls/ready')).toEqual(all(200));
+    expect(await everyWorker('/v2/repository/index', clsState)).toEqual(all('READY'));
+    expect(await everyWorker('/v2/models/cls/infer', (res) => res.status, infer)).toEqual(all(200));
+    // an answer every worker gives alike is passed through, error or not
+    const unknown = await post('/v2/repository/models/nope/load');
+    expect([unknown.status, (JSON.parse(unknown.text) as { code: string }).code, unknown.headers['x-tessera-workers']]).toEqual([404, 'TESSERA_E_MODEL_NOT_FOUND', '2/2']);
+  });
+
+  it('should apply concurrent management requests in one order on every worker', async () => {
+    const ops = ['unload', 'load', 'unload', 'load', 'unload', 'load', 'unload'];
+    const answers = await Promise.all(ops.map((op) => post(`/v2/repository/models/cls/${op}`)));
+    for (const res of answers) expect([res.status, res.headers['x-tessera-workers']], res.text).toEqual([200, '2/2']);
+    // whichever order the primary took them in, every worker applied that order: one state in all
+    const states = await everyWorker('/v2/models/cls/ready');
+    expect(new Set(cluster.pids)).toEqual(new Set(states.keys()));
+    expect(new Set([...states.values()].flatMap((s) => [...s])).size).toBe(1);
+    expect((await post('/v2/repository/models/cls/load')).status).toBe(200);
+    expect(await everyWorker('/v2/models/cls/ready')).toEqual(all(200));
+  });
+
+  it('should run a request with a forged internal header on every worker, never in one only', async () => {
+    const forged = { 'x-tessera-cluster-execute': 'not-the-secret' };
+    const unload = await post('/v2/repository/models/cls/unload', undefined, forged);
+    expect([unload.status, unload.headers['x-tessera-workers']], unload.text).toEqual([200, '2/2']);
+    expect(await everyWorker('/v2/models/cls/ready')).toEqual(all(503));
+    const load = await post('/v2/repository/models/cls/load', undefined, forged);
+    expect([load.status, load.headers['x-tessera-workers']], load.text).toEqual([200, '2/2']);
+    expect(await everyWorker('/v2/models/cls/ready')).toEqual(all(200));
+    expect(cluster.proc.stdout.join('\n')).not.toContain('not-the-secret');
+  });
+
+  it('should apply a routing action in every worker, with its body, and pass a refusal they agree on through', async () => {
+    const state = (res: { text: string }): unknown => (JSON.parse(res.text) as { state: string }).state;
+    const before = await everyWorker('/v1/routing/rollout', state);
+    const initial = [...before.values()][0]!.values().next().value;
+    expect(before).toEqual(all(initial));
+    expect(initial).not.toBe('paused');
+
+    const pause = await post('/v1/routing/rollout/pause', { reason: 'cluster test' });
+    expect([pause.status, pause.headers['x-tessera-workers']], pause.text).toEqual([200, '2/2']);
+    const body = JSON.parse(pause.text) as { state: string; history: { reason?: string }[] };
+    expect(body.state).toBe('paused');
+    expect(JSON.stringify(body.history)).toContain('pause by an operator: cluster test');
+    expect(await everyWorker('/v1/routing/rollout', state)).toEqual(all('paused'));
+    // the body reached every worker: each one's history has the reason
+    expect(await everyWorker('/v1/routing/rollout', (res) => res.text.includes('pause by an operator: cluster test'))).toEqual(all(true));
+
+    const again = await post('/v1/routing/rollout/pause');
+    expect([again.status, (JSON.parse(again.text) as { code: string }).code, again.headers['x-tessera-workers']]).toEqual([409, 'CANARY_E_ACTION_CONFLICT', '2/2']);
+    // a body the route refuses is refused by the receiving worker as it would be alone
+    expect((await post('/v1/routing/rollout/resume', { nope: 1 })).status).toBe(400);
+
+    const resume = await post('/v1/routing/rollout/resume');
+    expect([resume.status, resume.headers['x-tessera-workers']], resume.text).toEqual([200, '2/2']);
+    expect(await everyWorker('/v1/routing/rollout', state)).toEqual(all(initial));
+  });
+
+  it('should answer 500 TESSERA_E_SERVER_CLUSTER_PARTIAL naming the workers when one was not there, and warn that its replacement serves the config', async () => {
+    const [first, second] = cluster.pids as [number, number];
+    const from = cluster.proc.stdout.length;
+    const since = (): Record<string, unknown>[] => logLines({ ...cluster.proc, stdout: cluster.proc.stdout.slice(from) });
+    const primary = (level: number, start: string): Record<string, unknown> | undefined => since().find((l) => l.role === 'primary' && l.level === level && typeof l.msg === 'string' && l.msg.startsWith(start));
+    process.kill(second, 'SIGKILL');
+    await waitFor('the primary to see worker 2 exit', () => primary(50, 'worker 2 (pid') !== undefined);
+    // worker 1 alone takes connections now; worker 2's replacement comes 1 s later
+    const unload = await post('/v2/repository/models/cls/unload');
+    expect(unload.status, unload.text).toBe(500);
+    expect(unload.headers['x-tessera-workers']).toBe('1/2');
+    const error = JSON.parse(unload.text) as { code: string; error: string };
+    expect(error.code).toBe('TESSERA_E_SERVER_CLUSTER_PARTIAL');
+    expect(error.error).toMatch(/^POST \/v2\/repository\/models\/cls\/unload did not end alike on the 2 workers \(server\.workers\): applied by worker 1 \(200\); not by worker 2 \(failed: (not running|still starting)/);
+    expect(error.error).toContain('retry the request');
+    expect(error.error).toContain('SIGHUP to the primary process');
+    expect(primary(50, 'POST /v2/repository/models/cls/unload did not end alike')).toMatchObject({ outcomes: [{ worker: 1, pid: first, status: 200 }, { worker: 2 }] });
+
+    await waitFor('the replacement and its warning', () => primary(40, "worker 2 was replaced and serves the config's models") !== undefined, 30_000);
+    expect(primary(40, "worker 2 was replaced and serves the config's models")!.msg).toContain('repeat the repository/routing changes made since start');
+    const replacement = primary(30, 'worker 2 (pid')!.pid as number;
+    expect(replacement).not.toBe(second);
+    cluster.pids = [first, replacement];
+    // the survivor unloaded the model; the replacement loaded the config's
+    expect(await everyWorker('/v2/models/cls/ready')).toEqual(new Map([[first, new Set([503])], [replacement, new Set([200])]]));
+    // repeated, the change applies to every worker again
+    const again = await post('/v2/repository/models/cls/unload');
+    expect([again.status, again.headers['x-tessera-workers']], again.text).toEqual([200, '2/2']);
+    expect(await everyWorker('/v2/models/cls/ready')).toEqual(all(503));
+    expect((await post('/v2/repository/models/cls/load')).status).toBe(200);
+    expect(await everyWorker('/v2/models/cls/ready')).toEqual(all(200));
+    expect(await cluster.proc.stop('SIGTERM')).toBe(0);
+  }, 60_000);
 });
 
 describe('tessera serve with workers: the primary', () => {

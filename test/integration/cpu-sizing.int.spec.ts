@@ -16,12 +16,12 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.stop()));
 });
 
-async function serve(model: Record<string, unknown>, cores: string): Promise<{ base: string; server: TesseraProcess }> {
+async function serve(model: Record<string, unknown>, cores: string, server: Record<string, unknown> = { workers: 1 }): Promise<{ base: string; server: TesseraProcess }> {
   const dir = await tempDir('tessera-sizing-');
-  const file = await writeConfig(dir, { server: { host: '127.0.0.1', port: 0, logLevel: 'info' }, models: { cls: { path: CLS_MODEL, warmupShapes: { x: [1, 3, 48, 192] }, ...model } } });
-  const server = await startTessera({ args: ['serve', '-c', file], env: { TESSERA_CPUS: cores }, timeoutMs: 60_000 });
-  servers.push(server);
-  return { base: server.url, server };
+  const file = await writeConfig(dir, { server: { host: '127.0.0.1', port: 0, logLevel: 'info', ...server }, models: { cls: { path: CLS_MODEL, warmupShapes: { x: [1, 3, 48, 192] }, ...model } } });
+  const proc = await startTessera({ args: ['serve', '-c', file], env: { TESSERA_CPUS: cores }, timeoutMs: 60_000 });
+  servers.push(proc);
+  return { base: proc.url, server: proc };
 }
 
 interface ModelConfigBody {
@@ -34,7 +34,7 @@ describe('instances: auto (ONNX Runtime)', { timeout: 120_000 }, () => {
     const { base, server } = await serve({ batching: { batcher: 'dynamic', maxBatchSize: 8, maxQueueDelayMs: 0 } }, '16');
     const res = await http<ModelConfigBody>(`${base}/v2/models/cls/config`);
     expect(res.status).toBe(200);
-    // 16 cores: 4 left to the server, 12 single-threaded sessions for a 0.5 MB model
+    // 16 cores in one process (workers: 1): 4 left to the server, 12 single-threaded sessions for a 0.5 MB model
     expect(res.body.instance_group[0]!.count).toBe(12);
     expect(res.body.tessera.instances).toBe('auto');
     expect(res.body.tessera.instancesLoaded).toBe(12);
@@ -55,8 +55,20 @@ describe('instances: auto (ONNX Runtime)', { timeout: 120_000 }, () => {
     for (const probs of answers) expect(probs[0]! + probs[1]!).toBeCloseTo(1, 4);
   });
 
-  it('should size for 2 cores as it would on a laptop: two instances, no polling', async () => {
-    const { base } = await serve({}, '2');
+  it('should start a worker per 4 cores by default (server.workers: auto), each sized for its share', async () => {
+    const { base, server } = await serve({}, '16', {});
+    const lines = server.stdout.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const start = lines.find((l) => String(l['msg']).startsWith('starting 4 workers'));
+    expect(start, server.stdout.join('\n')).toMatchObject({ workers: 4, coresPerWorker: [4, 4, 4, 4] });
+    // a worker's share of 4 cores: nothing reserved, 4 single-threaded instances, no polling
+    const res = await http<ModelConfigBody>(`${base}/v2/models/cls/config`);
+    expect(res.body.instance_group[0]!.count).toBe(4);
+    expect(res.body.tessera.instanceSettings[0]).toMatchObject({ intraOpNumThreads: 1, workerSpinMs: 0 });
+  });
+
+  it('should size for 2 cores as it would on a laptop: one process, two instances, no polling', async () => {
+    const { base, server } = await serve({}, '2', {});
+    expect(server.stdout.some((l) => l.includes('starting') && l.includes('workers'))).toBe(false);
     const res = await http<ModelConfigBody>(`${base}/v2/models/cls/config`);
     expect(res.body.instance_group[0]!.count).toBe(2);
     expect(res.body.tessera.instanceSettings[0]).toMatchObject({ intraOpNumThreads: 1, workerSpinMs: 0 });

@@ -306,7 +306,7 @@ export class OnnxRuntimeBackend implements Backend {
    * The loaded instances of each model version (by model, version, path and instance count): an
    * instance whose worker is restarting hands its batches to a sibling that serves.
    */
-  readonly #groups = new Map<string, Set<OnnxRuntimeModelInstance>>();
+  readonly #groups = new Map<string, { siblings: Set<OnnxRuntimeModelInstance>; running: { count: number } }>();
 
   /**
    * Creates a session from `spec.path` with the model's `sessionOptions`, in a new worker thread
@@ -342,13 +342,14 @@ export class OnnxRuntimeBackend implements Backend {
       const { metadata, notBatchedBecause } = buildMetadata(spec, started.metadata);
       const key = [spec.model, spec.version, path, spec.instanceCount].join('\0');
       let group = this.#groups.get(key);
-      if (!group) this.#groups.set(key, (group = new Set()));
-      const siblings = group;
+      if (!group) this.#groups.set(key, (group = { siblings: new Set(), running: { count: 0 } }));
+      const { siblings, running } = group;
       const instance = new OnnxRuntimeModelInstance(spec, host, metadata, options, {
         siblings,
+        running,
         onUnload: (i) => {
           siblings.delete(i);
-          if (siblings.size === 0 && this.#groups.get(key) === siblings) this.#groups.delete(key);
+          if (siblings.size === 0 && this.#groups.get(key)?.siblings === siblings) this.#groups.delete(key);
         },
       });
       if (notBatchedBecause) ctx.logger.info(`${label(spec)} does not batch (maxBatchSize 0): ${notBatchedBecause}`);
@@ -387,6 +388,8 @@ export class OnnxRuntimeBackend implements Backend {
 export interface InstanceGroup {
   /** Every loaded instance of the version, this one included. */
   siblings: ReadonlySet<OnnxRuntimeModelInstance>;
+  /** Runs in flight across the group's instances (each instance adds its own while it runs). */
+  running: { count: number };
   /** Called once on unload. */
   onUnload(instance: OnnxRuntimeModelInstance): void;
 }
@@ -580,10 +583,9 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
     });
   }
 
-  /** Whether another instance of this version has a run in flight. */
+  /** Whether another instance of this version has a run in flight: the group's count less this instance's own. */
   #siblingBusy(): boolean {
-    for (const other of this.#group?.siblings ?? []) if (other !== this && other.#running > 0) return true;
-    return false;
+    return this.#group !== undefined && this.#group.running.count > this.#running;
   }
 
   /** The host of another instance of this version that serves now, if any. */
@@ -613,6 +615,7 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
     // busy: at low load one instance takes every request (the batchers reuse the last one freed)
     const alone = !this.#siblingBusy();
     this.#running++;
+    if (this.#group) this.#group.running.count++;
     try {
       out = await host.run(feeds, fetches, owned, alone);
     } catch (err) {
@@ -620,6 +623,7 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
       throw new TesseraError('TESSERA_E_INFERENCE_FAILED', `${label(this.#spec)}: inference failed: ${errorMessage(err).trim()}`, { cause: err });
     } finally {
       this.#running--;
+      if (this.#group) this.#group.running.count--;
     }
     if (signal.aborted) throw this.#cancelled(signal, 'while it ran (ONNX Runtime cannot stop a run); its result was dropped');
     return out.map((t) => fromOrtTensor(t.name, t));

@@ -13,6 +13,7 @@ import { TesseraServer } from './server.js';
 import { ConfigWatcher, watchTargets } from './server/watch.js';
 import { isClusterPrimary, serveCluster } from './server/cluster.js';
 import { ClusterWorker } from './server/cluster-worker.js';
+import { PARENT_PID_ENV, watchParent } from './server/parent-watch.js';
 import { resolveWorkers } from './config/workers.js';
 
 /**
@@ -113,7 +114,7 @@ async function configFrom(values: ConfigValues): Promise<TesseraConfig> {
   if (values.workers !== undefined) {
     const n = values.workers === 'auto' ? 'auto' : Number(values.workers);
     if (n !== 'auto' && (!Number.isInteger(n) || n < 1)) throw usage(`--workers ${values.workers}: must be an integer ≥ 1 or auto`);
-    config.server.workers = resolveWorkers(n);
+    config.server.workers = resolveWorkers(n, undefined, { localRateLimit: config.server.rateLimit !== undefined && config.server.rateLimit.redis === undefined });
   }
   return config;
 }
@@ -152,6 +153,8 @@ async function serve(config: TesseraConfig, values: ConfigValues, watchFiles: bo
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // started by another process for its own use (tessera tune): stop when it is gone, even killed with SIGKILL
+  if (!worker) watchParent((pid) => stop(`${PARENT_PID_ENV} ${pid} exited`));
   // a worker of a cluster: the primary says when to stop and reload
   worker?.attach(server, (signal) => stop(signal));
   // SIGHUP: reload the config (what nginx, Prometheus and HAProxy do); a refusal is logged, the old config serves on

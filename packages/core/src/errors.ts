@@ -34,7 +34,7 @@ export const ERROR_CODES = {
   // server state
   TESSERA_E_SERVER_DRAINING: { status: 503, description: 'The server is shutting down and admits no new requests; retry on another replica.' },
   TESSERA_E_ROUTE_NOT_FOUND: { status: 404, description: 'No endpoint matches the method and URL.' },
-  TESSERA_E_SERVER_CLUSTERED: { status: 409, description: 'The server runs several workers (`server.workers` > 1) and this operation (repository load or unload, a routing action) would change one worker only: change the config and send SIGHUP to the primary process (or run `serve --watch`), or use one worker.' },
+  TESSERA_E_SERVER_CLUSTER_PARTIAL: { status: 500, description: "The server runs several workers (`server.workers` > 1) and a management request run on every one of them (repository load or unload, a routing action) did not end alike: a status differed, or a worker failed, timed out, died or was not running; the message says which workers applied it and which did not (with each one's status or error). Retry it once every worker is ready, or put the change in the config and send SIGHUP to the primary process, so that every worker serves the same state." },
   // requests
   TESSERA_E_REQUEST_INVALID: { status: 400, description: 'The request body is malformed: not JSON, or not the shape the protocol defines; the message names the field.' },
   TESSERA_E_REQUEST_TOO_LARGE: { status: 413, description: 'The request body exceeds `server.bodyLimit`.' },

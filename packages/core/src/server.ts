@@ -92,6 +92,10 @@ export const LOG_REDACT_PATHS = [
   'req.headers["x-api-key"]',
   'headers["x-api-key"]',
   '*.headers["x-api-key"]',
+  // the cluster's secret on the management requests its primary has a worker run (server.workers)
+  'req.headers["x-tessera-cluster-execute"]',
+  'headers["x-tessera-cluster-execute"]',
+  '*.headers["x-tessera-cluster-execute"]',
   'apiKey',
   '*.apiKey',
   '*.*.apiKey',

@@ -120,7 +120,7 @@ function normalise(config: ValidConfig, configFile: string, configDir: string, r
       ...serverRest,
       bodyLimit: parseSize(bodyLimit, 'server.bodyLimit'),
       shutdownGracePeriodMs: parseDuration(shutdownGracePeriod, 'server.shutdownGracePeriod'),
-      workers: resolveWorkers(server.workers),
+      workers: resolveWorkers(server.workers, undefined, { localRateLimit: rateLimit !== undefined && rateLimit.redis === undefined }),
       stateDir: path.resolve(configDir, serverRest.stateDir),
       limits: resolveLimits(server.limits),
       ...(tls ? { tls: resolveTls(tls, configDir) } : {}),

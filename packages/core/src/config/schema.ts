@@ -145,9 +145,9 @@ const serverSchema: JSONSchema = {
     ),
     workers: {
       anyOf: [{ type: 'integer', minimum: 1 }, { const: 'auto' }],
-      default: 1,
+      default: 'auto',
       description:
-        "HTTP worker processes of `tessera serve` (node:cluster): with more than 1, a primary process forks them, they share `port` (and `metricsPort`), and each one loads every model and serves every protocol, so a gateway that outgrows one event loop uses more cores. `auto`: half the cores the process may use, 1 to 8. The primary forwards SIGTERM/SIGINT and SIGHUP to every worker and replaces one that dies; `/metrics` on any worker answers the whole server's. Repository load/unload and routing actions are refused (409 `TESSERA_E_SERVER_CLUSTERED`): reload the config instead. In-process models (ONNX Runtime) are loaded once per worker. Resolved to the number of workers. `tessera serve --workers N` overrides it.",
+        "HTTP worker processes of `tessera serve` (node:cluster): with more than 1, a primary process forks them, they share `port` (and `metricsPort`), and each one loads every model and serves every protocol, so a server that outgrows one event loop uses more cores; each worker sizes itself (ONNX Runtime instances and threads) for its share of the cores. `auto`: a worker per 4 cores the process may use, 1 below 8 cores, at most 8, and 1 when `server.rateLimit` counts in memory (no `redis`). The primary forwards SIGTERM/SIGINT and SIGHUP to every worker and replaces one that dies; `/metrics` on any worker answers the whole server's. Repository load/unload and routing actions are applied on every worker (one at a time; `x-tessera-workers` says how many answered; 500 `TESSERA_E_SERVER_CLUSTER_PARTIAL` when they did not all end alike); a worker started later serves the config's models, without them. In-process models (ONNX Runtime) are loaded once per worker. Resolved to the number of workers. `tessera serve --workers N` overrides it.",
       examples: [4, 'auto'],
     },
     metricsPort: {

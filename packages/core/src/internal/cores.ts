@@ -63,10 +63,17 @@ function read(file: string): string | undefined {
 
 /**
  * The memory this process may use, bytes: the machine's (`os.totalmem()`) or its cgroup's limit
- * when lower (`memory.max` in cgroup v2, `memory/memory.limit_in_bytes` in v1). What the ONNX
+ * when lower (`memory.max` in cgroup v2, `memory/memory.limit_in_bytes` in v1); `TESSERA_MEMORY`
+ * (bytes) when set, as a worker of `server.workers` gets its share. What the ONNX
  * Runtime backend's `instances: auto` keeps a model's sessions within.
  */
-export function availableMemory(options: { root?: string } = {}): number {
+export function availableMemory(options: { root?: string; env?: NodeJS.ProcessEnv } = {}): number {
+  const override = (options.env ?? process.env)['TESSERA_MEMORY'];
+  if (override !== undefined && override !== '') {
+    const n = Number(override);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`TESSERA_MEMORY=${override}: expected a positive integer (the bytes of memory Tessera may use)`);
+    return n;
+  }
   const root = options.root ?? '/sys/fs/cgroup';
   const limit = Number(read(`${root}/memory.max`) ?? read(`${root}/memory/memory.limit_in_bytes`) ?? NaN);
   const total = totalmem();

@@ -1,8 +1,11 @@
 import cluster from 'node:cluster';
-import type { RouteOptions } from 'fastify';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { Transform } from 'node:stream';
+import type { FastifyReply, FastifyRequest, InjectOptions, RouteOptions, preHandlerAsyncHookHandler, preParsingHookHandler } from 'fastify';
 import { TesseraError, errorMessage } from '../errors.js';
 import type { TesseraServer, TesseraServerOptions } from '../server.js';
-import type { ToPrimary, ToWorker } from './cluster-protocol.js';
+import { EXECUTE_HEADER, SECRET_ENV, WORKERS_HEADER, answerError, managementAnswer, managementRequest } from './cluster-broadcast.js';
+import type { BroadcastResult, ManagementAnswer, ManagementRequest, ToPrimary, ToWorker } from './cluster-protocol.js';
 import { WORKER_ENV, WORKERS_ENV, isTesseraMessage } from './cluster-protocol.js';
 import { watchTargets } from './watch.js';
 
@@ -10,21 +13,17 @@ import { watchTargets } from './watch.js';
 const METRICS_TIMEOUT_MS = 10_000;
 
 /**
- * Management routes whose effect would stay inside the one worker that served them (the
- * repository's load and unload, routing actions): refused with several workers.
+ * Management routes whose effect would otherwise stay inside the one worker that served them (the
+ * repository's load and unload, routing actions): their POSTs run on every worker.
  */
-const ONE_WORKER_ONLY: ReadonlyMap<string, string> = new Map([
-  ['/v2/repository/models/:model/load', 'loading a model through the repository API'],
-  ['/v2/repository/models/:model/unload', 'unloading a model through the repository API'],
-  ['/v1/routing/:model/:action', 'a routing action'],
-]);
+const EVERY_WORKER: ReadonlySet<string> = new Set(['/v2/repository/models/:model/load', '/v2/repository/models/:model/unload', '/v1/routing/:model/:action']);
 
 /**
  * The worker's half of `tessera serve` with several workers (`server.workers` > 1): it answers
- * the primary's messages (stop, reload, collect metrics), asks the primary for the whole server's
- * metrics when `GET /metrics` reaches it, and refuses the management operations that would change
- * only this worker. Made by the CLI when this process is a cluster worker; `attach` it to the
- * server before `start()`.
+ * the primary's messages (stop, reload, collect metrics, run a management request), asks the
+ * primary for the whole server's metrics when `GET /metrics` reaches it, and hands the management
+ * requests that change a worker's state to the primary, which runs them on every worker. Made by
+ * the CLI when this process is a cluster worker; `attach` it to the server before `start()`.
  */
 export class ClusterWorker {
   /** This worker's slot, 1…N (kept by its replacement). */
@@ -35,16 +34,29 @@ export class ClusterWorker {
   #stop: ((signal: string) => void) | undefined;
   #seq = 0;
   readonly #pending = new Map<number, { resolve(text: string): void; reject(err: Error): void; timer: NodeJS.Timeout }>();
+  /** Management requests handed to the primary, by id: settled by its `managed` answer. */
+  readonly #managing = new Map<number, { resolve(result: BroadcastResult): void; reject(err: Error): void }>();
+  /** The raw body of each management request, as it arrived (what the route parsed is this worker's only). */
+  readonly #bodies = new WeakMap<FastifyRequest, Buffer[]>();
+  /** The cluster's secret (the primary's `execute` header carries it), hashed: compared in constant time. */
+  readonly #secret: Buffer | undefined;
+  readonly #secretText: string | undefined;
 
   /** The worker of this process, or undefined when it is not a worker of `tessera serve`'s cluster. */
   static current(): ClusterWorker | undefined {
     const id = Number(process.env[WORKER_ENV]);
-    return cluster.isWorker && Number.isInteger(id) && id > 0 ? new ClusterWorker(id, Number(process.env[WORKERS_ENV]) || 0) : undefined;
+    if (!cluster.isWorker || !Number.isInteger(id) || id <= 0) return undefined;
+    const secret = process.env[SECRET_ENV];
+    // nothing this process starts (a Python backend's workers, a launched engine) inherits it
+    delete process.env[SECRET_ENV];
+    return new ClusterWorker(id, Number(process.env[WORKERS_ENV]) || 0, secret);
   }
 
-  private constructor(id: number, workers: number) {
+  private constructor(id: number, workers: number, secret: string | undefined) {
     this.id = id;
     this.workers = workers;
+    this.#secretText = secret || undefined;
+    this.#secret = this.#secretText === undefined ? undefined : digest(this.#secretText);
   }
 
   /** The server options a worker needs: `/metrics` answered from the primary's aggregate. */
@@ -53,14 +65,20 @@ export class ClusterWorker {
   }
 
   /**
-   * Hooks the worker up to its server (before `start()`): management refusals on the routes the
-   * server is about to register, and the primary's messages. `stop` is the CLI's shutdown.
+   * Hooks the worker up to its server (before `start()`): the hand-off of management requests on
+   * the routes the server is about to register, and the primary's messages. `stop` is the CLI's shutdown.
    */
   attach(server: TesseraServer, stop: (signal: string) => void): void {
     this.#server = server;
     this.#stop = stop;
     server.app.addHook('onRoute', (route) => this.#guard(route));
     process.on('message', (message: unknown) => this.#onMessage(message));
+    process.once('disconnect', () => {
+      for (const [id, pending] of this.#managing) {
+        this.#managing.delete(id);
+        pending.reject(new Error('the primary process is gone'));
+      }
+    });
     this.#send({ tessera: 'hello' });
   }
 
@@ -76,17 +94,96 @@ export class ClusterWorker {
 
   #guard(route: RouteOptions): void {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    const what = ONE_WORKER_ONLY.get(route.url);
-    if (!what || !methods.includes('POST')) return;
-    const refuse = async (): Promise<void> => {
-      throw new TesseraError(
-        'TESSERA_E_SERVER_CLUSTERED',
-        `${what} would change worker ${this.id} of ${this.workers} only (server.workers): change the config and send SIGHUP to the primary process (pid ${process.ppid}), or run \`tessera serve --watch\`, so that every worker reloads`,
-      );
+    if (!EVERY_WORKER.has(route.url) || !methods.includes('POST')) return;
+    const bodies = this.#bodies;
+    // keeps the body's bytes as they stream to the parser (which still enforces server.bodyLimit)
+    const capture: preParsingHookHandler = (request, _reply, payload, done) => {
+      const chunks: Buffer[] = [];
+      bodies.set(request, chunks);
+      const tee = new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          chunks.push(chunk);
+          callback(null, chunk);
+        },
+      });
+      payload.once('error', (err) => tee.destroy(err));
+      done(null, payload.pipe(tee));
     };
-    // after the onRequest hooks (authentication answers first), before the handler
-    const existing = route.preHandler;
-    route.preHandler = existing === undefined ? refuse : [refuse, ...(Array.isArray(existing) ? existing : [existing])];
+    // after the onRequest hooks (authentication answers first) and the body's validation, before the handler
+    const forward: preHandlerAsyncHookHandler = async (request, reply) => {
+      if (request.method !== 'POST' || this.#fromPrimary(request)) return;
+      return this.#everyWorker(request, reply);
+    };
+    route.preParsing = [capture, ...hooks(route.preParsing)];
+    route.preHandler = [forward, ...hooks(route.preHandler)];
+  }
+
+  /**
+   * Whether the primary sent this request to be run here: its internal header carries the cluster's
+   * secret. The header is removed either way (no hook or handler after this sees it, no log has it);
+   * one without the secret (a client's) is a request like any other, run on every worker.
+   */
+  #fromPrimary(request: FastifyRequest): boolean {
+    const value = request.headers[EXECUTE_HEADER];
+    if (value === undefined) return false;
+    delete request.headers[EXECUTE_HEADER];
+    return typeof value === 'string' && this.#secret !== undefined && timingSafeEqual(digest(value), this.#secret);
+  }
+
+  /** Hands a management request to the primary, which runs it on every worker (this one too), and answers with the outcome. */
+  async #everyWorker(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const chunks = this.#bodies.get(request);
+    const forwarded = managementRequest({ method: request.method, url: request.url, id: String(request.id), headers: request.headers, remoteAddress: request.socket.remoteAddress }, chunks ? Buffer.concat(chunks) : undefined);
+    const result = await this.#manage(forwarded);
+    const workers = `${result.answered}/${result.workers}`;
+    if (!result.ok) throw new TesseraError('TESSERA_E_SERVER_CLUSTER_PARTIAL', result.message, { headers: { [WORKERS_HEADER]: workers } });
+    const { answer } = result;
+    const req = request.tessera;
+    if (req) {
+      // the access log and the request counters as if the route had answered here
+      if (answer.status < 300) req.model = (request.params as { model?: string }).model;
+      const { code } = answer.status >= 400 ? answerError(answer) : {};
+      if (code) req.code = code;
+    }
+    return reply.code(answer.status).headers({ ...answer.headers, [WORKERS_HEADER]: workers }).send(answer.body);
+  }
+
+  /** Sends a management request to the primary and waits for the outcome on every worker (the primary bounds each worker's part). */
+  #manage(request: ManagementRequest): Promise<BroadcastResult> {
+    const id = ++this.#seq;
+    return new Promise<BroadcastResult>((resolve, reject) => {
+      this.#managing.set(id, { resolve, reject });
+      if (!this.#send({ tessera: 'manage', id, request })) {
+        this.#managing.delete(id);
+        reject(new Error('the primary process is gone'));
+      }
+    }).catch((err: unknown) => {
+      throw new TesseraError('TESSERA_E_SERVER_INTERNAL', `worker ${this.id}: ${request.method} ${request.url.split('?')[0]} could not be run on every worker: ${errorMessage(err)}`, { cause: err });
+    });
+  }
+
+  /** Runs a management request the primary sent (another worker received it, or this one) through this server's own routes. */
+  async #onExecute(id: number, request: ManagementRequest): Promise<void> {
+    const server = this.#server;
+    let answer: ManagementAnswer | undefined;
+    let error: string | undefined;
+    if (!server || (server.state !== 'ready' && server.state !== 'draining')) error = `worker ${this.id} is ${server?.state ?? 'not attached'}`;
+    else if (this.#secretText === undefined) error = `worker ${this.id} has no cluster secret (${SECRET_ENV}) in its environment`;
+    else {
+      try {
+        const res = await server.app.inject({
+          method: request.method as InjectOptions['method'],
+          url: request.url,
+          headers: { ...request.headers, [EXECUTE_HEADER]: this.#secretText },
+          ...(request.body !== undefined ? { payload: Buffer.from(request.body, 'base64') } : {}),
+          ...(request.remoteAddress ? { remoteAddress: request.remoteAddress } : {}),
+        });
+        answer = managementAnswer(res.statusCode, res.headers, res.body);
+      } catch (err) {
+        error = errorMessage(err);
+      }
+    }
+    this.#send({ tessera: 'executed', id, ...(answer ? { answer } : { error: error ?? 'no answer' }) });
   }
 
   #onMessage(message: unknown): void {
@@ -99,6 +196,16 @@ export class ClusterWorker {
         return void this.#onReload(m.id, m.trigger);
       case 'collect':
         return void this.#onCollect(m.id);
+      case 'execute':
+        return void this.#onExecute(m.id, m.request);
+      case 'managed': {
+        const pending = this.#managing.get(m.id);
+        if (!pending) return;
+        this.#managing.delete(m.id);
+        if (m.result) pending.resolve(m.result);
+        else pending.reject(new Error(m.error ?? 'no outcome'));
+        return;
+      }
       case 'metrics': {
         const pending = this.#pending.get(m.id);
         if (!pending) return;
@@ -166,4 +273,13 @@ export class ClusterWorker {
       return false;
     }
   }
+}
+
+/** A route's hooks of one kind as a list. */
+function hooks<T>(existing: T | T[] | undefined): T[] {
+  return existing === undefined ? [] : Array.isArray(existing) ? existing : [existing];
+}
+
+function digest(secret: string): Buffer {
+  return createHash('sha256').update(secret).digest();
 }

@@ -4,18 +4,23 @@
  * listening on the same port (node:cluster shares the listening socket and hands new connections
  * to the workers in turn). The primary serves nothing itself: it forwards signals (SIGTERM/SIGINT:
  * every worker drains; SIGHUP and `--watch`: every worker reloads, each outcome logged), replaces a
- * worker that dies with a growing delay, aggregates `/metrics` across workers, and never outlives
- * them nor leaves one behind. See docs/architecture.md, "Workers".
+ * worker that dies with a growing delay, aggregates `/metrics` across workers, runs the management
+ * requests a worker hands it (repository load/unload, routing actions) on every worker, one at a
+ * time, and never outlives them nor leaves one behind. See docs/architecture.md, "Workers".
  */
 import cluster from 'node:cluster';
+import { randomBytes } from 'node:crypto';
 import type { Worker } from 'node:cluster';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { TesseraConfig } from '../config/types.js';
+import { coreShares } from '../config/workers.js';
 import { errorMessage } from '../errors.js';
-import type { ToPrimary, ToWorker } from './cluster-protocol.js';
+import { availableCores, availableMemory } from '../internal/cores.js';
+import { EXECUTE_TIMEOUT_MS, SECRET_ENV, aggregateOutcomes } from './cluster-broadcast.js';
+import type { BroadcastResult, ManagementRequest, ToPrimary, ToWorker, WorkerOutcome } from './cluster-protocol.js';
 import { WORKER_ENV, WORKERS_ENV, isTesseraMessage } from './cluster-protocol.js';
 import type { ReloadOutcome } from './reload.js';
 import type { WatchTargets } from './watch.js';
@@ -90,6 +95,16 @@ export class ClusterPrimary {
   readonly #restarts: Counter;
   readonly #scraped: Gauge;
   readonly #pending = new Map<string, Pending>();
+  /** Each slot's share of the cores (`TESSERA_CPUS` in its environment), by slot id - 1. */
+  readonly #cores: number[];
+  /** Each worker's share of the memory, bytes (`TESSERA_MEMORY`). */
+  readonly #memory: number;
+  /** Marks the management requests this primary asks a worker to run (the workers get it in their environment): a client cannot forge one. */
+  readonly #secret = randomBytes(32).toString('base64url');
+  /** The management requests, one at a time in the order they came: concurrent ones apply in the same order in every worker. */
+  #managing: Promise<unknown> = Promise.resolve();
+  /** Management requests some worker applied: a worker started later serves the config's models without them. */
+  #managed = 0;
   #seq = 0;
   #watcher: ConfigWatcher | undefined;
   #stopping: string | undefined;
@@ -105,6 +120,8 @@ export class ClusterPrimary {
     this.logger = options.logger ?? pino({ level: server.logLevel }).child({ role: 'primary' });
     this.#watch = options.watch === true;
     this.#backoff = { initialMs: 1000, maxMs: 30_000, resetAfterMs: 60_000, ...options.restart };
+    this.#cores = coreShares(availableCores(), server.workers);
+    this.#memory = Math.floor(availableMemory() / server.workers);
     this.#slots = Array.from({ length: server.workers }, (_, i) => ({ id: i + 1, worker: undefined, startedAt: 0, listening: false, ready: false, failures: 0, restartTimer: undefined }));
     const registers = [this.#registry];
     const slots = this.#slots;
@@ -135,7 +152,8 @@ export class ClusterPrimary {
     if (server.rateLimit && !server.rateLimit.redis) {
       this.logger.warn(`server.rateLimit has no redis store: each of the ${server.workers} workers counts on its own, so a client may make up to ${server.workers} × max requests per window; set server.rateLimit.redis to share the counts`);
     }
-    this.logger.info({ workers: server.workers }, `starting ${server.workers} workers`);
+    const cores = this.#cores.reduce((a, b) => a + b, 0);
+    this.logger.info({ workers: server.workers, coresPerWorker: this.#cores, memoryPerWorker: this.#memory }, `starting ${server.workers} workers, each sized for its share of the ${cores} cores (${this.#cores.join(', ')})`);
     const done = new Promise<number>((resolve) => (this.#done = resolve));
     for (const slot of this.#slots) this.#fork(slot);
     return done;
@@ -228,6 +246,44 @@ export class ClusterPrimary {
     return AggregatorRegistry.aggregate([...got, own] as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics();
   }
 
+  /** Queues a management request a worker received; the outcome goes back to that worker (not to a replacement, whose ids are its own). */
+  #manage(slot: Slot, worker: Worker, id: number, request: ManagementRequest): void {
+    const run = this.#managing.then(() => this.#execute(slot.id, request));
+    this.#managing = run.catch(() => undefined);
+    void run.then(
+      (result) => slot.worker === worker && this.#send(slot, { tessera: 'managed', id, result }),
+      (err: unknown) => slot.worker === worker && this.#send(slot, { tessera: 'managed', id, error: errorMessage(err) }),
+    );
+  }
+
+  /**
+   * Runs a management request on every worker (each through its own routes, `execute`) and
+   * decides the client's answer (`aggregateOutcomes`): a worker not running or still starting, one
+   * that fails, dies or takes longer than `EXECUTE_TIMEOUT_MS` counts as not applying it.
+   */
+  async #execute(origin: number, request: ManagementRequest): Promise<BroadcastResult> {
+    const id = ++this.#seq;
+    const what = `${request.method} ${request.url.split('?')[0]}`;
+    const outcomes = await Promise.all(
+      this.#slots.map(async (slot): Promise<WorkerOutcome> => {
+        const pid = slot.worker?.process.pid;
+        if (!slot.worker) return { worker: slot.id, error: 'not running (it is being replaced)' };
+        if (!slot.listening || !slot.ready) return { worker: slot.id, pid, error: "still starting (it will serve the config's models)" };
+        try {
+          const reply = (await this.#ask(slot, { tessera: 'execute', id, request }, EXECUTE_TIMEOUT_MS)) as Extract<ToPrimary, { tessera: 'executed' }>;
+          return reply.answer ? { worker: slot.id, pid, answer: reply.answer } : { worker: slot.id, pid, error: reply.error ?? 'no answer' };
+        } catch (err) {
+          return { worker: slot.id, pid, error: errorMessage(err) };
+        }
+      }),
+    );
+    if (outcomes.some((o) => o.answer && o.answer.status >= 200 && o.answer.status < 300)) this.#managed++;
+    const result = aggregateOutcomes(what, outcomes, origin, process.pid);
+    if (result.ok) this.logger.info({ request: what, status: result.answer.status, workers: result.workers, from: origin }, `${what}: every worker answered ${result.answer.status}`);
+    else this.logger.error({ request: what, outcomes: result.outcomes, from: origin }, result.message);
+    return result;
+  }
+
   /** Starts `--watch` (once every worker is ready: the files are the config's). */
   #startWatching(): void {
     if (!this.#watch || this.#watcher || this.#stopping) return;
@@ -239,7 +295,9 @@ export class ClusterPrimary {
   }
 
   #fork(slot: Slot): void {
-    const worker = cluster.fork({ [WORKER_ENV]: String(slot.id), [WORKERS_ENV]: String(this.#slots.length) });
+    // each worker sizes itself (instances: auto, threads, libuv's pool) for its share, not the machine
+    const share = { TESSERA_CPUS: String(this.#cores[slot.id - 1]), TESSERA_MEMORY: String(this.#memory) };
+    const worker = cluster.fork({ [WORKER_ENV]: String(slot.id), [WORKERS_ENV]: String(this.#slots.length), [SECRET_ENV]: this.#secret, ...share });
     slot.worker = worker;
     slot.startedAt = Date.now();
     slot.listening = false;
@@ -266,8 +324,11 @@ export class ClusterPrimary {
           (err: unknown) => this.#send(slot, { tessera: 'metrics', id: m.id, error: errorMessage(err) }),
         );
         return;
+      case 'manage':
+        return this.#manage(slot, worker, m.id, m.request);
       case 'collected':
-      case 'reloaded': {
+      case 'reloaded':
+      case 'executed': {
         const key = `${slot.id}:${m.id}`;
         const pending = this.#pending.get(key);
         if (!pending) return;
@@ -284,6 +345,12 @@ export class ClusterPrimary {
     const pid = slot.worker?.process.pid;
     if (this.#started) {
       this.logger.info({ worker: slot.id, pid, url }, `worker ${slot.id} (pid ${pid}) is back: ready at ${url}`);
+      if (this.#managed > 0) {
+        this.logger.warn(
+          { worker: slot.id, pid, managementRequests: this.#managed },
+          `worker ${slot.id} was replaced and serves the config's models: repeat the repository/routing changes made since start (${this.#managed} applied through the management API), or put them in the config`,
+        );
+      }
       return;
     }
     if (!this.#slots.every((s) => s.ready)) return;

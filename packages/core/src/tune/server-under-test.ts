@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { TesseraError, errorMessage } from '../errors.js';
 import { type TesseraProcess, startTessera } from '../testing/process.js';
+import { PARENT_PID_ENV } from '../server/parent-watch.js';
 import { type PromSample, parsePrometheusText, sumSamples } from './prometheus-text.js';
 
 /** How many lines of the child's output are kept for error messages. */
@@ -45,7 +46,7 @@ export class ServerUnderTest {
     const started = performance.now();
     let proc: TesseraProcess;
     try {
-      proc = await startTessera({ args: ['serve', '-c', options.configFile, '--port', '0'], cli: options.cli, timeoutMs: options.startTimeoutMs, keepLines: KEEP_LINES, ...(options.env ? { env: options.env } : {}), ...(options.signal ? { signal: options.signal } : {}) });
+      proc = await startTessera({ args: ['serve', '-c', options.configFile, '--port', '0'], cli: options.cli, timeoutMs: options.startTimeoutMs, keepLines: KEEP_LINES, env: { ...options.env, [PARENT_PID_ENV]: String(process.pid) }, ...(options.signal ? { signal: options.signal } : {}) });
     } catch (err) {
       throw new TesseraError('TESSERA_E_TUNE_SERVER', `the server under test did not start: ${errorMessage(err).trim()}`, { cause: err });
     }
