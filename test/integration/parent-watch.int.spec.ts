@@ -24,9 +24,12 @@ afterAll(() => {
 });
 
 describe('TESSERA_PARENT_PID', () => {
-  it('should stop the server once the process that started it is killed with SIGKILL', async () => {
+  it.each([
+    ['one process', 1],
+    ['a primary and 2 workers', 2],
+  ])('should stop the server (%s) once the process that started it is killed with SIGKILL', async (_label, workers) => {
     const dir = await tempDir('tessera-parent-');
-    const config = await writeConfig(dir, { server: { host: '127.0.0.1', port: 0, logLevel: 'info' }, models: { cls: { path: CLS_MODEL, instances: 1 } } });
+    const config = await writeConfig(dir, { server: { host: '127.0.0.1', port: 0, logLevel: 'info', workers }, models: { cls: { path: CLS_MODEL, instances: 1 } } });
     // the parent: starts the server with its own pid, prints the server's pid once it is ready, then waits to be killed
     const parentScript = `
       const { spawn } = require('node:child_process');
@@ -50,5 +53,6 @@ describe('TESSERA_PARENT_PID', () => {
     const deadline = Date.now() + 30_000;
     while (running(serverPid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
     expect(running(serverPid), 'the server outlived the process that started it').toBe(false);
+    serverPid = undefined;
   }, 120_000);
 });

@@ -25,6 +25,7 @@ import { WORKER_ENV, WORKERS_ENV, isTesseraMessage } from './cluster-protocol.js
 import type { ReloadOutcome } from './reload.js';
 import type { WatchTargets } from './watch.js';
 import { ConfigWatcher, watchTargets } from './watch.js';
+import { PARENT_PID_ENV, watchParent } from './parent-watch.js';
 
 /** How long the primary waits for one worker's series when aggregating `/metrics`; a worker that does not answer is left out. */
 const COLLECT_TIMEOUT_MS = 3_000;
@@ -469,6 +470,8 @@ export async function serveCluster(options: ClusterPrimaryOptions): Promise<neve
     log.fatal({ err }, `uncaught exception in the primary (a bug; please report it): ${err.message}; stopping the workers`);
     primary.stop('uncaughtException', 1);
   });
+  // started by another process for its own use (tessera tune): stop when it is gone, even killed with SIGKILL
+  watchParent((pid) => primary.stop(`${PARENT_PID_ENV} ${pid} exited`));
   // whatever ends the primary, no worker outlives it
   process.on('exit', () => primary.killWorkers());
   const code = await primary.run();
