@@ -42,7 +42,7 @@
 //   BENCH_KEEP_TMP=1            keep the temporary folder (configs, logs, the .cpuprofile)
 //   BENCH_LLM_SECTION=llm       the docs/benchmarks.md section written (markers bench-<section>:start/end)
 //   BENCH_LLM_RENDER=<file>     measure nothing: write a results file (e.g. one from the device machine) into that section
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -109,6 +109,25 @@ if (!['auto', '0', '1'].includes(settings.profile)) throw new Error(`BENCH_LLM_P
 settings.maxNumSeqs = number('BENCH_LLM_MAX_NUM_SEQS', Math.max(1024, ...settings.concurrency), { min: 1, integer: true });
 if (settings.maxNumSeqs < Math.max(...settings.concurrency)) log(`WARN BENCH_LLM_MAX_NUM_SEQS=${settings.maxNumSeqs} < concurrency: requests will queue in the stand-in`);
 
+// A run stopped from outside (`timeout` around a device machine's 10-minute command, Ctrl-C) still
+// leaves what it measured: the results file, marked partial, written before installCleanup's
+// handler (registered after this one) kills the children and exits.
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.once(signal, () => {
+    try {
+      if (env.BENCH_WRITE === '0' || results.paced.length + results.ceiling.length + results.balance.length === 0) return;
+      results.partial = `stopped by ${signal} after ${Math.round(performance.now() / 1000)} s, with the points measured until then`;
+      results.targets = evaluateLlmTargets(results);
+      const tag = env.BENCH_LLM_TAG ? `-${env.BENCH_LLM_TAG.replace(/[^\w.-]+/g, '-')}` : '';
+      const name = `${results.date.slice(0, 10)}-${machineSlug(results.machine)}${quick ? '-quick' : ''}-llm${tag}.json`;
+      results.file = `bench/results/${name}`;
+      writeFileSync(path.join(BENCH_DIR, 'results', name), `${JSON.stringify(results, null, 2)}\n`);
+      log(`\nbench llm: ${signal}: wrote the partial results to ${results.file}`);
+    } catch (err) {
+      log(`bench llm: ${signal}: no partial results written (${err?.message ?? err})`);
+    }
+  });
+}
 installCleanup();
 const tmp = suiteTempDir('llm');
 

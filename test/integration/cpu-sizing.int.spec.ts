@@ -60,6 +60,12 @@ describe('instances: auto (ONNX Runtime)', { timeout: 120_000 }, () => {
     const lines = server.stdout.map((l) => JSON.parse(l) as Record<string, unknown>);
     const start = lines.find((l) => String(l['msg']).startsWith('starting 4 workers'));
     expect(start, server.stdout.join('\n')).toMatchObject({ workers: 4, coresPerWorker: [4, 4, 4, 4] });
+    // the first worker's ready line started the test: wait for the primary to count all 4 ready
+    const deadline = Date.now() + 60_000;
+    while (!/^tessera_cluster_workers\{state="ready"\} 4$/m.test(await (await fetch(`${base}/metrics`)).text())) {
+      if (Date.now() > deadline) throw new Error(`not all 4 workers became ready:\n${server.stdout.join('\n')}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
     // a worker's share of 4 cores: nothing reserved, 4 single-threaded instances, no polling
     const res = await http<ModelConfigBody>(`${base}/v2/models/cls/config`);
     expect(res.body.instance_group[0]!.count).toBe(4);

@@ -130,6 +130,9 @@ async function serve(config: TesseraConfig, values: ConfigValues, watchFiles: bo
   let stopping: string | undefined;
   const stop = (signal: string, code = 0): void => {
     if (stopping) {
+      // a worker gets a terminal's signal twice, from the process group and from the primary: the
+      // same signal again is that one (a second one from the operator comes as the primary's `now`)
+      if (worker && signal === stopping) return;
       // a second signal: the operator does not want to wait for the drain
       log.warn({ signal, inflight: server.inflight }, `${signal} during shutdown (after ${stopping}): exiting now without finishing the drain`);
       process.exit(code === 0 ? 1 : code);
@@ -172,7 +175,8 @@ async function serve(config: TesseraConfig, values: ConfigValues, watchFiles: bo
     stop('uncaughtException', 1);
   });
   try {
-    const { url } = await server.start();
+    // a worker of a cluster listens once it serves: node:cluster hands connections to every worker that listens
+    const { url } = await server.start({ loadFirst: worker !== undefined });
     worker?.ready(url);
   } catch (err) {
     await server.close().catch(() => {});

@@ -358,16 +358,25 @@ export class TesseraServer {
   }
 
   /**
-   * Checks, listens, then loads and warms every model. `listen: false` skips the listeners (for
-   * `app.inject()` in tests, or an embedding that serves `app` itself); the URL is then empty.
+   * Checks, listens, then loads and warms every model (so that health and readiness answer while
+   * the models load). `listen: false` skips the listeners (for `app.inject()` in tests, or an
+   * embedding that serves `app` itself); the URL is then empty. `loadFirst`: load and warm every
+   * model before listening — a worker of `server.workers` does, since node:cluster hands new
+   * connections to every worker that listens: a worker (re)starting would otherwise answer its
+   * share of them 503 while its siblings serve.
    */
-  async start(options: { listen?: boolean } = {}): Promise<{ url: string; port: number; host: string }> {
+  async start(options: { listen?: boolean; loadFirst?: boolean } = {}): Promise<{ url: string; port: number; host: string }> {
     await this.check();
     const { host, port } = this.config.server;
     if (options.listen === false) {
       await this.app.ready();
-      await this.#loadModels('');
+      await this.#loadModels();
+      this.#announceReady('');
       return { url: '', port: 0, host };
+    }
+    if (options.loadFirst) {
+      await this.app.ready();
+      await this.#loadModels();
     }
     await this.app.listen({ host, port });
     const address = this.app.server.address();
@@ -386,12 +395,15 @@ export class TesseraServer {
       const a = metricsApp.server.address();
       this.metricsUrl = `http://${hostPart}:${typeof a === 'object' && a ? a.port : this.config.server.metricsPort}`;
     }
-    this.logger.info({ url, ...(this.metricsUrl ? { metricsUrl: this.metricsUrl } : {}) }, 'listening; loading models');
-    await this.#loadModels(url);
+    if (!options.loadFirst) {
+      this.logger.info({ url, ...(this.metricsUrl ? { metricsUrl: this.metricsUrl } : {}) }, 'listening; loading models');
+      await this.#loadModels();
+    }
+    this.#announceReady(url);
     return { url, port: actualPort, host };
   }
 
-  async #loadModels(url: string): Promise<void> {
+  async #loadModels(): Promise<void> {
     this.#state = 'loading';
     const failed = await this.registry.loadAll();
     if (failed.length > 0) {
@@ -402,6 +414,10 @@ export class TesseraServer {
       this.logger.error({ failed: failed.map((v) => `${v.model}:${v.version}`) }, `serving without failed models: ${reasons}`);
     }
     if (this.#state === 'loading') this.#state = 'ready';
+  }
+
+  /** The `server ready` line (what scripts and the test kit wait for). */
+  #announceReady(url: string): void {
     const models = this.registry.models().map((m) => `${m.name} (v${[...m.versions.keys()].join(', v')})`);
     this.logger.info({ url, ...(this.metricsUrl ? { metricsUrl: this.metricsUrl } : {}), models }, url ? `server ready at ${url}` : 'server ready (not listening)');
   }
