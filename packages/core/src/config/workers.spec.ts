@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { resolveConfig } from './resolve.js';
-import { AUTO_WORKERS_MAX, resolveWorkers } from './workers.js';
+import { AUTO_WORKERS_MAX, coreShares, resolveWorkers } from './workers.js';
 
 describe(resolveWorkers, () => {
   it.each([
@@ -16,6 +16,12 @@ describe(resolveWorkers, () => {
     ['auto', 64, AUTO_WORKERS_MAX],
   ] as const)('should resolve %j on %i cores to %i', (value, cores, expected) => {
     expect(resolveWorkers(value, cores)).toBe(expected);
+  });
+
+  it('should share the cores among the workers, the remainder to the first ones, at least one each', () => {
+    expect(coreShares(16, 4)).toEqual([4, 4, 4, 4]);
+    expect(coreShares(18, 4)).toEqual([5, 5, 4, 4]);
+    expect(coreShares(2, 3)).toEqual([1, 1, 1]);
   });
 
   it('should resolve auto to one worker when the rate limit counts in memory', () => {

@@ -49,4 +49,11 @@ describe('availableMemory', () => {
     expect(availableMemory({ root: await cgroup({ 'memory/memory.limit_in_bytes': '9223372036854771712' }) })).toBe(totalmem());
     expect(availableMemory({ root: await cgroup({}) })).toBe(totalmem());
   });
+
+  it('should take TESSERA_MEMORY (a worker of server.workers gets its share) over the cgroup, and refuse what is no byte count', async () => {
+    const root = await cgroup({ 'memory.max': String(512 * 2 ** 20) });
+    expect(availableMemory({ root, env: { TESSERA_MEMORY: String(2 ** 30) } })).toBe(2 ** 30);
+    expect(availableMemory({ root, env: { TESSERA_MEMORY: '' } })).toBe(512 * 2 ** 20);
+    expect(() => availableMemory({ root, env: { TESSERA_MEMORY: '4GiB' } })).toThrow('TESSERA_MEMORY=4GiB: expected a positive integer');
+  });
 });
