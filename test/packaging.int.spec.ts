@@ -14,6 +14,7 @@ import type { JSONSchema } from '@tessera/core';
 import { configSchema } from '@tessera/core';
 import { runTesseraCli } from '@tessera/core/testing';
 import { ONNXRUNTIME_MODEL_CONFIG_SCHEMA } from '@tessera/backend-onnxruntime';
+import { PYTHON_MODEL_CONFIG_SCHEMA } from '@tessera/backend-python';
 import { VLLM_MODEL_CONFIG_SCHEMA } from '@tessera/backend-vllm';
 import { TRACING_CONFIG_SCHEMA } from '@tessera/tracing';
 import { ROOT, tempDir } from './integration/helpers.js';
@@ -69,7 +70,7 @@ function helpDocPaths(help: string): string[] {
 
 describe('published packages', () => {
   it('should publish every workspace package but none of the root', () => {
-    expect(PUBLISHED.map((p) => p.manifest.name).sort()).toEqual(['@tessera/backend-onnxruntime', '@tessera/backend-vllm', '@tessera/core', '@tessera/router-canary', '@tessera/tracing']);
+    expect(PUBLISHED.map((p) => p.manifest.name).sort()).toEqual(['@tessera/backend-onnxruntime', '@tessera/backend-python', '@tessera/backend-vllm', '@tessera/core', '@tessera/router-canary', '@tessera/tracing']);
   });
 
   describe.each(PUBLISHED.map((p) => [p.manifest.name, p] as const))('%s', (name, { dir, manifest }) => {
@@ -95,6 +96,13 @@ describe('published packages', () => {
       for (const target of targets) expect(files, target).toContain(path.posix.normalize(target));
     });
 
+    if (name === '@tessera/backend-python') {
+      it('should ship the Python worker and triton_python_backend_utils', () => {
+        expect(files).toContain('python/tessera_python_worker.py');
+        expect(files).toContain('python/triton_python_backend_utils.py');
+      });
+    }
+
     if (name === '@tessera/core') {
       it('should ship every user doc under docs/', () => {
         expect(files).toContain('docs/configuration.md');
@@ -113,6 +121,7 @@ describe('package READMEs', () => {
   const cases: [string, JSONSchema][] = [
     ['core', configSchema],
     ['backend-onnxruntime', ONNXRUNTIME_MODEL_CONFIG_SCHEMA],
+    ['backend-python', PYTHON_MODEL_CONFIG_SCHEMA],
     ['backend-vllm', VLLM_MODEL_CONFIG_SCHEMA],
     ['tracing', TRACING_CONFIG_SCHEMA],
   ];
