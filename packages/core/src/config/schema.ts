@@ -562,7 +562,7 @@ export const configSchema: JSONSchema = {
       type: 'string',
       minLength: 1,
       description:
-        "A folder of models in Triton's layout, each served like a `models:` entry: `<model>/<version>/model.onnx` (versions are positive integers), with an optional `<model>/config.pbtxt` (Triton's fields that map: batching, instances, version policy, declared inputs/outputs) or `<model>/config.yaml` (a model section without `path`/`versions`). A model also under `models:` takes the keys given there over the folder's. Read when the config loads (and on every rescan); relative to the config file's folder. See docs/model-repository.md.",
+        "A folder of models in Triton's layout, each served like a `models:` entry: `<model>/<version>/model.onnx` (or `model.py`, served by @tessera/backend-python; versions are positive integers), with an optional `<model>/config.pbtxt` (Triton's fields that map: batching, instances, version policy, declared inputs/outputs) or `<model>/config.yaml` (a model section without `path`/`versions`). A model also under `models:` takes the keys given there over the folder's. Read when the config loads (and on every rescan); relative to the config file's folder. See docs/model-repository.md.",
       examples: ['./models'],
     },
     $schema: {

@@ -342,7 +342,7 @@ export interface TesseraConfigInput {
   server?: ServerConfigInput;
   plugins?: string[] | string;
   models?: Record<string, ModelConfigInput>;
-  /** A folder of models in Triton's layout (`<model>/<version>/model.onnx`), relative to the config file. */
+  /** A folder of models in Triton's layout (`<model>/<version>/model.onnx`, or `model.py` for `@tessera/backend-python`), relative to the config file. */
   repository?: string;
   exporters?: (string | { exporter: string; [option: string]: unknown })[];
   hooks?: (string | { hook: string; [option: string]: unknown })[];

@@ -75,6 +75,48 @@ describe('repository', () => {
       expect(config.warnings).toEqual([]);
     });
 
+    it("should serve a Python model (backend: \"python\", <version>/model.py) with @tessera/backend-python's inputs/outputs keys, versions at the model.py files", async () => {
+      write({
+        'models/adder/1/model.py': 'x',
+        'models/adder/2/model.py': 'x',
+        'models/adder/config.pbtxt': [
+          'name: "adder"',
+          'backend: "python"',
+          'max_batch_size: 4',
+          'version_policy: { all { } }',
+          'input [ { name: "A" data_type: TYPE_FP32 dims: [ 2 ] }, { name: "B" data_type: TYPE_FP32 dims: [ 2 ] } ]',
+          'output [ { name: "SUM" data_type: TYPE_FP32 dims: [ 2 ] } ]',
+        ].join('\n'),
+      });
+      const config = await load();
+      expect(versionsOf(config, 'adder')).toEqual({ '1': abs('models/adder/1/model.py'), '2': abs('models/adder/2/model.py') });
+      const adder = config.models['adder']!;
+      expect(adder).toMatchObject({ backend: 'python', batching: { maxBatchSize: 4 }, versionPolicy: 'all', repository: { configFile: abs('models/adder/config.pbtxt') } });
+      // backend keys: the core passes them to the backend (`options`), which validates them
+      expect(adder.options).toEqual({
+        inputs: [{ name: 'A', datatype: 'FP32', shape: [-1, 2] }, { name: 'B', datatype: 'FP32', shape: [-1, 2] }],
+        outputs: [{ name: 'SUM', datatype: 'FP32', shape: [-1, 2] }],
+      });
+      expect(config.warnings).toEqual([]);
+    });
+
+    it('should take a folder of <version>/model.py without config.pbtxt (or with a config.yaml naming no backend) as a Python model', async () => {
+      write({
+        'models/plain/1/model.py': 'x',
+        'models/yaml/3/model.py': 'x',
+        'models/yaml/config.yaml': 'inputs: [{ name: X, datatype: INT64, shape: [-1] }]\noutputs: [{ name: Y, datatype: INT64, shape: [-1] }]\n',
+        'models/onnx/1/model.onnx': 'x',
+        'models/onnx/2/model.py': 'x',
+      });
+      const config = await load();
+      expect(Object.fromEntries(Object.entries(config.models).map(([n, m]) => [n, m.backend]))).toEqual({ onnx: 'onnxruntime', plain: 'python', yaml: 'python' });
+      expect(versionsOf(config, 'plain')).toEqual({ '1': abs('models/plain/1/model.py') });
+      expect(versionsOf(config, 'yaml')).toEqual({ '3': abs('models/yaml/3/model.py') });
+      expect(config.models['yaml']!.options).toMatchObject({ inputs: [{ name: 'X', datatype: 'INT64', shape: [-1] }] });
+      // a folder with model.onnx stays ONNX: the model.py beside it is skipped with the hint
+      expect(versionsOf(config, 'onnx')).toEqual({ '1': abs('models/onnx/1/model.onnx') });
+    });
+
     it('should map dynamic_batching to the dynamic batcher and instance_group to instances', async () => {
       write({
         'models/bert/1/model.onnx': 'x',
@@ -272,7 +314,7 @@ describe('repository', () => {
       mkdirSync(abs('models'));
       const err = await loadError();
       expect(err.code).toBe('TESSERA_E_CONFIG_INVALID');
-      expect(err.message).toBe(`${abs('tessera.config.yaml')}: repository: ${abs('models')} has no model folders; expected Triton's layout, <model>/<version>/model.onnx`);
+      expect(err.message).toBe(`${abs('tessera.config.yaml')}: repository: ${abs('models')} has no model folders; expected Triton's layout, <model>/<version>/model.onnx (or model.py)`);
     });
 
     it('should refuse a model with both config.pbtxt and config.yaml, naming the two files', async () => {
@@ -295,7 +337,7 @@ describe('repository', () => {
       expect(config.warnings).toEqual([
         `${abs('models/bad name')}: skipped: "bad name" cannot be a model name (a letter or digit, then letters, digits, "_", "." or "-")`,
         `${abs('models/empty')}: skipped: no version folder holds model.onnx (expected empty/<version>/model.onnx, versions being positive integers)`,
-        `${abs('models/m/2')}: skipped: no model.onnx in the version folder; it has model.py, a Python model: @tessera/backend-python (coming) will serve those`,
+        `${abs('models/m/2')}: skipped: no model.onnx in the version folder; it has model.py, a Python model: @tessera/backend-python serves those (config.pbtxt \`backend: "python"\`)`,
         `${abs('models/m/3')}: skipped: no model.onnx in the version folder`,
         `${abs('models/m/v4')}: ignored: version folders are positive integers without leading zeros (1, 2, 10)`,
       ]);
@@ -337,7 +379,7 @@ describe(listRepository, () => {
       'models/ok/1/model.onnx': 'x',
       'models/ok/2/model.onnx': 'x',
       'models/broken/1/model.onnx': 'x',
-      'models/broken/config.pbtxt': 'backend: "python"',
+      'models/broken/config.pbtxt': 'backend: "tensorrt"',
       'models/none/config.yaml': '',
     });
     const listing = listRepository(abs('models'), { env: {} });
@@ -346,6 +388,6 @@ describe(listRepository, () => {
       { name: 'none', versions: [], served: [], error: undefined, model: false },
       { name: 'ok', versions: ['1', '2'], served: ['2'], error: undefined, model: true },
     ]);
-    expect(catchError(() => scanRepository(abs('models'), { env: {} })).message).toContain('backend "python" is not served');
+    expect(catchError(() => scanRepository(abs('models'), { env: {} })).message).toContain('backend "tensorrt" is not served');
   });
 });

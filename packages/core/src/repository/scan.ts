@@ -1,6 +1,7 @@
 /**
- * The `repository` folder in Triton's layout: `<model>/<version>/model.onnx`, with an optional
- * `<model>/config.pbtxt` (Triton's) or `<model>/config.yaml` (a Tessera model section). Reading it
+ * The `repository` folder in Triton's layout: `<model>/<version>/model.onnx` (or `model.py`, for
+ * @tessera/backend-python), with an optional `<model>/config.pbtxt` (Triton's) or
+ * `<model>/config.yaml` (a Tessera model section). Reading it
  * is a pure function of the folder (and the environment, for `${VAR}` in config.yaml), synchronous
  * so that `resolveConfig` stays synchronous; the server calls it again to rescan.
  */
@@ -15,7 +16,7 @@ import type { ModelConfigInput, RepositoryModelSource } from '../config/types.js
 import { validateAgainstSchema } from '../config/validate.js';
 import type { JSONSchema } from '../contracts/backend.js';
 import { TesseraError, errorMessage, isTesseraError } from '../errors.js';
-import { type FolderModelConfig, ONNX_MODEL_FILENAME, readTritonConfig } from './triton-config.js';
+import { type FolderBackend, type FolderModelConfig, MODEL_FILENAMES, ONNX_MODEL_FILENAME, PYTHON_MODEL_FILENAME, readTritonConfig } from './triton-config.js';
 import { DEFAULT_VERSION_POLICY, selectVersions } from './version-policy.js';
 
 /** Options of `listRepository` and `scanRepository`. */
@@ -77,7 +78,7 @@ const VERSION_LABEL = new RegExp(VERSION_LABEL_PATTERN);
 /** Files that tell which framework a version folder without model.onnx was made for. */
 const OTHER_MODEL_FILES: Readonly<Record<string, string>> = {
   'model.plan': 'a TensorRT plan: @tessera/backend-tensorrt (coming) will serve those',
-  'model.py': 'a Python model: @tessera/backend-python (coming) will serve those',
+  'model.py': 'a Python model: @tessera/backend-python serves those (config.pbtxt `backend: "python"`)',
   'model.pt': 'a TorchScript model: export it to ONNX',
   'model.savedmodel': 'a TensorFlow SavedModel: convert it to ONNX (tf2onnx)',
   'model.graphdef': 'a TensorFlow GraphDef: convert it to ONNX (tf2onnx)',
@@ -123,7 +124,7 @@ export function scanRepository(dir: string, options: RepositoryScanOptions = {})
   const label = options.label ?? 'repository';
   if (listing.models.length === 0) {
     const skipped = listing.warnings.length > 0 ? ` (${listing.warnings.join('; ')})` : '';
-    throw new TesseraError('TESSERA_E_CONFIG_INVALID', `${label}: ${listing.dir} has no model folders${skipped}; expected Triton's layout, <model>/<version>/model.onnx`);
+    throw new TesseraError('TESSERA_E_CONFIG_INVALID', `${label}: ${listing.dir} has no model folders${skipped}; expected Triton's layout, <model>/<version>/model.onnx (or model.py)`);
   }
   const errors = listing.models.flatMap((m) => (m.error ? [m.error] : []));
   if (errors.length > 0) throw new TesseraError(errors[0]!.code, errors.map((e) => e.message).join('\n'), { cause: errors[0] });
@@ -148,13 +149,15 @@ function readModelFolder(name: string, modelDir: string, env: EnvRecord, warning
     entry.error = new TesseraError('TESSERA_E_CONFIG_INVALID', `${modelDir}: the model has two config files, ${files.join(' and ')}; keep one (config.pbtxt for Triton's fields, config.yaml for Tessera's)`);
     return entry;
   }
-  let config: FolderModelConfig = { model: {}, modelFilename: ONNX_MODEL_FILENAME, warnings: [] };
+  // what the version folders hold decides the backend when the config names none
+  const detected = detectBackend(modelDir);
+  let config: FolderModelConfig = { model: detected === 'python' ? { backend: 'python' } : {}, modelFilename: MODEL_FILENAMES[detected], warnings: [] };
   if (present[0]) {
     const file = path.join(modelDir, present[0]);
     entry.configFile = file;
     try {
       const text = readFileSync(file, 'utf8');
-      config = present[0] === 'config.pbtxt' ? readTritonConfig(file, text, name) : readYamlConfig(file, text, env);
+      config = present[0] === 'config.pbtxt' ? readTritonConfig(file, text, name, { detected }) : readYamlConfig(file, text, env, detected);
     } catch (err) {
       entry.error = isTesseraError(err) ? err : new TesseraError('TESSERA_E_CONFIG_PARSE', `${file}: cannot read it: ${errorMessage(err)}`, { cause: err });
       return entry;
@@ -173,6 +176,21 @@ function readModelFolder(name: string, modelDir: string, env: EnvRecord, warning
   return entry;
 }
 
+/**
+ * `python` when no version folder holds model.onnx and one holds model.py (Triton's Python
+ * backend layout), else `onnxruntime`.
+ */
+function detectBackend(modelDir: string): FolderBackend {
+  let python = false;
+  for (const name of readdirSync(modelDir)) {
+    const versionDir = path.join(modelDir, name);
+    if (!VERSION_LABEL.test(name) || !statOf(versionDir)?.isDirectory()) continue;
+    if (statOf(path.join(versionDir, ONNX_MODEL_FILENAME)) !== undefined) return 'onnxruntime';
+    if (statOf(path.join(versionDir, PYTHON_MODEL_FILENAME))?.isFile()) python = true;
+  }
+  return python ? 'python' : 'onnxruntime';
+}
+
 /** Version folders (positive integers) that hold the model file: label → absolute path of the file. */
 function findVersions(modelDir: string, filename: string, warnings: string[]): Record<string, string> {
   const found: Record<string, string> = {};
@@ -189,11 +207,12 @@ function findVersions(modelDir: string, filename: string, warnings: string[]): R
     // Triton's ONNX layout also allows a folder model.onnx/ with model.onnx (and external data) inside
     const inner = path.join(file, ONNX_MODEL_FILENAME);
     if (info?.isFile()) found[name] = file;
-    else if (info?.isDirectory() && statOf(inner)?.isFile()) found[name] = inner;
+    else if (info?.isDirectory() && filename !== PYTHON_MODEL_FILENAME && statOf(inner)?.isFile()) found[name] = inner;
     else {
-      const other = Object.entries(OTHER_MODEL_FILES).find(([f]) => statOf(path.join(versionDir, f)) !== undefined);
+      const other = Object.entries(OTHER_MODEL_FILES).find(([f]) => f !== filename && statOf(path.join(versionDir, f)) !== undefined);
       const hint = other ? `; it has ${other[0]}, ${other[1]}` : '';
-      warnings.push(`${versionDir}: skipped: no ${filename} in the version folder${info?.isDirectory() ? ` (${filename} is a folder without ${ONNX_MODEL_FILENAME} inside)` : ''}${hint}`);
+      const folder = info?.isDirectory() ? (filename === PYTHON_MODEL_FILENAME ? ` (${filename} is a folder)` : ` (${filename} is a folder without ${ONNX_MODEL_FILENAME} inside)`) : '';
+      warnings.push(`${versionDir}: skipped: no ${filename} in the version folder${folder}${hint}`);
     }
   }
   return found;
@@ -202,14 +221,18 @@ function findVersions(modelDir: string, filename: string, warnings: string[]): R
 /** A "model" folder that is really a version folder: the repository names one level too deep. */
 function versionFolderHint(modelDir: string): string {
   if (!VERSION_LABEL.test(path.basename(modelDir))) return '';
-  if (!statOf(path.join(modelDir, ONNX_MODEL_FILENAME))?.isFile()) return '';
+  if (![ONNX_MODEL_FILENAME, PYTHON_MODEL_FILENAME].some((f) => statOf(path.join(modelDir, f))?.isFile())) return '';
   return `; ${modelDir} looks like a version folder: \`repository\` should name the folder that holds the model folders (${path.dirname(path.dirname(modelDir))})`;
 }
 
 const MODEL_SCHEMA = (configSchema.properties as Record<string, JSONSchema>)['models']!['additionalProperties'] as JSONSchema;
 
-/** `config.yaml`: a `models.<name>` section without `path`/`versions`, `${VAR}` substituted, checked against the model schema. */
-function readYamlConfig(file: string, text: string, env: EnvRecord): FolderModelConfig {
+/**
+ * `config.yaml`: a `models.<name>` section without `path`/`versions`, `${VAR}` substituted, checked
+ * against the model schema. Without `backend`, the model files decide (`detected`); `backend: python`
+ * looks for model.py.
+ */
+function readYamlConfig(file: string, text: string, env: EnvRecord, detected: FolderBackend): FolderModelConfig {
   const raw = loadYaml(file, text) ?? {};
   if (!isRecord(raw)) throw new TesseraError('TESSERA_E_CONFIG_INVALID', `${file}: expected the keys of a model section (backend, batching, instances, versionPolicy, …), got ${Array.isArray(raw) ? 'a list' : typeof raw}`);
   const issues: ConfigIssue[] = [];
@@ -222,7 +245,8 @@ function readYamlConfig(file: string, text: string, env: EnvRecord): FolderModel
   // validated on a copy: the schema's defaults must not hide which keys the file sets (models: overrides key by key)
   validateAgainstSchema(MODEL_SCHEMA, structuredClone(model), '', { file });
   if (isRecord(model.signature) && model.signature.declaredIn === undefined) model.signature = { ...model.signature, declaredIn: file };
-  return { model, modelFilename: ONNX_MODEL_FILENAME, warnings: [] };
+  if (model.backend === undefined && detected === 'python') model.backend = 'python';
+  return { model, modelFilename: model.backend === 'python' ? PYTHON_MODEL_FILENAME : ONNX_MODEL_FILENAME, warnings: [] };
 }
 
 function statOf(file: string): ReturnType<typeof statSync> | undefined {

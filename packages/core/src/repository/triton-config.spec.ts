@@ -93,10 +93,18 @@ describe(readTritonConfig, () => {
       });
     });
 
-    it('should refuse a Python model, naming @tessera/backend-python (simple_identity)', () => {
-      const err = catchError(() => fixture('simple_identity', 'simple_identity'));
-      expect(err.code).toBe('TESSERA_E_CONFIG_INVALID');
-      expect(err.message).toContain(`${path.join(FIXTURES, 'simple_identity.pbtxt')}:28:10: backend "python" is not served: Python models (model.py) will be served by @tessera/backend-python (coming)`);
+    it("should map a Python model to backend python, its tensors to the backend's inputs/outputs with the batch dim, the model file model.py (simple_identity)", () => {
+      const file = path.join(FIXTURES, 'simple_identity.pbtxt');
+      const config = fixture('simple_identity', 'simple_identity');
+      expect(config.warnings).toEqual([]);
+      expect(config.modelFilename).toBe('model.py');
+      expect(config.model).toMatchObject({
+        backend: 'python',
+        batching: { batcher: 'passthrough', maxBatchSize: 8 },
+        inputs: [{ name: 'INPUT0', datatype: 'BYTES', shape: [-1, -1] }],
+        outputs: [{ name: 'OUTPUT0', datatype: 'BYTES', shape: [-1, -1] }],
+        signature: { declaredIn: file, inputs: [{ name: 'INPUT0', datatype: 'BYTES', shape: [-1, -1] }] },
+      });
     });
 
     it.each(['simple_sequence', 'simple_dyna_sequence'])('should refuse sequence batching (%s)', (name) => {
@@ -252,6 +260,48 @@ dynamic_batching {
       expect(catchError(() => read('ensemble_scheduling { step [] }')).message).toContain('ensemble_scheduling: Tessera has no ensembles');
       expect(catchError(() => read('model_transaction_policy { decoupled: true }')).message).toContain('decoupled models are not served');
       expect(read('model_transaction_policy { decoupled: false }').warnings).toEqual([]);
+    });
+  });
+
+  describe('having backend "python"', () => {
+    const PY = 'backend: "python"\n';
+
+    it('should keep the dims of a model without max_batch_size (0 in Triton) and say so in batching', () => {
+      const config = read(`${PY}input [ { name: "X" data_type: TYPE_FP32 dims: [ 4 ] } ]\noutput [ { name: "Y" data_type: TYPE_INT64 dims: [ -1, 2 ] } ]`);
+      expect(config.model.batching).toEqual({ batcher: 'passthrough', maxBatchSize: 0 });
+      expect(config.model['inputs']).toEqual([{ name: 'X', datatype: 'FP32', shape: [4] }]);
+      expect(config.model['outputs']).toEqual([{ name: 'Y', datatype: 'INT64', shape: [-1, 2] }]);
+    });
+
+    it('should map dynamic_batching and count a KIND_CPU group without count as 1 instance (Triton\'s default outside ONNX Runtime)', () => {
+      const config = read(`${PY}max_batch_size: 16\ndynamic_batching { max_queue_delay_microseconds: 2000 }\ninstance_group [ { kind: KIND_CPU } ]`);
+      expect(config.model).toEqual({ backend: 'python', batching: { batcher: 'dynamic', maxBatchSize: 16, maxQueueDelayMs: 2 }, instances: 1 });
+    });
+
+    it('should warn that GPU groups are CPU instances, without the ONNX Runtime hint', () => {
+      const config = read(`${PY}instance_group [ { count: 2 kind: KIND_GPU } ]`);
+      expect(config.model.instances).toBe(2);
+      expect(config.warnings).toEqual(['/repo/m/config.pbtxt:2:29: instance_group KIND_GPU: each instance is a CPU instance (initialize gets model_instance_kind "CPU", tensors are in host memory); model.py may still use a GPU itself; the group counts as 2 instance(s)']);
+    });
+
+    it('should take default_model_filename for the Python file', () => {
+      expect(read(`${PY}default_model_filename: "main.py"`).modelFilename).toBe('main.py');
+    });
+
+    it.each([
+      ['input [ { name: "X" dims: [ 4 ] } ]', '2:9: input "X": data_type is missing; a Python model\'s tensors are what config.pbtxt declares'],
+      ['output [ { name: "Y" data_type: TYPE_FP32 } ]', '2:10: output "Y": dims is missing'],
+      ['input [ { name: "X" data_type: TYPE_BF16 dims: [ 4 ] } ]', '2:32: input "X": data_type TYPE_BF16 has no Tessera datatype'],
+    ])('should refuse %s: the backend needs every datatype and shape', (text, message) => {
+      const err = catchError(() => read(`${PY}${text}`));
+      expect(err.code).toBe('TESSERA_E_CONFIG_INVALID');
+      expect(err.message).toContain(`/repo/m/config.pbtxt:${message}`);
+    });
+
+    it('should take the files\' guess when config.pbtxt names no backend, and not when it names one', () => {
+      expect(read('max_batch_size: 2', 'm').model.backend).toBe('onnxruntime');
+      expect(readTritonConfig(FILE, 'max_batch_size: 2', 'm', { detected: 'python' })).toMatchObject({ model: { backend: 'python' }, modelFilename: 'model.py' });
+      expect(readTritonConfig(FILE, 'platform: "onnxruntime_onnx"', 'm', { detected: 'python' })).toMatchObject({ model: { backend: 'onnxruntime' }, modelFilename: 'model.onnx' });
     });
   });
 

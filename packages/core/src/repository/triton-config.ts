@@ -1,7 +1,8 @@
 /**
  * Triton's `config.pbtxt` as a Tessera model section: the fields that have a meaning here are
  * mapped, those that have none are listed in warnings, and models Tessera cannot serve (another
- * platform, sequence batching, ensembles, decoupled) are refused with what to do instead.
+ * platform, sequence batching, ensembles, decoupled) are refused with what to do instead. ONNX
+ * models go to the onnxruntime backend, `backend: "python"` (model.py) to @tessera/backend-python.
  * docs/model-repository.md has the table.
  */
 import { readFileSync } from 'node:fs';
@@ -20,6 +21,21 @@ export interface FolderModelConfig {
 
 /** Triton's default model file name of the ONNX Runtime platform. */
 export const ONNX_MODEL_FILENAME = 'model.onnx';
+
+/** Triton's default model file name of the Python backend. */
+export const PYTHON_MODEL_FILENAME = 'model.py';
+
+/** The backends a model folder maps to. */
+export type FolderBackend = 'onnxruntime' | 'python';
+
+/** Each backend's default model file (config.pbtxt `default_model_filename` overrides it). */
+export const MODEL_FILENAMES: Readonly<Record<FolderBackend, string>> = { onnxruntime: ONNX_MODEL_FILENAME, python: PYTHON_MODEL_FILENAME };
+
+/** Options of `readTritonConfig`. */
+export interface TritonConfigOptions {
+  /** The backend when config.pbtxt names neither `platform` nor `backend` (the scan's guess from the model files); default onnxruntime. */
+  detected?: FolderBackend;
+}
 
 /** Triton's data types as Tessera's (`TYPE_STRING` is BYTES); `TYPE_BF16` has no Tessera counterpart. */
 const DATA_TYPES: Readonly<Record<string, DataType>> = {
@@ -42,9 +58,8 @@ const DATA_TYPES: Readonly<Record<string, DataType>> = {
 const REFUSED: Readonly<Record<string, string>> = {
   tensorrt_plan: 'TensorRT plans will be served by @tessera/backend-tensorrt (coming); until then serve the ONNX model the plan was built from (model.onnx) with the onnxruntime backend',
   tensorrt: 'TensorRT plans will be served by @tessera/backend-tensorrt (coming); until then serve the ONNX model the plan was built from (model.onnx) with the onnxruntime backend',
-  python: 'Python models (model.py) will be served by @tessera/backend-python (coming)',
-  pytorch_libtorch: 'no Tessera backend runs TorchScript; export the model to ONNX (torch.onnx.export) and serve it as model.onnx, or serve it from Python with @tessera/backend-python (coming)',
-  pytorch: 'no Tessera backend runs TorchScript; export the model to ONNX (torch.onnx.export) and serve it as model.onnx, or serve it from Python with @tessera/backend-python (coming)',
+  pytorch_libtorch: 'no Tessera backend runs TorchScript; export the model to ONNX (torch.onnx.export) and serve it as model.onnx, or serve it from a model.py with @tessera/backend-python (`backend: "python"`)',
+  pytorch: 'no Tessera backend runs TorchScript; export the model to ONNX (torch.onnx.export) and serve it as model.onnx, or serve it from a model.py with @tessera/backend-python (`backend: "python"`)',
   tensorflow_savedmodel: 'no Tessera backend runs TensorFlow; convert the model to ONNX (tf2onnx) and serve it as model.onnx',
   tensorflow_graphdef: 'no Tessera backend runs TensorFlow; convert the model to ONNX (tf2onnx) and serve it as model.onnx',
   tensorflow: 'no Tessera backend runs TensorFlow; convert the model to ONNX (tf2onnx) and serve it as model.onnx',
@@ -195,21 +210,24 @@ function show(v: PbtxtValue): string {
  * file:line:col) and maps it (`TESSERA_E_CONFIG_INVALID` with file:line:col for a value that
  * cannot be served).
  */
-export function readTritonConfig(file: string, text: string, model: string): FolderModelConfig {
+export function readTritonConfig(file: string, text: string, model: string, options: TritonConfigOptions = {}): FolderModelConfig {
   const message = parsePbtxt(text, file);
-  return mapTritonConfig(message, file, text, model);
+  return mapTritonConfig(message, file, text, model, options);
 }
 
 /** Maps a parsed config.pbtxt (see `readTritonConfig`). */
-export function mapTritonConfig(root: PbtxtMessage, file: string, text: string, model: string): FolderModelConfig {
+export function mapTritonConfig(root: PbtxtMessage, file: string, text: string, model: string, options: TritonConfigOptions = {}): FolderModelConfig {
   const ctx = new Context(file, text);
   const top = new Fields(root, '', ctx);
-  const out: ModelConfigInput = { backend: backendOf(top, model) };
+  const backend = backendOf(top, model, options.detected ?? 'onnxruntime');
+  const out: ModelConfigInput = { backend };
 
   const mbsField = top.one('max_batch_size');
   const maxBatchSize = mbsField ? top.int(mbsField, 0) : undefined;
   const batching: NonNullable<ModelConfigInput['batching']> = { ...dynamicBatching(top, maxBatchSize) };
   if (maxBatchSize !== undefined) batching.maxBatchSize = maxBatchSize;
+  // Triton's Python backend reads no batching from model.py: no max_batch_size is 0, dims the whole shape
+  else if (backend === 'python') batching.maxBatchSize = 0;
   out.batching = batching;
 
   for (const refused of ['sequence_batching', 'ensemble_scheduling'] as const) {
@@ -228,7 +246,7 @@ export function mapTritonConfig(root: PbtxtMessage, file: string, text: string, 
     t.warnUnread(new Set());
   }
 
-  const instances = instanceCount(top);
+  const instances = instanceCount(top, backend);
   if (instances !== undefined) out.instances = instances;
   const policy = versionPolicy(top);
   if (policy !== undefined) out.versionPolicy = policy;
@@ -238,8 +256,13 @@ export function mapTritonConfig(root: PbtxtMessage, file: string, text: string, 
   if (inputs.length > 0 || outputs.length > 0) {
     out.signature = { declaredIn: file, ...(inputs.length > 0 ? { inputs } : {}), ...(outputs.length > 0 ? { outputs } : {}) };
   }
+  if (backend === 'python') {
+    // a model.py declares no tensors: the backend's own `inputs`/`outputs` keys carry them
+    if (inputs.length > 0) out['inputs'] = pythonTensors(top, 'input', inputs);
+    if (outputs.length > 0) out['outputs'] = pythonTensors(top, 'output', outputs);
+  }
 
-  let modelFilename = ONNX_MODEL_FILENAME;
+  let modelFilename = MODEL_FILENAMES[backend];
   const filenameField = top.one('default_model_filename');
   if (filenameField) {
     modelFilename = top.string(filenameField);
@@ -251,8 +274,11 @@ export function mapTritonConfig(root: PbtxtMessage, file: string, text: string, 
   return { model: out, modelFilename, warnings: ctx.warnings };
 }
 
-/** `platform: "onnxruntime_onnx"` / `backend: "onnxruntime"` (or neither) → onnxruntime; anything else is refused. */
-function backendOf(top: Fields, model: string): string {
+/**
+ * `platform: "onnxruntime_onnx"` / `backend: "onnxruntime"` → onnxruntime, `backend: "python"` →
+ * python, neither → `detected`; anything else is refused.
+ */
+function backendOf(top: Fields, model: string, detected: FolderBackend): FolderBackend {
   const nameField = top.one('name');
   if (nameField) {
     const name = top.string(nameField);
@@ -262,12 +288,17 @@ function backendOf(top: Fields, model: string): string {
   const backendField = top.one('backend');
   const platform = platformField ? top.string(platformField) : undefined;
   const backend = backendField ? top.string(backendField) : undefined;
-  for (const [field, value, ok] of [[platformField, platform, 'onnxruntime_onnx'], [backendField, backend, 'onnxruntime']] as const) {
+  // Triton's Python models name only the backend; with an ONNX platform beside it the config says two things
+  const python = backend === 'python' && platform === undefined;
+  for (const [field, value, ok] of [[platformField, platform, 'onnxruntime_onnx'], [backendField, backend, python ? 'python' : 'onnxruntime']] as const) {
     if (value === undefined || value === ok) continue;
-    const why = REFUSED[value] ?? `no Tessera backend serves it (Tessera serves ONNX models: platform "onnxruntime_onnx" or backend "onnxruntime", with the model as model.onnx)`;
+    const why = value === 'python'
+      ? `platform ${JSON.stringify(platform)} is given too; a Python model (model.py, served by @tessera/backend-python) names only \`backend: "python"\``
+      : REFUSED[value] ?? 'no Tessera backend serves it (Tessera serves ONNX models: platform "onnxruntime_onnx" or backend "onnxruntime", with the model as model.onnx; and Python models: backend "python", with model.py)';
     top.ctx.fail(field!.value, `${field!.name} ${JSON.stringify(value)} is not served: ${why}`);
   }
-  return 'onnxruntime';
+  if (python) return 'python';
+  return platform !== undefined || backend !== undefined ? 'onnxruntime' : detected;
 }
 
 /**
@@ -320,8 +351,8 @@ function dynamicBatching(top: Fields, maxBatchSize: number | undefined): Record<
   return out;
 }
 
-/** `instance_group [{count, kind}, …]` → the sum of the counts (Triton's default count of a KIND_CPU group is 2). */
-function instanceCount(top: Fields): number | undefined {
+/** `instance_group [{count, kind}, …]` → the sum of the counts (Triton's default count of a KIND_CPU group is 2 for ONNX Runtime, else 1). */
+function instanceCount(top: Fields, backend: FolderBackend): number | undefined {
   const groups = top.all('instance_group');
   if (groups.length === 0) return undefined;
   let total = 0;
@@ -331,12 +362,15 @@ function instanceCount(top: Fields): number | undefined {
     const kindField = group.one('kind');
     const kind = kindField ? group.enumName(kindField, ['KIND_AUTO', 'KIND_GPU', 'KIND_CPU', 'KIND_MODEL']) : 'KIND_AUTO';
     const countField = group.one('count');
-    const count = countField ? group.int(countField, 1) : kind === 'KIND_CPU' ? 2 : 1;
+    const count = countField ? group.int(countField, 1) : kind === 'KIND_CPU' && backend === 'onnxruntime' ? 2 : 1;
     const gpus = group.all('gpus');
     gpus.forEach((f) => group.int(f, 0));
     if ((kind === 'KIND_GPU' || kind === 'KIND_MODEL' || gpus.length > 0) && !gpuWarned) {
       gpuWarned = true;
-      top.ctx.warn(kindField ?? g, `instance_group ${kind}${gpus.length > 0 ? ` (gpus)` : ''}: the instances run on the CPU until a GPU execution provider is configured (e.g. \`sessionOptions: {executionProviders: [cuda]}\` in the model's section under \`models:\`); the group counts as ${count} instance(s)`);
+      const where = backend === 'python'
+        ? 'each instance is a CPU instance (initialize gets model_instance_kind "CPU", tensors are in host memory); model.py may still use a GPU itself'
+        : "the instances run on the CPU until a GPU execution provider is configured (e.g. `sessionOptions: {executionProviders: [cuda]}` in the model's section under `models:`)";
+      top.ctx.warn(kindField ?? g, `instance_group ${kind}${gpus.length > 0 ? ` (gpus)` : ''}: ${where}; the group counts as ${count} instance(s)`);
     }
     const passive = group.one('passive');
     if (passive && group.bool(passive)) {
@@ -422,5 +456,23 @@ function tensors(top: Fields, kind: 'input' | 'output', maxBatchSize: number): D
     }
     t.warnUnread(new Set(['format', 'is_shape_tensor', 'allow_ragged_batch', 'optional', 'is_non_linear_format_io']));
     return declared;
+  });
+}
+
+/**
+ * The declared tensors as the Python backend's `inputs`/`outputs` (`{name, datatype, shape}`, shape
+ * with the batch dim): a model.py declares none itself, so each needs its data_type and dims.
+ */
+function pythonTensors(top: Fields, kind: 'input' | 'output', declared: readonly DeclaredTensor[]): { name: string; datatype: DataType; shape: number[] }[] {
+  const fields = top.all(kind);
+  return declared.map((d, i) => {
+    const f = fields[i]!;
+    if (d.datatype === undefined) {
+      // tensors() accepted TYPE_BF16 (unchecked) or no data_type: neither gives the backend a datatype
+      const typeField = f.value.kind === 'message' ? f.value.fields.find((x) => x.name === 'data_type') : undefined;
+      top.ctx.fail(typeField?.value ?? f.value, `${kind} ${JSON.stringify(d.name)}: ${typeField ? 'data_type TYPE_BF16 has no Tessera datatype' : 'data_type is missing'}; a Python model's tensors are what config.pbtxt declares (model.py declares none), so each ${kind} needs a data_type Tessera has (TYPE_FP32, TYPE_INT64, TYPE_STRING, …)`);
+    }
+    if (d.shape === undefined) top.ctx.fail(f.value, `${kind} ${JSON.stringify(d.name)}: dims is missing; a Python model's tensors are what config.pbtxt declares (model.py declares none), so each ${kind} needs its dims (-1: any size)`);
+    return { name: d.name, datatype: d.datatype, shape: [...d.shape] };
   });
 }
