@@ -11,16 +11,16 @@ import type {
   ModelInstance,
   ModelMetadata,
   ModelVersionSpec,
+  RestartPolicy,
   Tensor,
   TensorSpec,
 } from '@tessera/core';
-import { TesseraError, allocateTensorData, availableCores, availableMemory, errorMessage, isTesseraError } from '@tessera/core';
+import { TesseraError, allocateTensorData, availableCores, availableMemory, errorMessage, isTesseraError, restartPolicyOf, restartPolicySchema } from '@tessera/core';
 import { autoInstanceCount, autoIntraOpThreads, defaultWorkerSpinMs } from './internal/cpu-plan.js';
 import type { WireTensor } from './internal/protocol.js';
 import type { SessionHost, SessionMetadata } from './internal/session-host.js';
 import { InlineSessionHost, SessionCreateError, WorkerSessionHost } from './internal/session-host.js';
-import type { RestartPolicy } from './internal/supervised-host.js';
-import { DEFAULT_RESTART_POLICY, SupervisedSessionHost } from './internal/supervised-host.js';
+import { SupervisedSessionHost } from './internal/supervised-host.js';
 import { concatBatch, datatypeOfOrt, fromOrtTensor, sliceRows, specShape, toWire } from './internal/tensors.js';
 
 /** `platform` in the metadata of every model this backend loads (Triton's name for ONNX Runtime models). */
@@ -141,16 +141,7 @@ export const ONNXRUNTIME_MODEL_CONFIG_SCHEMA: JSONSchema = {
       maximum: 100,
       description: 'After a run, how long the worker thread polls for the next one before it sleeps, ms (default: 1 from 5 cores on, else 0; 0: never).',
     },
-    restart: {
-      type: 'object',
-      additionalProperties: false,
-      description: 'How a dead worker thread is replaced: backoff from initialDelayMs, doubling per failure in a row up to maxDelayMs; reset after resetAfterMs up.',
-      properties: {
-        initialDelayMs: { type: 'integer', minimum: 1, description: `Wait before the first restart after a death, ms (default ${DEFAULT_RESTART_POLICY.initialDelayMs}).` },
-        maxDelayMs: { type: 'integer', minimum: 1, description: `Longest wait between restart attempts, ms (default ${DEFAULT_RESTART_POLICY.maxDelayMs}).` },
-        resetAfterMs: { type: 'integer', minimum: 0, description: `A worker up this long before it dies restarts after initialDelayMs again, ms (default ${DEFAULT_RESTART_POLICY.resetAfterMs}).` },
-      },
-    },
+    restart: restartPolicySchema('worker thread'),
   },
   // the core strips its own keys (path, versions, batching, …) before validating, so anything left
   // that is not listed above is a typo worth stopping for
@@ -190,8 +181,7 @@ function label(spec: Pick<ModelVersionSpec, 'model' | 'version'>): string {
 
 /** The model's `restart` keys over the defaults. */
 export function resolveRestartPolicy(config: Readonly<Record<string, unknown>>): RestartPolicy {
-  const configured = (config as OnnxRuntimeModelConfig).restart ?? {};
-  return { ...DEFAULT_RESTART_POLICY, ...configured };
+  return restartPolicyOf((config as OnnxRuntimeModelConfig).restart);
 }
 
 /** The counter of worker restarts, shared by every model (registering it again returns the same one). */

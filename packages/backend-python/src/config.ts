@@ -2,20 +2,8 @@
  * The model-section keys of the Python backend (`backend: python`): the interpreter and its
  * environment, the declared inputs and outputs (a model.py declares none itself), the restart policy.
  */
-import type { DataType, JSONSchema } from '@tessera/core';
-import { DATA_TYPES, durationSchema, parseDuration } from '@tessera/core';
-
-/** When a dead worker process is replaced. */
-export interface RestartPolicy {
-  /** Wait before the first attempt after a death, ms; each failure in a row doubles it. */
-  initialDelayMs: number;
-  /** The longest wait between attempts, ms. */
-  maxDelayMs: number;
-  /** A worker up this long (ms) before dying starts the doubling again from `initialDelayMs`. */
-  resetAfterMs: number;
-}
-
-export const DEFAULT_RESTART_POLICY: Readonly<RestartPolicy> = { initialDelayMs: 100, maxDelayMs: 30_000, resetAfterMs: 60_000 };
+import type { DataType, JSONSchema, RestartPolicy } from '@tessera/core';
+import { DATA_TYPES, durationSchema, parseDuration, restartPolicyOf, restartPolicySchema } from '@tessera/core';
 
 /** `python.startTimeout` when not set: interpreter start, `import numpy`, model.py's `initialize`. */
 export const DEFAULT_START_TIMEOUT = '30s';
@@ -89,16 +77,7 @@ export const PYTHON_MODEL_CONFIG_SCHEMA: JSONSchema = {
     },
     inputs: { type: 'array', minItems: 1, items: declaredTensorSchema, description: 'The model\'s inputs: `{name, datatype, shape}` each, shape with the batch dim.' },
     outputs: { type: 'array', minItems: 1, items: declaredTensorSchema, description: 'The model\'s outputs: `{name, datatype, shape}` each, shape with the batch dim.' },
-    restart: {
-      type: 'object',
-      additionalProperties: false,
-      description: 'How a dead worker process is replaced: backoff from initialDelayMs, doubling per failure in a row up to maxDelayMs; reset after resetAfterMs up.',
-      properties: {
-        initialDelayMs: { type: 'integer', minimum: 1, description: `Wait before the first restart after a death, ms (default ${DEFAULT_RESTART_POLICY.initialDelayMs}).` },
-        maxDelayMs: { type: 'integer', minimum: 1, description: `Longest wait between restart attempts, ms (default ${DEFAULT_RESTART_POLICY.maxDelayMs}).` },
-        resetAfterMs: { type: 'integer', minimum: 0, description: `A worker up this long before it dies restarts after initialDelayMs again, ms (default ${DEFAULT_RESTART_POLICY.resetAfterMs}).` },
-      },
-    },
+    restart: restartPolicySchema('worker process'),
   },
   // the core strips its own keys before validating: anything else is a typo worth stopping for
   additionalProperties: false,
@@ -117,11 +96,5 @@ export function resolveProcessConfig(config: Readonly<Record<string, unknown>>):
 
 /** The model's `restart` keys over the defaults. */
 export function resolveRestartPolicy(config: Readonly<Record<string, unknown>>): RestartPolicy {
-  return { ...DEFAULT_RESTART_POLICY, ...(config as PythonModelConfig).restart };
-}
-
-/** The wait before attempt `n` (1-based) of a run of failures: `initial × 2^(n-1)`, at most `max`. */
-export function restartDelay(policy: RestartPolicy, n: number): number {
-  const max = Math.max(policy.initialDelayMs, policy.maxDelayMs);
-  return Math.min(max, policy.initialDelayMs * 2 ** Math.min(Math.max(0, n - 1), 40));
+  return restartPolicyOf((config as PythonModelConfig).restart);
 }

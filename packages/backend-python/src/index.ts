@@ -12,8 +12,11 @@ import { PythonBackend } from './backend.js';
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
 export { PythonBackend, RESTARTS_METRIC } from './backend.js';
-export type { DeclaredTensorConfig, PythonModelConfig, PythonProcessConfig, RestartPolicy } from './config.js';
-export { DEFAULT_MAX_BATCH_SIZE, DEFAULT_RESTART_POLICY, DEFAULT_START_TIMEOUT, PYTHON_MODEL_CONFIG_SCHEMA } from './config.js';
+export type { DeclaredTensorConfig, PythonModelConfig, PythonProcessConfig } from './config.js';
+export { DEFAULT_MAX_BATCH_SIZE, DEFAULT_START_TIMEOUT, PYTHON_MODEL_CONFIG_SCHEMA } from './config.js';
+// the `restart` key is the core's, shared with the ONNX Runtime backend
+export type { RestartPolicy } from '@tessera/core';
+export { DEFAULT_RESTART_POLICY } from '@tessera/core';
 export { PythonModelInstance } from './instance.js';
 export { MODEL_FILENAME, PYTHON_PLATFORM } from './platform.js';
 

@@ -3,30 +3,13 @@
  * runs it held are answered TESSERA_E_INSTANCE_RESTARTING (503, `Retry-After`), and a new worker is
  * started and the session reloaded, with exponential backoff, until one stays up.
  */
-import type { CounterMetric, LoadContext } from '@tessera/core';
-import { TesseraError, errorMessage } from '@tessera/core';
+import type { CounterMetric, LoadContext, RestartPolicy } from '@tessera/core';
+import { TesseraError, errorMessage, restartDelay } from '@tessera/core';
 import type { WireTensor } from './protocol.js';
 import type { SessionHost, SessionMetadata, WorkerSessionHost } from './session-host.js';
 import { SessionRunError, WorkerExitedError } from './session-host.js';
 
 /** When a dead worker is replaced (`restart` in a model's config). */
-export interface RestartPolicy {
-  /** Wait before the first attempt after a death, ms. Each failure in a row doubles it. */
-  initialDelayMs: number;
-  /** The longest wait between attempts, ms. */
-  maxDelayMs: number;
-  /** A worker that stayed up this long (ms) before dying starts the doubling again from `initialDelayMs`. */
-  resetAfterMs: number;
-}
-
-export const DEFAULT_RESTART_POLICY: Readonly<RestartPolicy> = { initialDelayMs: 100, maxDelayMs: 30_000, resetAfterMs: 60_000 };
-
-/** The wait before attempt `n` (1-based) of a run of failures: `initial × 2^(n-1)`, at most `max`. */
-export function restartDelay(policy: RestartPolicy, n: number): number {
-  const max = Math.max(policy.initialDelayMs, policy.maxDelayMs);
-  return Math.min(max, policy.initialDelayMs * 2 ** Math.min(Math.max(0, n - 1), 40));
-}
-
 export interface SupervisorOptions {
   /** `model vN`, in messages. */
   label: string;

@@ -6,10 +6,8 @@
  * `maxDelayMs`. Every attempt is counted and logged, so a crash loop is a line per attempt with
  * growing gaps, not a spin. `release` cancels what is pending and ends what runs.
  */
-import type { CounterMetric, LoadContext } from '@tessera/core';
-import { TesseraError, errorMessage } from '@tessera/core';
-import type { RestartPolicy } from '../config.js';
-import { restartDelay } from '../config.js';
+import type { CounterMetric, LoadContext, RestartPolicy } from '@tessera/core';
+import { TesseraError, errorMessage, restartDelay } from '@tessera/core';
 import type { PythonWorker } from './worker-process.js';
 
 export interface SupervisorOptions {
