@@ -13,7 +13,7 @@ import { request as httpRequest } from 'node:http';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TesseraProcess } from '@tessera/core/testing';
-import { runTesseraCli, startTessera } from '@tessera/core/testing';
+import { processAlive, runTesseraCli, startTessera } from '@tessera/core/testing';
 import type { VllmStandIn } from '@tessera/vllm-stand-in';
 import { startVllmStandIn } from '@tessera/vllm-stand-in';
 import { CLS_MODEL, tempDir, writeConfig } from './helpers.js';
@@ -79,14 +79,6 @@ async function startCluster(file: string, args: string[] = []): Promise<Cluster>
   return { proc, url: line.url as string, pids: line.pids as number[] };
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** One request on a connection of its own (`agent: false`): node:cluster hands each new connection to the next worker. */
 function fresh(url: string, path: string, body?: unknown, headers: Record<string, string> = {}, method = body === undefined ? 'GET' : 'POST'): Promise<{ status: number; text: string; headers: IncomingHttpHeaders }> {
@@ -163,7 +155,7 @@ describe('tessera serve with 2 workers', () => {
   it('should start two worker processes sharing one port', async () => {
     expect(cluster.pids).toHaveLength(2);
     expect(new Set(cluster.pids).size).toBe(2);
-    for (const pid of cluster.pids) expect(alive(pid)).toBe(true);
+    for (const pid of cluster.pids) expect(processAlive(pid)).toBe(true);
     // each worker's own line (the processes write to one pipe: in no particular order)
     const readyPids = (): Set<unknown> => new Set(logLines(cluster.proc).filter((l) => l.msg === `server ready at ${cluster.url}`).map((l) => l.pid));
     await waitFor("each worker's ready line", () => readyPids().size === 2);
@@ -284,8 +276,8 @@ describe('tessera serve with 2 workers', () => {
     expect(died).toMatchObject({ role: 'primary', worker: 1, pid: victim, signal: 'SIGKILL' });
     const replacement = back()!.pid as number;
     expect(replacement).not.toBe(victim);
-    expect(alive(victim)).toBe(false);
-    expect(alive(survivor)).toBe(true);
+    expect(processAlive(victim)).toBe(false);
+    expect(processAlive(survivor)).toBe(true);
     cluster.pids = [replacement, survivor];
     for (let i = 0; i < 4; i++) {
       const res = await fresh(cluster.url, '/v1/chat/completions', { model: 'chat2', messages, max_tokens: 1 }, { 'x-request-id': `after-restart-${i}` });
@@ -310,7 +302,7 @@ describe('tessera serve with 2 workers', () => {
     // the first chunk (role) came before the SIGTERM; every token still came
     expect(pieces).toBeGreaterThanOrEqual(19);
     expect(await exited).toBe(0);
-    for (const pid of cluster.pids) expect(alive(pid)).toBe(false);
+    for (const pid of cluster.pids) expect(processAlive(pid)).toBe(false);
     const exits = logLines(cluster.proc).filter((l) => l.role === 'primary' && typeof l.msg === 'string' && / exited \(code 0\)$/.test(l.msg));
     expect(exits.length).toBeGreaterThanOrEqual(2);
     chat.setFaults({ tokenDelayMs: null });
@@ -509,7 +501,7 @@ describe('tessera serve with workers: the primary', () => {
     cluster.proc.child.kill('SIGKILL');
     await cluster.proc.exited;
     // node:cluster ends a worker whose primary is gone (its IPC channel closed)
-    await waitFor('the workers to exit', () => cluster.pids.every((pid) => !alive(pid)), 10_000);
+    await waitFor('the workers to exit', () => cluster.pids.every((pid) => !processAlive(pid)), 10_000);
   });
 
   it('should watch the config in the primary with --watch and reload every worker when it changes', async () => {
@@ -546,7 +538,7 @@ describe('tessera serve with workers: the primary', () => {
       })
       .filter((l) => l.role === 'primary' && l.worker !== undefined && l.msg?.includes('exited'));
     expect(new Set(exits.map((l) => l.worker))).toEqual(new Set([1, 2]));
-    for (const { pid } of exits) expect(alive(pid)).toBe(false);
+    for (const { pid } of exits) expect(processAlive(pid)).toBe(false);
   });
 
   it('should refuse --workers that is not a positive integer or auto', async () => {

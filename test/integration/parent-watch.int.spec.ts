@@ -6,21 +6,14 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { processAlive } from '@tessera/core/testing';
 import { CLS_MODEL, ROOT, tempDir, writeConfig } from './helpers.js';
 
 const CLI = path.join(ROOT, 'packages/core/dist/cli.js');
-const running = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 let serverPid: number | undefined;
 
 afterAll(() => {
-  if (serverPid && running(serverPid)) process.kill(serverPid, 'SIGKILL');
+  if (serverPid && processAlive(serverPid)) process.kill(serverPid, 'SIGKILL');
 });
 
 describe('TESSERA_PARENT_PID', () => {
@@ -48,11 +41,11 @@ describe('TESSERA_PARENT_PID', () => {
       parent.on('exit', (code) => reject(new Error(`the parent exited (${code}) before the server was ready: ${out}`)));
       setTimeout(() => reject(new Error(`the server was not ready within 60 s: ${out}`)), 60_000).unref();
     });
-    expect(running(serverPid)).toBe(true);
+    expect(processAlive(serverPid)).toBe(true);
     parent.kill('SIGKILL');
     const deadline = Date.now() + 30_000;
-    while (running(serverPid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(running(serverPid), 'the server outlived the process that started it').toBe(false);
+    while (processAlive(serverPid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(processAlive(serverPid), 'the server outlived the process that started it').toBe(false);
     serverPid = undefined;
   }, 120_000);
 });

@@ -5,12 +5,11 @@
  * killed with SIGKILL while the other serves, and stops them all on SIGTERM. Launch failures stop
  * the server (`exitOnModelError`) or leave the model failed.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { TesseraProcess } from '@tessera/core/testing';
-import { runTesseraCli, startTessera } from '@tessera/core/testing';
+import { processAlive, runTesseraCli, startTessera } from '@tessera/core/testing';
 import { VLLM_STAND_IN_BIN } from '@tessera/vllm-stand-in';
 import { tempDir, writeConfig } from './helpers.js';
 
@@ -22,28 +21,13 @@ afterAll(async () => {
   await Promise.all(started.map((p) => p.stop('SIGKILL')));
   // the gateway's exit hook kills its replicas' process groups; a leftover here is a bug
   for (const pid of replicaPids) {
-    if (alive(pid)) {
+    if (processAlive(pid)) {
       process.kill(-pid, 'SIGKILL');
       throw new Error(`replica process ${pid} outlived its gateway`);
     }
   }
 });
 
-/** Whether a process exists and is not a zombie. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    // `/proc/PID/stat`: "pid (comm) STATE …"; a zombie (Z) has exited, only its entry is left
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return existsSync(`/proc/${pid}`);
-  }
-}
 
 async function serve(file: string, options: { env?: Record<string, string | undefined> } = {}): Promise<TesseraProcess> {
   const proc = await startTessera({ args: ['serve', '-c', file], timeoutMs: 60_000, ...options });
@@ -237,8 +221,8 @@ describe('managed replicas (launch) through the CLI', { timeout: 60_000 }, () =>
     const second = printedArgs(gateway).filter((p) => p.replica === 0)[1]!;
     expect(second.pid).not.toBe(firstPid);
     expect(second.args.env).toEqual({ CUDA_VISIBLE_DEVICES: '0' });
-    expect(alive(firstPid)).toBe(false);
-    expect(alive(second.pid)).toBe(true);
+    expect(processAlive(firstPid)).toBe(false);
+    expect(processAlive(second.pid)).toBe(true);
 
     // back in rotation: it takes traffic again
     await waitFor('replica 0 re-admitted', async () => (await (await fetch(`${gateway.url}/metrics`)).text()).includes(`tessera_upstream_healthy{model="chat",upstream="${url0}"} 1`));
@@ -250,9 +234,9 @@ describe('managed replicas (launch) through the CLI', { timeout: 60_000 }, () =>
   it('should stop every replica process when the gateway gets SIGTERM', async () => {
     const pids = [...currentPids(gateway).values()];
     expect(pids).toHaveLength(2);
-    expect(pids.every(alive)).toBe(true);
+    expect(pids.every(processAlive)).toBe(true);
     expect(await gateway.stop('SIGTERM')).toBe(0);
-    expect(pids.filter(alive)).toEqual([]);
+    expect(pids.filter(processAlive)).toEqual([]);
     // they were asked to stop (SIGTERM, exit 0), not killed
     const exits = logLines(gateway).filter((l) => typeof l.msg === 'string' && /vLLM replica \d exited with code 0$/.test(l.msg));
     expect(exits.map((l) => l.replica).sort()).toEqual([0, 1]);
@@ -368,6 +352,6 @@ describe('launch failures', { timeout: 60_000 }, () => {
     const pid = JSON.parse((printed!.msg as string).slice('VLLM_STAND_IN_ARGS '.length)).pid as number;
     expect(pid).toBeGreaterThan(0);
     replicaPids.add(pid);
-    expect(alive(pid)).toBe(false);
+    expect(processAlive(pid)).toBe(false);
   });
 });

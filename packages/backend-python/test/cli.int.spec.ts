@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TesseraProcess } from '@tessera/core/testing';
-import { startTessera } from '@tessera/core/testing';
+import { processAlive, startTessera } from '@tessera/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COUNT_PY, CRASH_PY, INIT_RAISES_PY, PER_REQUEST_ERROR_PY, RAISES_PY, UPPER_PY, fp32, pythonMissing, readmeExample, writeModel } from './models.js';
 
@@ -31,14 +31,6 @@ function workersOf(parent: number): number[] {
   return pids;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** One HTTP call; the body parsed as JSON. */
 async function http(url: string, init: { json?: unknown } = {}): Promise<{ status: number; headers: Headers; body: any }> {
@@ -182,7 +174,7 @@ describe.skipIf(missing !== undefined)(`@tessera/backend-python over HTTP${missi
     // add_sub ×2, upper, raises, per_request, crash (restarted), count
     expect(workers.length).toBeGreaterThanOrEqual(7);
     expect(await server.stop()).toBe(0);
-    for (let i = 0; i < 50 && workers.some(alive); i++) await new Promise((r) => setTimeout(r, 100));
-    expect(workers.filter(alive)).toEqual([]);
+    for (let i = 0; i < 50 && workers.some(processAlive); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(workers.filter(processAlive)).toEqual([]);
   });
 });

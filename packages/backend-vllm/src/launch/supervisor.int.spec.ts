@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isTesseraError } from '@tessera/core';
+import { processAlive } from '@tessera/core/testing';
 import { VLLM_STAND_IN_BIN } from '@tessera/vllm-stand-in';
 import type { LaunchConfig } from './index.js';
 import { ReplicaSupervisor, vllmServeArgs } from './index.js';
@@ -46,15 +47,6 @@ function printedArgs(entries: LogEntry[]): Map<number, any> {
   return out;
 }
 
-function alive(pid: number | undefined): boolean {
-  if (pid === undefined) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -150,9 +142,9 @@ describe('ReplicaSupervisor', () => {
     expect(infos.map((i) => i.state)).toEqual(['up', 'up']);
 
     const pids = infos.map((i) => i.pid);
-    expect(pids.every(alive)).toBe(true);
+    expect(pids.every(processAlive)).toBe(true);
     await supervisor.stop();
-    expect(pids.some(alive)).toBe(false);
+    expect(pids.some(processAlive)).toBe(false);
     expect(supervisor.replicas().map((i) => i.state)).toEqual(['stopped', 'stopped']);
     await supervisor.stop(); // idempotent
   });
@@ -172,7 +164,7 @@ describe('ReplicaSupervisor', () => {
     const info = supervisor.replicas()[0]!;
     expect(info).toMatchObject({ state: 'up', restarts: 1 });
     expect(info.pid).not.toBe(firstPid);
-    expect(alive(firstPid)).toBe(false);
+    expect(processAlive(firstPid)).toBe(false);
     expect((await fetch(`${url}/health`)).status).toBe(200);
   });
 
@@ -190,7 +182,7 @@ describe('ReplicaSupervisor', () => {
     const restarts = supervisor.replicas()[0]!.restarts;
     await sleep(400);
     expect(supervisor.replicas()[0]).toMatchObject({ state: 'stopped', restarts });
-    expect(alive(supervisor.replicas()[0]!.pid)).toBe(false);
+    expect(processAlive(supervisor.replicas()[0]!.pid)).toBe(false);
   });
 
   it('starts the backoff afresh for a replica that stayed up for resetAfterMs', async () => {
@@ -240,7 +232,7 @@ describe('ReplicaSupervisor', () => {
     expect(err.code).toBe('TESSERA_E_LAUNCH_FAILED');
     expect(err.message).toContain('within 400 ms');
     expect(err.message).toContain('Loading model weights');
-    expect(alive(supervisor.replicas()[0]!.pid)).toBe(false);
+    expect(processAlive(supervisor.replicas()[0]!.pid)).toBe(false);
 
     const { supervisor: unhealthy } = supervise({ config: config({ startupTimeout: 400, env: { VLLM_STAND_IN_UNHEALTHY: '1' } }) });
     expect((await rejection(unhealthy.start())).message).toContain('/health with 200 within 400 ms');
@@ -274,7 +266,7 @@ describe('ReplicaSupervisor', () => {
       expect(err.message).toContain('exited with code 1');
       const pids = [...printedArgs(entries).values()].map((p) => p.pid as number);
       expect(pids.length).toBeGreaterThanOrEqual(1);
-      expect(pids.some(alive)).toBe(false);
+      expect(pids.some(processAlive)).toBe(false);
       expect(supervisor.replicas().map((r) => r.state)).toEqual(['stopped', 'stopped']);
     } finally {
       await new Promise((resolve) => blocker!.close(resolve));
@@ -288,7 +280,7 @@ describe('ReplicaSupervisor', () => {
     const t0 = Date.now();
     await supervisor.stop();
     expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
-    expect(alive(pid)).toBe(false);
+    expect(processAlive(pid)).toBe(false);
     expect(entries.some((e) => e.level === 'warn' && e.msg.includes('SIGKILL'))).toBe(true);
   });
 
@@ -301,7 +293,7 @@ describe('ReplicaSupervisor', () => {
     const err = await starting;
     expect(err.code).toBe('TESSERA_E_LAUNCH_FAILED');
     expect(err.message).toContain('stopped');
-    expect(alive(pid)).toBe(false);
+    expect(processAlive(pid)).toBe(false);
     await expect(supervisor.start()).rejects.toThrow('stopped');
   });
 });

@@ -14,7 +14,7 @@ export { diffTensorLists, diffTensors } from './tensor-compare.js';
 export type { BackendConformanceOptions, ConformanceBrokenModel, ConformanceModel } from './conformance.js';
 export { describeBackendConformance, makeTempDir, testLoadContext, testModelSpec } from './conformance.js';
 export type { RunTesseraOptions, TesseraProcess } from './process.js';
-export { cliPath, runNode, runTesseraCli, startTessera } from './process.js';
+export { cliPath, processAlive, runNode, runTesseraCli, startTessera } from './process.js';
 export type { BinaryRequestInput, BinaryRequestOutput, DecodedInferResponse, DecodedOutput, EncodeBinaryInferRequestOptions, EncodedBinaryInferRequest } from './binary-client.js';
 export { decodeBinaryInferResponse, encodeBinaryInferRequest } from './binary-client.js';
 export type { FakeModelOptions } from './fake-backend.js';

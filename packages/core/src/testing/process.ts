@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -135,4 +136,24 @@ export function startTessera(options: RunTesseraOptions): Promise<TesseraProcess
     else options.signal?.addEventListener('abort', abort, { once: true });
     void exited.then(() => options.signal?.removeEventListener('abort', abort));
   });
+}
+
+/**
+ * Whether a process runs: it exists and is not a zombie (one that has exited and whose entry waits
+ * for its parent, as a server re-parented after its parent died may stay for a while).
+ */
+export function processAlive(pid: number | undefined): boolean {
+  if (pid === undefined) return false;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    // `/proc/PID/stat`: "pid (comm) STATE …"; a zombie (Z) has exited, only its entry is left
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return existsSync(`/proc/${pid}`);
+  }
 }
