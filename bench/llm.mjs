@@ -53,7 +53,7 @@ import { renderSavedAndExit, writeDocsSection } from './lib/contest.mjs';
 import { allProcessCpu, otherProcessCpu, processTree, runLoad, startService, waitQuiet } from './lib/llm-procs.mjs';
 import { summarizeCpuProfile } from './lib/llm-profile.mjs';
 import { balanceFigures, evaluateLlmTargets, llmMarkers, renderLlmMarkdown } from './lib/llm-report.mjs';
-import { processCpuSeconds, systemBusySeconds, waitIdle } from './lib/probe.mjs';
+import { processCpuSeconds, systemBusySeconds, waitIdle, waitWorkersReady } from './lib/probe.mjs';
 
 const env = process.env;
 const log = (line) => process.stderr.write(`${line}\n`);
@@ -192,18 +192,8 @@ async function startGateway(plugin, upstreams, { nodeArgs = [], label = 'gateway
   const logFile = path.join(tmp, `${label}-${gatewayCount}.log`);
   const s = await startService(label, CLI, ['serve', '-c', file, '--port', String(port)], { logFile, readyUrl: `http://127.0.0.1:${port}/v2/health/ready`, nodeArgs });
   services.push(s);
-  if (workers > 1) {
-    // the first worker answers readiness; the primary counts the ready ones in /metrics
-    const deadline = Date.now() + 60_000;
-    const ready = async () => {
-      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
-      return Number(/^tessera_cluster_workers\{state="ready"\} (\d+)$/m.exec(text)?.[1] ?? 0);
-    };
-    while ((await ready().catch(() => 0)) < workers) {
-      if (Date.now() > deadline) throw new Error(`${label}: not all ${workers} workers became ready:\n${s.tail()}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  // the first worker answers readiness; the primary counts the ready ones
+  if (workers > 1) await waitWorkersReady(`http://127.0.0.1:${port}`, workers, { label, tail: () => s.tail() });
   return { ...s, url: `http://127.0.0.1:${port}`, port, configFile: file, workers, pids: () => processTree(s.pid) };
 }
 

@@ -13,9 +13,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BENCH_DIR, ROOT, benchModels, envList, freePort, installCleanup, machineInfo, machineSlug, makeSample, startServer } from './lib/common.mjs';
-import { processTree } from './lib/llm-procs.mjs';
 import { binaryInferBody } from './lib/oip.mjs';
-import { processCpuSeconds } from './lib/probe.mjs';
+import { treeCpuSeconds, waitWorkersReady } from './lib/probe.mjs';
 import { runPoint } from './lib/raw-sweep.mjs';
 import { splitLoad } from './lib/split-load.mjs';
 
@@ -64,15 +63,8 @@ async function served(model, label, modelKeys, connections, loadWorkers = 1, ser
     ? await startServer('--cpu-prof', [`--cpu-prof-dir=${env.BENCH_SIZING_PROFILE_DIR}`, CLI, 'serve', '-c', file, ...portArgs], { logFile: `${file}.log`, readyUrl })
     : await startServer(CLI, ['serve', '-c', file, ...portArgs], { logFile: `${file}.log`, readyUrl });
   try {
-    if (port) {
-      const deadline = Date.now() + 120_000;
-      const ready = async () => Number(/^tessera_cluster_workers\{state="ready"\} (\d+)$/m.exec(await (await fetch(`${server.url}/metrics`)).text())?.[1] ?? 0);
-      while ((await ready().catch(() => 0)) < workers) {
-        if (Date.now() > deadline) throw new Error(`${label}: not all ${workers} workers became ready`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
-    const cpu = () => processTree(server.pid).reduce((a, pid) => a + (processCpuSeconds(pid) ?? 0), 0);
+    if (port) await waitWorkersReady(server.url, workers, { timeoutMs: 120_000, label, tail: server.tail });
+    const cpu = () => treeCpuSeconds(server.pid);
     const settings = await (await fetch(`${server.url}/v2/models/${model.name}/config`)).json();
     const url = `${server.url}/v2/models/${model.name}/infer`;
     const body = binaryInferBody(model.input, [1, ...model.sampleShape], makeSample(model));

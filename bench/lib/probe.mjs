@@ -158,3 +158,20 @@ export async function waitIdle(pid, { thresholdPct = 10, intervalMs = 250, maxS 
   }
   return (performance.now() - start) / 1000;
 }
+
+/**
+ * Waits until the primary of a `tessera serve` with several workers counts `workers` of them ready
+ * (`tessera_cluster_workers{state="ready"}` on `/metrics`): the first worker's readiness alone
+ * does not say the others serve. Throws after `timeoutMs`, with `tail()` (the server's last output).
+ */
+export async function waitWorkersReady(baseUrl, workers, { timeoutMs = 60_000, label = 'server', tail = () => '' } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  const ready = async () => {
+    const text = await (await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    return Number(/^tessera_cluster_workers\{state="ready"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+  };
+  while ((await ready().catch(() => 0)) < workers) {
+    if (Date.now() > deadline) throw new Error(`${label}: not all ${workers} workers became ready:\n${tail()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
