@@ -42,12 +42,12 @@
 //   BENCH_KEEP_TMP=1            keep the temporary folder (configs, logs, the .cpuprofile)
 //   BENCH_LLM_SECTION=llm       the docs/benchmarks.md section written (markers bench-<section>:start/end)
 //   BENCH_LLM_RENDER=<file>     measure nothing: write a results file (e.g. one from the device machine) into that section
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { BENCH_DIR, envNumber, freePort, installCleanup, machineSlug, packageVersion, resultsHeader, ROOT, skipUnlessSuite, spawnNode, suiteTempDir, summarize, writeResultsFile } from './lib/common.mjs';
+import { BENCH_DIR, envNumber, freePort, installCleanup, machineSlug, packageVersion, resultsHeader, ROOT, skipUnlessSuite, spawnNode, suiteTempDir, summarize, writePartialOnSignal, writeResultsFile } from './lib/common.mjs';
 import { pathToFileURL } from 'node:url';
 import { renderSavedAndExit, writeDocsSection } from './lib/contest.mjs';
 import { allProcessCpu, otherProcessCpu, processTree, runLoad, startService, waitQuiet } from './lib/llm-procs.mjs';
@@ -109,26 +109,6 @@ if (!['auto', '0', '1'].includes(settings.profile)) throw new Error(`BENCH_LLM_P
 settings.maxNumSeqs = number('BENCH_LLM_MAX_NUM_SEQS', Math.max(1024, ...settings.concurrency), { min: 1, integer: true });
 if (settings.maxNumSeqs < Math.max(...settings.concurrency)) log(`WARN BENCH_LLM_MAX_NUM_SEQS=${settings.maxNumSeqs} < concurrency: requests will queue in the stand-in`);
 
-// A run stopped from outside (`timeout` around a device machine's 10-minute command, Ctrl-C) still
-// leaves what it measured: the results file, marked partial, written before installCleanup's
-// handler (registered after this one) kills the children and exits.
-for (const signal of ['SIGTERM', 'SIGINT']) {
-  process.once(signal, () => {
-    try {
-      if (env.BENCH_WRITE === '0' || results.paced.length + results.ceiling.length + results.balance.length === 0) return;
-      results.partial = `stopped by ${signal} after ${Math.round(performance.now() / 1000)} s, with the points measured until then`;
-      results.targets = evaluateLlmTargets(results);
-      const tag = env.BENCH_LLM_TAG ? `-${env.BENCH_LLM_TAG.replace(/[^\w.-]+/g, '-')}` : '';
-      const name = `${results.date.slice(0, 10)}-${machineSlug(results.machine)}${quick ? '-quick' : ''}-llm${tag}.json`;
-      results.file = `bench/results/${name}`;
-      writeFileSync(path.join(BENCH_DIR, 'results', name), `${JSON.stringify(results, null, 2)}\n`);
-      log(`\nbench llm: ${signal}: wrote the partial results to ${results.file}`);
-    } catch (err) {
-      log(`bench llm: ${signal}: no partial results written (${err?.message ?? err})`);
-    }
-  });
-}
-installCleanup();
 const tmp = suiteTempDir('llm');
 
 const results = {
@@ -143,6 +123,15 @@ const results = {
   targets: [],
   profile: null,
 };
+// A run stopped from outside (`timeout` around a device machine's 10-minute command, Ctrl-C) still
+// leaves what it measured: registered before installCleanup's handler, which kills the children and exits.
+writePartialOnSignal(results, {
+  label: 'bench llm',
+  measured: () => results.paced.length + results.ceiling.length + results.balance.length > 0,
+  finish: () => (results.targets = evaluateLlmTargets(results)),
+  name: () => `${results.date.slice(0, 10)}-${machineSlug(results.machine)}${quick ? '-quick' : ''}-llm${env.BENCH_LLM_TAG ? `-${env.BENCH_LLM_TAG.replace(/[^\w.-]+/g, '-')}` : ''}.json`,
+});
+installCleanup();
 
 
 // ---------------------------------------------------------------------------------------------

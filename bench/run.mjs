@@ -40,12 +40,12 @@
 //   BENCH_OCR_RENDER=<file>  measure nothing: write that results file (e.g. the device machine's) into
 //                            the section, and the comparison table of every OCR section's file
 //   BENCH_DOCS=<file>        the page written instead of docs/benchmarks.md
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { BENCH_DIR, benchModels, commandLine, envList, freePort, installCleanup, machineInfo, machineSlug, makeSample, packageVersion, ROOT, runNodeJson, sessionOptionsFromEnv, skipUnlessSuite, spawnNode, startServer, tileSample } from './lib/common.mjs';
+import { BENCH_DIR, benchModels, commandLine, envList, freePort, installCleanup, machineInfo, machineSlug, makeSample, packageVersion, ROOT, runNodeJson, sessionOptionsFromEnv, skipUnlessSuite, spawnNode, startServer, tileSample, writePartialOnSignal } from './lib/common.mjs';
 import { gitInfo, writeDocsSection } from './lib/contest.mjs';
 import { COMPARE_MARKERS, loadSectionResults, renderComparison } from './lib/ocr-compare.mjs';
 import { binaryInferBody, decodeInferResponse, jsonInferBody, maxAbsDiff } from './lib/oip.mjs';
@@ -144,26 +144,6 @@ const NOISY_OTHER_CPU_PCT = 40;
 const f1 = (v) => (v === null || v === undefined ? 'n/a' : v.toFixed(1));
 const f2 = (v) => (v === null || v === undefined ? 'n/a' : v.toFixed(2));
 
-// A run stopped from outside (`timeout` around a device machine's 10-minute command, Ctrl-C) still
-// leaves what it measured: the results file, marked partial, written before installCleanup's
-// handler (registered after this one) kills the children and exits.
-for (const signal of ['SIGTERM', 'SIGINT']) {
-  process.once(signal, () => {
-    try {
-      if (env.BENCH_WRITE === '0' || (results.scenarios.length === 0 && Object.keys(results.raw).length === 0)) return;
-      results.partial = `stopped by ${signal} after ${Math.round(performance.now() / 1000)} s, with the points measured until then`;
-      addRatios();
-      results.targets = markDisturbed(results, evaluateTargets(results), NOISY_OTHER_CPU_PCT);
-      const name = `${results.date.slice(0, 10)}-${machineSlug(results.machine)}${quick ? '-quick' : ''}.json`;
-      results.file = `bench/results/${name}`;
-      writeFileSync(path.join(RESULTS_DIR, name), `${JSON.stringify(results, null, 2)}\n`);
-      log(`\nbench: ${signal}: wrote the partial results to ${results.file}`);
-    } catch (err) {
-      log(`bench: ${signal}: no partial results written (${err?.message ?? err})`);
-    }
-  });
-}
-installCleanup();
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'tessera-bench-'));
 process.on('exit', () => {
   if (!env.BENCH_KEEP_TMP) rmSync(tmp, { recursive: true, force: true });
@@ -188,6 +168,17 @@ const results = {
   targets: [],
   noisyOtherCpuPct: NOISY_OTHER_CPU_PCT,
 };
+// A run stopped from outside (`timeout` around a device machine's 10-minute command, Ctrl-C) still
+// leaves what it measured: registered before installCleanup's handler, which kills the children and exits.
+writePartialOnSignal(results, {
+  measured: () => results.scenarios.length > 0 || Object.keys(results.raw).length > 0,
+  finish: () => {
+    addRatios();
+    results.targets = markDisturbed(results, evaluateTargets(results), NOISY_OTHER_CPU_PCT);
+  },
+  name: () => `${results.date.slice(0, 10)}-${machineSlug(results.machine)}${quick ? '-quick' : ''}.json`,
+});
+installCleanup();
 results.command = commandLine('bench/run.mjs');
 
 

@@ -1,7 +1,7 @@
 // Shared by the benchmark's processes: the models, their inputs, settings from the environment,
 // and child processes that are always killed when the benchmark ends.
 import { spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -168,6 +168,31 @@ export function trackChild(child) {
 
 /** The suites of `npm run bench`, in order; `BENCH_SUITES` picks some. */
 export const BENCH_SUITES = ['ocr', 'llm', 'tracing', 'pipeline', 'routing', 'security', 'reload', 'images', 'canary-sim'];
+
+/**
+ * On SIGTERM/SIGINT (a device machine's `timeout` around its 10-minute command, Ctrl-C), writes
+ * what the suite measured so far to bench/results/`name()`, marked `partial`, before
+ * installCleanup's handler (register this one first) kills the children and exits. `measured()`
+ * says whether there is anything to write; `finish()` completes the results (targets, ratios).
+ * Nothing is written with BENCH_WRITE=0.
+ */
+export function writePartialOnSignal(results, { measured, finish = () => {}, name, label = 'bench', env = process.env }) {
+  for (const signal of ['SIGTERM', 'SIGINT']) {
+    process.once(signal, () => {
+      try {
+        if (env.BENCH_WRITE === '0' || !measured()) return;
+        results.partial = `stopped by ${signal} after ${Math.round(performance.now() / 1000)} s, with the points measured until then`;
+        finish();
+        const file = name();
+        results.file = `bench/results/${file}`;
+        writeFileSync(path.join(BENCH_DIR, 'results', file), `${JSON.stringify(results, null, 2)}\n`);
+        process.stderr.write(`\n${label}: ${signal}: wrote the partial results to ${results.file}\n`);
+      } catch (err) {
+        process.stderr.write(`${label}: ${signal}: no partial results written (${err?.message ?? err})\n`);
+      }
+    });
+  }
+}
 
 /** Exits the process (0) with a note when `BENCH_SUITES` does not include `suite`. */
 export function skipUnlessSuite(suite, script, env = process.env) {
