@@ -87,6 +87,8 @@ export { CORE_VERSION } from './internal/core-version.js';
 export { availableCores, availableMemory } from './internal/cores.js';
 export type { RestartPolicy } from './internal/restart-policy.js';
 export { DEFAULT_RESTART_POLICY, restartDelay, restartPolicyOf, restartPolicySchema } from './internal/restart-policy.js';
+export type { RestartSupervisorOptions, SupervisedWorker, SupervisorState } from './internal/restart-supervisor.js';
+export { RestartSupervisor } from './internal/restart-supervisor.js';
 export type { ServingSnapshot } from './telemetry/prometheus-exporter.js';
 export { BATCH_SIZE_BUCKETS, LATENCY_BUCKETS, PrometheusExporter, TOKEN_LATENCY_BUCKETS } from './telemetry/prometheus-exporter.js';
 export type { DynamicBatcherOptions, ResolvedDynamicBatcherOptions } from './batching/dynamic-batcher.js';
