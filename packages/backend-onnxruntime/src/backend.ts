@@ -5,9 +5,11 @@ import * as ort from 'onnxruntime-node';
 import type {
   Backend,
   CounterMetric,
+  GaugeMetric,
   InferenceBatch,
   JSONSchema,
   LoadContext,
+  MetricRegistrar,
   ModelInstance,
   ModelMetadata,
   ModelVersionSpec,
@@ -21,7 +23,11 @@ import type { WireTensor } from './internal/protocol.js';
 import type { SessionHost, SessionMetadata } from './internal/session-host.js';
 import { InlineSessionHost, SessionCreateError, WorkerSessionHost } from './internal/session-host.js';
 import { SupervisedSessionHost } from './internal/supervised-host.js';
+import type { DeviceQueue } from './internal/device-queue.js';
+import { deviceQueueFor } from './internal/device-queue.js';
 import { concatBatch, datatypeOfOrt, fromOrtTensor, sliceRows, specShape, toWire } from './internal/tensors.js';
+import type { ExecutionProviderEntry } from './providers.js';
+import { describeProviderFailure, probeProvider, providerName, unsupportedProviderOptions } from './providers.js';
 
 /** `platform` in the metadata of every model this backend loads (Triton's name for ONNX Runtime models). */
 export const ONNXRUNTIME_PLATFORM = 'onnxruntime_onnx';
@@ -48,8 +54,14 @@ export interface OnnxRuntimeSessionOptions {
   interOpNumThreads?: number;
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   executionMode?: 'sequential' | 'parallel';
-  /** Default `['cpu']`. Names or `{ name, ...options }`; onnxruntime-node bundles `cpu` (and `webgpu`). */
-  executionProviders?: (string | { name: string; [option: string]: unknown })[];
+  /**
+   * Default `['cpu']`. Names or `{ name, ...options }`, in priority order: ONNX Runtime gives each
+   * node to the first provider that runs it (the CPU takes what none does); it is not a fallback
+   * list, so every provider named must load. onnxruntime-node bundles `cpu` and `webgpu`; `cuda` and
+   * `tensorrt` need libraries installed (`probeProvider`, README "Execution providers (GPU)"), and
+   * get `deviceId` alone from the 1.30 binding (`bindingProviderOptionKeys`).
+   */
+  executionProviders?: ExecutionProviderEntry[];
   enableCpuMemArena?: boolean;
   /** 0 verbose … 4 fatal. */
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
@@ -191,6 +203,18 @@ export const RESTARTS_METRIC = {
   labelNames: ['model', 'version'],
 } as const;
 
+/**
+ * 1 for the execution provider each loaded model version runs on first (`settings.executionProvider`),
+ * while any instance of it is loaded; the series goes with the last one. Across `server.workers`, the
+ * highest (1 while any worker has it).
+ */
+export const EXECUTION_PROVIDER_METRIC = {
+  name: 'tessera_backend_execution_provider',
+  help: 'The ONNX Runtime execution provider a loaded model version runs on first (its sessionOptions.executionProviders[0]): 1 while it is loaded.',
+  labelNames: ['model', 'version', 'provider'],
+  aggregator: 'max',
+} as const;
+
 function loadError(spec: ModelVersionSpec, reason: string, cause?: unknown): TesseraError {
   return new TesseraError('TESSERA_E_MODEL_LOAD', `${label(spec)}: cannot load ${spec.path ?? '(no path)'}: ${reason}`, { cause });
 }
@@ -219,6 +243,34 @@ async function parseHint(path: string): Promise<string> {
     // the hint is optional
   }
   return ` Check that the file is a complete ONNX model whose opset onnxruntime-node ${ort.env.versions.common ?? ''} supports.`;
+}
+
+/** `fn` in the process's queue of the sessions' device when it has one (`deviceQueueFor`: WebGPU), else at once. */
+function inDeviceQueue<T>(options: ort.InferenceSession.SessionOptions, fn: () => Promise<T>): Promise<T> {
+  const queue = deviceQueueFor(providerNames(options));
+  return queue ? queue.run(fn) : fn();
+}
+
+/** The provider names of session options, in order (`cpu` when none are given). */
+function providerNames(options: ort.InferenceSession.SessionOptions): string[] {
+  return (options.executionProviders ?? ['cpu']).map((p) => providerName(p as ExecutionProviderEntry));
+}
+
+/**
+ * Refuses, before ONNX Runtime tries, what it would fail with a raw message (and its loader's errors
+ * on stderr) or accept and ignore: options the binding does not pass to their provider, then
+ * providers other than the CPU whose libraries are not installed (`probeProvider`).
+ */
+function checkProviders(spec: ModelVersionSpec, options: ort.InferenceSession.SessionOptions): void {
+  const dropped = unsupportedProviderOptions((options.executionProviders ?? []) as ExecutionProviderEntry[]);
+  if (dropped.length > 0) throw loadError(spec, dropped.join(' '));
+  const unavailable = [...new Set(providerNames(options))]
+    .filter((name) => name !== 'cpu')
+    .map((name) => probeProvider(name))
+    // a refusal is checked again: the libraries may have been installed since the answer was cached
+    .map((probe) => (probe.available ? probe : probeProvider(probe.provider, { refresh: true })))
+    .filter((probe) => !probe.available);
+  if (unavailable.length > 0) throw loadError(spec, unavailable.map((p) => p.message).join(' '));
 }
 
 function readMaxBatchSize(spec: ModelVersionSpec): number | undefined {
@@ -280,10 +332,15 @@ export class OnnxRuntimeBackend implements Backend {
   /**
    * `instances: auto`: the cores left after the server's share, in instances of 1–4 threads by
    * the model file's size (of `intraOpNumThreads` when set), within a quarter of the memory
-   * (`autoInstanceCount`; packages/backend-onnxruntime/README.md (Sizing)).
+   * (`autoInstanceCount`; packages/backend-onnxruntime/README.md (Sizing)); 1 when the model runs
+   * on a GPU provider (any of `executionProviders` other than `cpu`).
    */
   autoInstances(spec: Pick<ModelVersionSpec, 'config' | 'path'>, cores: number): number {
-    const threads = (spec.config as OnnxRuntimeModelConfig).sessionOptions?.intraOpNumThreads;
+    const sessionOptions = (spec.config as OnnxRuntimeModelConfig).sessionOptions;
+    // one session per version on a GPU: the device runs one thing at a time, and each more
+    // session takes its own device memory (WebGPU's even crashed run concurrently: DeviceQueue)
+    if ((sessionOptions?.executionProviders ?? []).some((p) => providerName(p) !== 'cpu')) return 1;
+    const threads = sessionOptions?.intraOpNumThreads;
     let modelBytes = 0;
     try {
       if (spec.path) modelBytes = statSync(spec.path).size;
@@ -297,11 +354,14 @@ export class OnnxRuntimeBackend implements Backend {
    * instance whose worker is restarting hands its batches to a sibling that serves.
    */
   readonly #groups = new Map<string, { siblings: Set<OnnxRuntimeModelInstance>; running: { count: number } }>();
+  /** Loaded instances per (model, version, provider), per metric registry: the provider gauge's series goes with the last. */
+  readonly #providerCounts = new WeakMap<MetricRegistrar, Map<string, number>>();
 
   /**
    * Creates a session from `spec.path` with the model's `sessionOptions`, in a new worker thread
    * unless `runInWorker: false`, and reads its metadata. Rejects with TESSERA_E_MODEL_LOAD, saying
-   * why and what to do.
+   * why and what to do: before any session, when an execution provider cannot run here or is given
+   * options the binding does not pass (`checkProviders`).
    */
   async load(spec: ModelVersionSpec, ctx: LoadContext): Promise<OnnxRuntimeModelInstance> {
     const path = spec.path;
@@ -318,12 +378,20 @@ export class OnnxRuntimeBackend implements Backend {
       throw loadError(spec, errorMessage(err), err);
     }
     const options = resolveSessionOptions(spec);
+    checkProviders(spec, options);
     const runInWorker = (spec.config as OnnxRuntimeModelConfig).runInWorker ?? true;
     let started: { host: SessionHost; metadata: SessionMetadata };
     try {
-      started = runInWorker ? await this.#startSupervised(spec, path, options, ctx) : await InlineSessionHost.create(path, options);
+      started = runInWorker ? await this.#startSupervised(spec, path, options, ctx) : await inDeviceQueue(options, () => InlineSessionHost.create(path, options));
     } catch (err) {
-      if (err instanceof SessionCreateError) throw loadError(spec, `${sentence(err.message)}${await parseHint(path)}`, err);
+      if (err instanceof SessionCreateError) {
+        // what the probe cannot see (no WebGPU adapter, a driver error), with the provider named
+        const failure = describeProviderFailure(err.message, providerNames(options));
+        if (failure) throw loadError(spec, failure.message, err);
+        // the binding's own checks of the options are not about the file
+        const hint = /^Invalid argument:/.test(err.message.trim()) ? '' : await parseHint(path);
+        throw loadError(spec, `${sentence(err.message)}${hint}`, err);
+      }
       throw loadError(spec, `the worker thread for its session failed: ${errorMessage(err)}`, err);
     }
     const { host } = started;
@@ -334,14 +402,17 @@ export class OnnxRuntimeBackend implements Backend {
       let group = this.#groups.get(key);
       if (!group) this.#groups.set(key, (group = { siblings: new Set(), running: { count: 0 } }));
       const { siblings, running } = group;
+      let hideProvider = (): void => undefined;
       const instance = new OnnxRuntimeModelInstance(spec, host, metadata, options, {
         siblings,
         running,
         onUnload: (i) => {
           siblings.delete(i);
           if (siblings.size === 0 && this.#groups.get(key)?.siblings === siblings) this.#groups.delete(key);
+          hideProvider();
         },
       });
+      hideProvider = this.#showProvider(spec, instance.settings['executionProvider'] as string, ctx);
       if (notBatchedBecause) ctx.logger.info(`${label(spec)} does not batch (maxBatchSize 0): ${notBatchedBecause}`);
       ctx.logger.debug(
         { inputs: metadata.inputs, outputs: metadata.outputs, maxBatchSize: metadata.maxBatchSize, intraOpNumThreads: options.intraOpNumThreads, runInWorker },
@@ -352,6 +423,39 @@ export class OnnxRuntimeBackend implements Backend {
       await host.release().catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * Sets `tessera_backend_execution_provider` to 1 for the instance's version and provider; the
+   * function returned drops the series when no other instance of them is loaded (a new instance of
+   * the version may load before the old one goes, on a reload).
+   */
+  #showProvider(spec: ModelVersionSpec, provider: string, ctx: LoadContext): () => void {
+    const registrar = ctx.metrics;
+    let gauge: GaugeMetric | undefined;
+    try {
+      gauge = registrar?.gauge(EXECUTION_PROVIDER_METRIC);
+    } catch (err) {
+      ctx.logger.warn({ err }, `${EXECUTION_PROVIDER_METRIC.name} could not be registered; the provider shows in the model's settings only`);
+    }
+    if (!registrar || !gauge) return () => undefined;
+    let counts = this.#providerCounts.get(registrar);
+    if (!counts) this.#providerCounts.set(registrar, (counts = new Map()));
+    const labels = { model: spec.model, version: spec.version, provider };
+    const key = [spec.model, spec.version, provider].join('\0');
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+    gauge.set(labels, 1);
+    let shown = true;
+    return () => {
+      if (!shown) return;
+      shown = false;
+      const left = (counts.get(key) ?? 1) - 1;
+      if (left > 0) counts.set(key, left);
+      else {
+        counts.delete(key);
+        gauge.remove(labels);
+      }
+    };
   }
 
   /** The first worker of an instance, under a supervisor that replaces it when it dies. */
@@ -366,7 +470,8 @@ export class OnnxRuntimeBackend implements Backend {
       label: label(spec),
       instance: `instance ${spec.instanceIndex + 1} of ${spec.instanceCount}`,
       policy: resolveRestartPolicy(spec.config),
-      start: () => WorkerSessionHost.start(path, options, label(spec), { spinMs: resolveWorkerSpinMs(spec.config) }),
+      // the first session and every replacement: one at a time on a device that must not overlap
+      start: () => inDeviceQueue(options, () => WorkerSessionHost.start(path, options, label(spec), { spinMs: resolveWorkerSpinMs(spec.config) })),
       logger: ctx.logger,
       restarts,
       labels: { model: spec.model, version: spec.version },
@@ -412,6 +517,8 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
    * taken as independent of the batch, so every request of a batch gets all of it.
    */
   readonly #wholeOutputs: ReadonlySet<string>;
+  /** The process's queue of the device the session runs on, when its runs must not overlap another session's (WebGPU). */
+  readonly #deviceQueue: DeviceQueue | undefined;
 
   /** Use `OnnxRuntimeBackend.load`. */
   constructor(spec: ModelVersionSpec, host: SessionHost, metadata: ModelMetadata, sessionOptions: ort.InferenceSession.SessionOptions, group?: InstanceGroup) {
@@ -426,11 +533,14 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
     this.settings = {
       intraOpNumThreads: sessionOptions.intraOpNumThreads ?? 0,
       allowSpinning: config.sessionOptions?.allowSpinning ?? true,
-      executionProviders: (sessionOptions.executionProviders ?? ['cpu']).map((p) => (typeof p === 'string' ? p : p.name)),
+      // where the model's nodes go first: ONNX Runtime tries the providers in order, node by node
+      executionProvider: providerNames(sessionOptions)[0] ?? 'cpu',
+      executionProviders: providerNames(sessionOptions),
       runInWorker: this.runsInWorker,
       ...(this.runsInWorker ? { workerSpinMs: resolveWorkerSpinMs(spec.config) } : {}),
     };
     this.#wholeOutputs = new Set(metadata.outputs.filter((o) => o.shape.length > 0 && o.shape[0] !== -1).map((o) => o.name));
+    this.#deviceQueue = deviceQueueFor(providerNames(sessionOptions));
     const warmupShapes = (spec.config as OnnxRuntimeModelConfig).warmupShapes ?? {};
     const inputNames = new Set(metadata.inputs.map((i) => i.name));
     for (const name of Object.keys(warmupShapes)) {
@@ -607,7 +717,7 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
     this.#running++;
     if (this.#group) this.#group.running.count++;
     try {
-      out = await host.run(feeds, fetches, owned, alone);
+      out = this.#deviceQueue ? await this.#deviceQueue.run(() => (signal.aborted ? Promise.reject(this.#cancelled(signal, 'before it ran')) : host.run(feeds, fetches, owned, alone))) : await host.run(feeds, fetches, owned, alone);
     } catch (err) {
       if (isTesseraError(err)) throw err;
       throw new TesseraError('TESSERA_E_INFERENCE_FAILED', `${label(this.#spec)}: inference failed: ${errorMessage(err).trim()}`, { cause: err });

@@ -13,12 +13,26 @@ export type { OnnxRuntimeModelConfig, OnnxRuntimeSessionOptions } from './backen
 export {
   DEFAULT_MAX_BATCH_SIZE,
   DEFAULT_WARMUP_DIM,
+  EXECUTION_PROVIDER_METRIC,
   ONNXRUNTIME_MODEL_CONFIG_SCHEMA,
   ONNXRUNTIME_PLATFORM,
   OnnxRuntimeBackend,
   OnnxRuntimeModelInstance,
   resolveSessionOptions,
 } from './backend.js';
+export type { ExecutionProviderEntry, ProviderProbe } from './providers.js';
+export {
+  GPU_INSTALL_HINT,
+  PROVIDER_LIBRARIES,
+  bindingProviderOptionKeys,
+  describeProviderFailure,
+  findSharedLibrary,
+  ortBindingFolder,
+  probeProvider,
+  providerName,
+  unsupportedProviderOptions,
+  vulkanDriverFiles,
+} from './providers.js';
 
 /** The plugin: registers `OnnxRuntimeBackend` under the name `onnxruntime`. */
 const plugin = definePlugin({

@@ -49,6 +49,8 @@ Usage:
   tessera tune [-c FILE] [--model M] [--latency-budget 50ms] [--time 2m] [--out FILE] [--dry-run]
                                                   measure the model on loopback over instances × threads × max batch ×
                                                   queue delay; write the best settings into a config overlay (docs/tuning.md)
+  tessera build-engine [-c FILE] [--model M]      build ahead of time what backends build (TensorRT engines and their caches)
+                                                  for every version of every model, or of M; report the time and the files
   tessera --help | --version
 
 Options:
@@ -61,6 +63,8 @@ Options:
       --workers N     with serve: HTTP worker processes sharing the port, or auto (overrides server.workers)
       --watch         with serve: reload the config when it, a model file or the repository folder changes
       --load          with validate: also load and warm every model, then unload
+  build-engine: --model M     only this model (default: every model whose backend builds; the others print
+                              "nothing to build"); exits 1 when a build fails, e.g. TensorRT missing here
   tune: --model M             the model to tune (required when the config has several)
         --latency-budget D    the p99 the chosen settings must keep (50ms, 0.2s); default: the highest throughput
         --time D              the whole sweep's time (default 2m); the plan fits its points into it
@@ -222,6 +226,13 @@ async function validate(config: TesseraConfig, load: boolean): Promise<void> {
 /** Options only `tune` takes. */
 const TUNE_OPTIONS = ['model', 'latency-budget', 'time', 'out', 'concurrency', 'max-batch', 'shape', 'request', 'content-type', 'header', 'seed', 'dry-run'] as const;
 
+/** `tessera build-engine` (src/build/): exits 1 when a build failed (each failure printed as one line). */
+async function buildEngine(config: TesseraConfig, model: string | undefined): Promise<void> {
+  const { buildEngineCommand } = await import('./build/command.js');
+  const code = await buildEngineCommand(config, { model }, { out: (line) => process.stdout.write(`${line}\n`), err: (line) => process.stderr.write(`${line}\n`) });
+  if (code !== 0) process.exit(code);
+}
+
 /** `tessera tune` (src/tune/): loaded only when run, with autocannon behind it. */
 async function tune(config: TesseraConfig, values: Partial<Record<(typeof TUNE_OPTIONS)[number], string | string[] | boolean | undefined>>, argv: readonly string[]): Promise<void> {
   const { tuneCommand } = await import('./tune/command.js');
@@ -291,9 +302,10 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (positionals.length > 1) fail(usage(`unexpected argument '${positionals[1]}'`));
-  if (command !== 'serve' && command !== 'validate' && command !== 'tune') fail(usage(`unknown command '${command}'; use serve, validate or tune`));
-  const tuneOnly = TUNE_OPTIONS.filter((o) => values[o] !== undefined);
+  if (command !== 'serve' && command !== 'validate' && command !== 'tune' && command !== 'build-engine') fail(usage(`unknown command '${command}'; use serve, validate, tune or build-engine`));
+  const tuneOnly = TUNE_OPTIONS.filter((o) => values[o] !== undefined && !(command === 'build-engine' && o === 'model'));
   if (command !== 'tune' && tuneOnly.length > 0) fail(usage(`--${tuneOnly[0]} is an option of tune`));
+  if (command === 'build-engine' && (values.port !== undefined || values.host !== undefined || values.load)) fail(usage('build-engine serves nothing: --port, --host and --load are not its options'));
   if (command === 'tune' && (values.port !== undefined || values.host !== undefined || values.load)) fail(usage('tune serves on 127.0.0.1 at a free port itself: --port, --host and --load are not its options'));
   try {
     const config = await configFrom(values);
@@ -301,6 +313,7 @@ async function main(argv: string[]): Promise<void> {
     if (values.workers !== undefined && command !== 'serve') throw usage('--workers is an option of serve');
     if (command === 'serve') await serve(config, values, values.watch === true);
     else if (command === 'tune') await tune(config, values, argv);
+    else if (command === 'build-engine') await buildEngine(config, values.model);
     else await validate(config, values.load === true);
   } catch (err) {
     fail(err);

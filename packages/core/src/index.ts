@@ -2,6 +2,8 @@ export type { DataType, NumericDataType, Tensor, TensorData, TensorDataMap, Tens
 export { DATA_TYPES, allocateTensorData, elementSize, halfToNumber, isDataType, numberToHalf, shapeSize, typedArrayConstructor } from './contracts/tensor.js';
 export type {
   Backend,
+  BuildFile,
+  BuildReport,
   GenerateChunk,
   GenerateRequest,
   InferenceBatch,

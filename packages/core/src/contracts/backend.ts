@@ -212,6 +212,31 @@ export interface Backend {
    */
   autoInstances?(spec: Pick<ModelVersionSpec, 'model' | 'version' | 'path' | 'config'>, cores: number): number;
   load(spec: ModelVersionSpec, ctx: LoadContext): Promise<ModelInstance>;
+  /**
+   * Ahead-of-time work for one model version, done before serving so that a server starts warm:
+   * e.g. TensorRT engines built for every shape profile and written to their cache (`tessera
+   * build-engine` calls it for each version whose backend has it; `spec` is that of instance 0 of
+   * 1). Idempotent: what is up to date is reused, not rebuilt. Rejects with a TesseraError saying
+   * why it cannot be done here.
+   */
+  build?(spec: ModelVersionSpec, ctx: LoadContext): Promise<BuildReport>;
+}
+
+/** One file a `Backend.build` wrote or found up to date. */
+export interface BuildFile {
+  /** Absolute path. */
+  path: string;
+  bytes: number;
+  /** `built`: written (or rewritten) by this build; `reused`: already there and up to date. */
+  state: 'built' | 'reused';
+}
+
+/** What `Backend.build` did for one model version. */
+export interface BuildReport {
+  /** The files written or reused (caches, engines), in any order. */
+  files: BuildFile[];
+  /** Short lines on what was built, for the command's output (e.g. the shapes of each profile). */
+  notes?: string[];
 }
 
 /** DI token for backends; bind with a name (`whenNamed('onnxruntime')`). */

@@ -124,7 +124,7 @@ export function tritonModelConfig(entry: ModelEntry, v: ModelVersion): Record<st
     output: signature.outputs.map((s) => ({ name: s.name, data_type: tritonDataType(s.datatype), dims: dims(s, maxBatchSize), label_filename: '', is_shape_tensor: false, is_non_linear_format_io: false })),
     batch_input: [],
     batch_output: [],
-    instance_group: [{ name: `${entry.name}_0`, kind: instanceKind(config, options), count: v.instances.length, gpus: [], secondary_devices: [], profile: [], passive: false, host_policy: '' }],
+    instance_group: [{ name: `${entry.name}_0`, kind: instanceKind(config, options, v), count: v.instances.length, gpus: [], secondary_devices: [], profile: [], passive: false, host_policy: '' }],
     default_model_filename: file ? path.basename(file) : '',
     cc_model_filenames: {},
     metric_tags: {},
@@ -146,10 +146,16 @@ function backendOptions(entry: ModelEntry, v: ModelVersion): Record<string, unkn
   return entry.backendOptions.get(v.version) ?? { ...entry.config.options, ...entry.config.versions[v.version]?.options };
 }
 
-/** `KIND_CPU` for ONNX Runtime on CPU, `KIND_GPU` with a GPU execution provider (or TensorRT), `KIND_MODEL` (the backend places it) otherwise. */
-function instanceKind(config: ModelConfig, options: Record<string, unknown>): string {
+/**
+ * `KIND_CPU` for ONNX Runtime on CPU, `KIND_GPU` on a GPU execution provider (or TensorRT), `KIND_MODEL`
+ * (the backend places it) otherwise. The provider in use is the instances' `settings.executionProvider`
+ * when they report one (the first of the list: where the nodes go first), else the configured list's.
+ */
+function instanceKind(config: ModelConfig, options: Record<string, unknown>, v: ModelVersion): string {
+  if (config.backend !== 'onnxruntime' && config.backend !== 'tensorrt') return 'KIND_MODEL';
+  const inUse = v.instances[0]?.settings?.['executionProvider'];
+  if (typeof inUse === 'string') return GPU_PROVIDERS.has(inUse.toLowerCase()) ? 'KIND_GPU' : 'KIND_CPU';
   if (config.backend === 'tensorrt') return 'KIND_GPU';
-  if (config.backend !== 'onnxruntime') return 'KIND_MODEL';
   const providers = (options['sessionOptions'] as { executionProviders?: unknown[] } | undefined)?.executionProviders ?? [];
   const names = providers.map((p) => (typeof p === 'string' ? p : (p as { name?: unknown } | null)?.name));
   return names.some((n) => typeof n === 'string' && GPU_PROVIDERS.has(n.toLowerCase())) ? 'KIND_GPU' : 'KIND_CPU';

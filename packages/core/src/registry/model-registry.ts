@@ -606,8 +606,8 @@ interface DerivedVersion {
   v?: ModelVersion;
 }
 
-/** The config a backend's `load` gets for a version: its validated options and the batching settings. */
-function specConfigOf(config: ModelConfig, options: Record<string, unknown>): Record<string, unknown> {
+/** The config a backend's `load` (and `build`) gets for a version: its validated options and the batching settings. */
+export function specConfigOf(config: ModelConfig, options: Record<string, unknown>): Record<string, unknown> {
   return {
     ...options,
     batching: { batcher: config.batching.batcher, ...(config.batching.maxBatchSize !== undefined ? { maxBatchSize: config.batching.maxBatchSize } : {}), ...config.batching.options },

@@ -355,7 +355,7 @@ describe('repository', () => {
       const err = await loadError();
       expect(err.code).toBe('TESSERA_E_CONFIG_PARSE');
       expect(err.message).toContain(`${abs('models/a/config.pbtxt')}:2:16: expected ":" after the field name "max_batch_size", got "8"`);
-      expect(err.message).toContain(`${abs('models/b/config.pbtxt')}:1:11: platform "tensorrt_plan" is not served: TensorRT plans will be served by @tessera/backend-tensorrt (coming)`);
+      expect(err.message).toContain(`${abs('models/b/config.pbtxt')}:1:11: platform "tensorrt_plan" is not served: @tessera/backend-tensorrt runs ONNX models through ONNX Runtime's TensorRT provider, not plans`);
     });
 
     it('should refuse a repository that is not a string through the schema', async () => {

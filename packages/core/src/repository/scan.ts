@@ -77,7 +77,7 @@ const MODEL_NAME = new RegExp(MODEL_NAME_PATTERN);
 const VERSION_LABEL = new RegExp(VERSION_LABEL_PATTERN);
 /** Files that tell which framework a version folder without model.onnx was made for. */
 const OTHER_MODEL_FILES: Readonly<Record<string, string>> = {
-  'model.plan': 'a TensorRT plan: @tessera/backend-tensorrt (coming) will serve those',
+  'model.plan': 'a TensorRT plan: not served (@tessera/backend-tensorrt runs the ONNX model through ONNX Runtime\'s TensorRT provider)',
   'model.py': 'a Python model: @tessera/backend-python serves those (config.pbtxt `backend: "python"`)',
   'model.pt': 'a TorchScript model: export it to ONNX',
   'model.savedmodel': 'a TensorFlow SavedModel: convert it to ONNX (tf2onnx)',

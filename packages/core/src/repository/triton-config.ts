@@ -56,8 +56,8 @@ const DATA_TYPES: Readonly<Record<string, DataType>> = {
 
 /** Platforms and backends Tessera does not serve, and what to use instead. */
 const REFUSED: Readonly<Record<string, string>> = {
-  tensorrt_plan: 'TensorRT plans will be served by @tessera/backend-tensorrt (coming); until then serve the ONNX model the plan was built from (model.onnx) with the onnxruntime backend',
-  tensorrt: 'TensorRT plans will be served by @tessera/backend-tensorrt (coming); until then serve the ONNX model the plan was built from (model.onnx) with the onnxruntime backend',
+  tensorrt_plan: "@tessera/backend-tensorrt runs ONNX models through ONNX Runtime's TensorRT provider, not plans; serve the ONNX model the plan was built from (model.onnx) with backend: tensorrt (or onnxruntime)",
+  tensorrt: "@tessera/backend-tensorrt runs ONNX models through ONNX Runtime's TensorRT provider, not plans; serve the ONNX model the plan was built from (model.onnx) with backend: tensorrt (or onnxruntime)",
   pytorch_libtorch: 'no Tessera backend runs TorchScript; export the model to ONNX (torch.onnx.export) and serve it as model.onnx, or serve it from a model.py with @tessera/backend-python (`backend: "python"`)',
   pytorch: 'no Tessera backend runs TorchScript; export the model to ONNX (torch.onnx.export) and serve it as model.onnx, or serve it from a model.py with @tessera/backend-python (`backend: "python"`)',
   tensorflow_savedmodel: 'no Tessera backend runs TensorFlow; convert the model to ONNX (tf2onnx) and serve it as model.onnx',
