@@ -2,7 +2,8 @@
 // its own with this process's environment, stopping at the first that fails. Each suite skips
 // itself when `BENCH_SUITES` leaves it out (bench/lib/common.mjs's skipUnlessSuite).
 //
-//   npm run bench                  every suite of BENCH_SUITES, in order
+//   npm run bench                  every suite of the default list (bench/lib/common.mjs's BENCH_SUITES), in order
+//   BENCH_SUITES=gpu npm run bench the suites named, in that order (gpu and python-gpu run only so)
 //   npm run bench -- --soak        the soak alone (bench/soak.mjs: minutes of steady load, not in CI)
 //
 // Arguments other than `--soak` are refused, so that a misspelt flag does not start a 30-minute run.
@@ -21,11 +22,23 @@ const SCRIPTS = {
   reload: 'reload.mjs',
   images: 'images.mjs',
   'canary-sim': 'canary-sim.mjs',
+  // opt-in: GPU runs (`BENCH_SUITES=gpu,python-gpu`), not in the default list
+  gpu: 'gpu.mjs',
+  'python-gpu': 'python-gpu.mjs',
 };
 const SOAK = 'soak.mjs';
 
-const missing = BENCH_SUITES.filter((s) => !SCRIPTS[s]);
-if (missing.length > 0) throw new Error(`bench/index.mjs: no script for the suite(s) ${missing.join(', ')} of BENCH_SUITES`);
+/** The suites to run: those `BENCH_SUITES` names, in its order, else the default list. */
+const picked = process.env.BENCH_SUITES
+  ? process.env.BENCH_SUITES.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
+  : BENCH_SUITES;
+const missing = picked.filter((s) => !SCRIPTS[s]);
+if (missing.length > 0) {
+  process.stderr.write(`bench: no suite ${missing.join(', ')} (BENCH_SUITES takes ${Object.keys(SCRIPTS).join(', ')})\n`);
+  process.exit(2);
+}
 
 const args = process.argv.slice(2);
 const unknown = args.filter((a) => a !== '--soak');
@@ -33,7 +46,7 @@ if (unknown.length > 0) {
   process.stderr.write(`bench: unknown argument(s) ${unknown.join(' ')} (only --soak: the soak alone)\n`);
   process.exit(2);
 }
-const scripts = args.includes('--soak') ? [SOAK] : BENCH_SUITES.map((s) => SCRIPTS[s]);
+const scripts = args.includes('--soak') ? [SOAK] : picked.map((s) => SCRIPTS[s]);
 
 /** Runs `node bench/<script>` with the terminal and the environment of this process; resolves with its exit code. */
 function runScript(script) {
