@@ -52,27 +52,14 @@ function run(bin: string, args: string[], input = ''): Promise<RunResult> {
 
 let promtoolFound: boolean | undefined;
 
-/**
- * Lint findings that are known and accepted (docs/observability.md, "Checking it locally"):
- * prom-client's default Node.js metrics include three gauges named `…_total`. Renaming or dropping
- * them would break the standard Node.js dashboards that read them; nothing of Tessera's own is
- * allowed here.
- */
-const ACCEPTED_LINT = [
-  'nodejs_active_handles_total non-counter metrics should not have "_total" suffix',
-  'nodejs_active_requests_total non-counter metrics should not have "_total" suffix',
-  'nodejs_active_resources_total non-counter metrics should not have "_total" suffix',
-];
-
-/** Asserts that promtool found no error (exit 1) and nothing to lint beyond ACCEPTED_LINT (exit 3 then). */
+/** Asserts that promtool found nothing at all: no error (exit 1), no lint finding (exit 3). */
 function expectClean(r: RunResult): void {
   const findings = `${r.stdout}\n${r.stderr}`
     .split('\n')
     .map((l) => l.trim())
     .filter((l) => l !== '');
-  expect(findings.filter((l) => !ACCEPTED_LINT.includes(l)), 'promtool findings').toEqual([]);
-  // 0: clean; 3: lint findings only (all of them accepted above); anything else is an error
-  expect([0, 3], `promtool exit code ${r.code}`).toContain(r.code);
+  expect(findings, 'promtool findings').toEqual([]);
+  expect(r.code, `promtool exit code ${r.code}`).toBe(0);
 }
 
 /** `promtool check metrics` on `text`; fails the test when promtool is missing, or skips it under TESSERA_SKIP_PROMTOOL=1. */

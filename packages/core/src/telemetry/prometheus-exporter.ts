@@ -18,6 +18,9 @@ export interface ServingSnapshot {
   routes: { model: string; weights: Readonly<Record<string, number>> }[];
 }
 
+/** prom-client default gauges that are sums of their `type`-labelled twins, named like counters: not served. */
+export const PROM_CLIENT_TOTAL_GAUGES = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'] as const;
+
 /**
  * The core's default exporter: Prometheus text on `GET /metrics` (DESIGN §6 names). Labels carry
  * only configured model names and versions, never request ids, so cardinality stays bounded.
@@ -62,6 +65,10 @@ export class PrometheusExporter implements Exporter {
     this.#text = text;
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
+    // prom-client's three gauges named `…_total` break Prometheus' naming rule (promtool check
+    // metrics: "non-counter metrics should not have _total suffix"); each is the sum over `type` of
+    // its labelled twin, which stays: sum(nodejs_active_handles) is nodejs_active_handles_total
+    for (const name of PROM_CLIENT_TOTAL_GAUGES) this.registry.removeSingleMetric(name);
     this.#requests = new Counter({ name: 'tessera_requests_total', help: 'Requests answered, by model, version, protocol and HTTP status code.', labelNames: ['model', 'version', 'protocol', 'code'], registers });
     this.#requestDuration = new Histogram({ name: 'tessera_request_duration_seconds', help: 'Time from the request arriving to its answer being sent.', labelNames: ['model', 'version', 'protocol'], buckets: LATENCY_BUCKETS, registers });
     this.#queueDuration = new Histogram({ name: 'tessera_queue_duration_seconds', help: 'Time a request waited in its batcher queue before its batch started.', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registers });
