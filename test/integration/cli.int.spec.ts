@@ -245,14 +245,6 @@ describe('tessera CLI', () => {
       expect(line).toContain('TESSERA_CLI_TEST_UNSET_PORT');
     });
 
-    it('should say which package to install for a known backend that is not installed', async () => {
-      const { file } = await configIn('backend-tensorrt', { models: { m: { backend: 'tensorrt', path: models.affine.path } } });
-      const line = expectOneLineFailure(await runTesseraCli({ args: ['serve', '-c', file] }), 'TESSERA_E_BACKEND_UNKNOWN');
-      expect(line).toContain('models.m.backend');
-      expect(line).toContain('npm install @tessera/backend-tensorrt');
-      expect(line).toContain(file);
-    });
-
     it('should say to add a plugin for a backend nobody provides', async () => {
       const { file } = await configIn('backend-unknown', { models: { m: { backend: 'no-such-backend', path: models.affine.path } } });
       const line = expectOneLineFailure(await runTesseraCli({ args: ['serve', '-c', file] }), 'TESSERA_E_BACKEND_UNKNOWN');

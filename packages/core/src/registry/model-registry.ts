@@ -32,6 +32,12 @@ export const KNOWN_BACKEND_PACKAGES: Readonly<Record<string, string>> = {
   vllm: '@tessera/backend-vllm',
 };
 
+/** What to do about a backend no plugin registered: install its package when it is a well-known one, else add the plugin. */
+export function unknownBackendHint(backend: string): string {
+  const pkg = KNOWN_BACKEND_PACKAGES[backend];
+  return pkg ? `install ${pkg} (npm install ${pkg}) and list it under \`plugins:\`` : 'add the plugin that provides it to `plugins:`';
+}
+
 export interface ModelRegistryOptions {
   catalog: Catalog;
   /** The config file, named in validation errors. */
@@ -160,8 +166,7 @@ export class ModelRegistry {
   }
 
   #backend(model: string, config: ModelConfig): Backend {
-    const pkg = KNOWN_BACKEND_PACKAGES[config.backend];
-    const hint = pkg ? `install ${pkg} (npm install ${pkg}) and list it under \`plugins:\`` : 'add the plugin that provides it to `plugins:`';
+    const hint = unknownBackendHint(config.backend);
     return this.#opts.catalog.get<Backend>('backend', config.backend, {
       path: `models.${model}.backend`,
       ...(this.#opts.configFile ? { file: this.#opts.configFile } : {}),
