@@ -15,6 +15,7 @@ import { configSchema } from '@tessera/core';
 import { runTesseraCli } from '@tessera/core/testing';
 import { ONNXRUNTIME_MODEL_CONFIG_SCHEMA } from '@tessera/backend-onnxruntime';
 import { PYTHON_MODEL_CONFIG_SCHEMA } from '@tessera/backend-python';
+import { REMOTE_MODEL_CONFIG_SCHEMA } from '@tessera/backend-remote';
 import { TENSORRT_SECTION_SCHEMA } from '@tessera/backend-tensorrt';
 import { VLLM_MODEL_CONFIG_SCHEMA } from '@tessera/backend-vllm';
 import { TRACING_CONFIG_SCHEMA } from '@tessera/tracing';
@@ -71,7 +72,7 @@ function helpDocPaths(help: string): string[] {
 
 describe('published packages', () => {
   it('should publish every workspace package but none of the root', () => {
-    expect(PUBLISHED.map((p) => p.manifest.name).sort()).toEqual(['@tessera/backend-onnxruntime', '@tessera/backend-python', '@tessera/backend-tensorrt', '@tessera/backend-vllm', '@tessera/core', '@tessera/router-canary', '@tessera/tracing']);
+    expect(PUBLISHED.map((p) => p.manifest.name).sort()).toEqual(['@tessera/backend-onnxruntime', '@tessera/backend-python', '@tessera/backend-remote', '@tessera/backend-tensorrt', '@tessera/backend-vllm', '@tessera/core', '@tessera/router-canary', '@tessera/tracing']);
   });
 
   describe.each(PUBLISHED.map((p) => [p.manifest.name, p] as const))('%s', (name, { dir, manifest }) => {
@@ -123,6 +124,7 @@ describe('package READMEs', () => {
     ['core', configSchema],
     ['backend-onnxruntime', ONNXRUNTIME_MODEL_CONFIG_SCHEMA],
     ['backend-python', PYTHON_MODEL_CONFIG_SCHEMA],
+    ['backend-remote', REMOTE_MODEL_CONFIG_SCHEMA],
     // its other keys are the onnxruntime backend's, listed in that README (which this one links)
     ['backend-tensorrt', { type: 'object', properties: { tensorrt: TENSORRT_SECTION_SCHEMA } }],
     ['backend-vllm', VLLM_MODEL_CONFIG_SCHEMA],

@@ -85,6 +85,8 @@ export { LatestRouter, compareVersions, latestRouterFactory } from './routing/la
 export type { LoadedPlugin, PluginRegistrations } from './plugins/loader.js';
 export { importPlugin, registerPlugins, resolvePluginUrl } from './plugins/loader.js';
 export { decodeJsonData, encodeJsonData } from './http/json-codec.js';
+export type { BinaryRequestInput, BinaryRequestOutput, DecodedInferResponse, DecodedOutput, EncodeBinaryInferRequestOptions, EncodedBinaryInferRequest } from './http/binary-client.js';
+export { decodeBinaryInferResponse, encodeBinaryInferRequest } from './http/binary-client.js';
 export { CORE_VERSION } from './internal/core-version.js';
 export { availableCores, availableMemory } from './internal/cores.js';
 export type { RestartPolicy } from './internal/restart-policy.js';

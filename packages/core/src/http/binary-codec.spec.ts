@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { thrownCode } from '../testing/throws.js';
 import type { DataType, TensorData } from '../contracts/tensor.js';
 import { DATA_TYPES, numberToHalf } from '../contracts/tensor.js';
-import { decodeBinaryInferResponse, encodeBinaryInferRequest } from '../testing/binary-client.js';
+import { decodeBinaryInferResponse, encodeBinaryInferRequest } from './binary-client.js';
 import {
   alignBinaryTail,
   binaryByteSize,

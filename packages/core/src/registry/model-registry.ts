@@ -28,6 +28,7 @@ export { ModelEntry, ModelVersion } from './model-version.js';
 export const KNOWN_BACKEND_PACKAGES: Readonly<Record<string, string>> = {
   onnxruntime: '@tessera/backend-onnxruntime',
   python: '@tessera/backend-python',
+  remote: '@tessera/backend-remote',
   tensorrt: '@tessera/backend-tensorrt',
   vllm: '@tessera/backend-vllm',
 };

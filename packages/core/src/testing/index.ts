@@ -15,8 +15,8 @@ export type { BackendConformanceOptions, ConformanceBrokenModel, ConformanceMode
 export { describeBackendConformance, makeTempDir, testLoadContext, testModelSpec } from './conformance.js';
 export type { RunTesseraOptions, TesseraProcess } from './process.js';
 export { cliPath, processAlive, runNode, runTesseraCli, startTessera } from './process.js';
-export type { BinaryRequestInput, BinaryRequestOutput, DecodedInferResponse, DecodedOutput, EncodeBinaryInferRequestOptions, EncodedBinaryInferRequest } from './binary-client.js';
-export { decodeBinaryInferResponse, encodeBinaryInferRequest } from './binary-client.js';
+export type { BinaryRequestInput, BinaryRequestOutput, DecodedInferResponse, DecodedOutput, EncodeBinaryInferRequestOptions, EncodedBinaryInferRequest } from '../http/binary-client.js';
+export { decodeBinaryInferResponse, encodeBinaryInferRequest } from '../http/binary-client.js';
 export type { FakeModelOptions } from './fake-backend.js';
 export { FAKE_MODEL_METADATA, FakeBackend, FakeModelInstance } from './fake-backend.js';
 export { FakeClock } from './fake-clock.js';

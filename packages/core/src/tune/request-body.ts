@@ -1,6 +1,6 @@
 import { type NumericDataType, type Tensor, type TensorSpec, allocateTensorData, numberToHalf, shapeSize } from '../contracts/tensor.js';
 import { TesseraError } from '../errors.js';
-import { encodeBinaryInferRequest } from '../testing/binary-client.js';
+import { encodeBinaryInferRequest } from '../http/binary-client.js';
 import { mulberry32 } from '../testing/random.js';
 
 /** The request the load generator sends, over and over. */

@@ -1,11 +1,12 @@
 /**
- * A small client side of Triton's binary tensor data extension, for tests, benchmarks and Node
- * clients: `encodeBinaryInferRequest` builds a request body and its headers, and
- * `decodeBinaryInferResponse` reads a response (binary or plain JSON) back into tensors.
+ * The client side of Triton's binary tensor data extension, for gateways (@tessera/backend-remote),
+ * `tessera tune`, tests, benchmarks and Node clients: `encodeBinaryInferRequest` builds a request
+ * body and its headers, and `decodeBinaryInferResponse` reads a response (binary or plain JSON)
+ * back into tensors.
  */
 import type { DataType, Tensor } from '../contracts/tensor.js';
-import { INFERENCE_HEADER_CONTENT_LENGTH, chunksLength, decodeBinaryTensor, encodeBinaryTensor } from '../http/binary-codec.js';
-import { decodeJsonData, encodeJsonData } from '../http/json-codec.js';
+import { INFERENCE_HEADER_CONTENT_LENGTH, chunksLength, decodeBinaryTensor, encodeBinaryTensor } from './binary-codec.js';
+import { decodeJsonData, encodeJsonData } from './json-codec.js';
 
 /** An input to send: a tensor, in binary unless `binary: false` (then as JSON `data`). */
 export type BinaryRequestInput = Tensor & { binary?: boolean; parameters?: Record<string, unknown> };
