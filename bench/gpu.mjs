@@ -43,10 +43,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { BENCH_DIR, envList, envNumber, installCleanup, machineSlug, packageVersion, resultsHeader, ROOT, sessionOptionsFromEnv, startServer, suiteTempDir, trackChild, writePartialOnSignal, writeResultsFile } from './lib/common.mjs';
 import { gitInfo } from './lib/contest.mjs';
-import { Budget, compareOutputs, envIntegers, gpuBatch, gpuModels, physicalCores, readF32, servedClient, serverLogTail, skipUnlessPicked } from './lib/gpu-common.mjs';
+import { Budget, compareOutputs, envIntegers, f1, f2, gpuBatch, gpuModels, measureServedPoint, physicalCores, readF32, servedClient, serverLogTail, skipUnlessPicked } from './lib/gpu-common.mjs';
 import { renderGpuMarkdown, verdict } from './lib/gpu-render.mjs';
 import { binaryInferBody } from './lib/oip.mjs';
-import { histogramMeans, scrapeMetrics } from './lib/probe.mjs';
 
 const env = process.env;
 const log = (line) => process.stderr.write(`${line}\n`);
@@ -128,8 +127,6 @@ function skip(id, reason) {
   log(`skip ${id}: ${reason}`);
 }
 
-const f1 = (v) => (v === null || v === undefined ? 'n/a' : v.toFixed(1));
-const f2 = (v) => (v === null || v === undefined ? 'n/a' : v.toFixed(2));
 
 // ---------------------------------------------------------------------------------------------
 // (a) raw session.run, one process per provider
@@ -316,30 +313,11 @@ async function servedProvider(model, provider, deadline, variant = 'default') {
             skip(`served/${key}/b${batch}/c${concurrency}`, 'the time budget of this phase ran out');
             continue;
           }
-          const before = await scrapeMetrics(server.url, model.name);
-          const m = await client.measure({ concurrency, warmupPerClient: concurrency === 1 ? 2 : 1, minRequests: Math.max(settings.servedMin, concurrency), timeBoxMs: settings.servedTimeS * 1000, deadline });
-          const means = histogramMeans(before, await scrapeMetrics(server.url, model.name));
           const raw = results.raw.find((r) => r.model === model.key && r.provider === provider && r.batch === batch && r.p50Ms);
-          const row = {
-            model: model.key,
-            provider,
-            config: variant,
-            batch,
-            ...m,
-            samplesPerSec: m.reqPerSec * batch,
-            meanBatchSize: means.batchSize?.mean ?? null,
-            meanInferenceMs: means.inferenceSeconds ? means.inferenceSeconds.mean * 1000 : null,
-            meanQueueMs: means.queueSeconds ? means.queueSeconds.mean * 1000 : null,
-            ratios: raw
-              ? { latency: m.latencyMs.p50 !== null ? m.latencyMs.p50 / raw.p50Ms : null, throughput: raw.samplesPerSec ? (m.reqPerSec * batch) / raw.samplesPerSec : null }
-              : { latency: null, throughput: null },
-          };
+          const { row, line } = await measureServedPoint({ client, serverUrl: server.url, modelName: model.name, batch, concurrency, settings, deadline, raw, base: { model: model.key, provider, config: variant }, key });
           results.served.push(row);
-          log(
-            `served/${key} batch ${batch} c=${concurrency}: p50 ${f2(m.latencyMs.p50)} ms/request, p90 ${f2(m.latencyMs.p90)}, ${f1(row.samplesPerSec)} samples/s, ` +
-              `${m.requests} requests${m.errors ? `, ${m.errors} errors (${m.firstError})` : ''}; server inference ${f2(row.meanInferenceMs)} ms, batch ${f2(row.meanBatchSize)}; × raw ${f2(row.ratios.throughput)} (samples/s), ${f2(row.ratios.latency)} (p50)`,
-          );
-          if (m.errors && exitedOf(server) !== null) throw new Error(`the server exited during the point: ${m.firstError}`);
+          log(line);
+          if (row.errors && exitedOf(server) !== null) throw new Error(`the server exited during the point: ${row.firstError}`);
         }
       } catch (err) {
         // a server that died mid-point: say so (with its log), and measure nothing more on it

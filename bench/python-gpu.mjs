@@ -37,10 +37,9 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { BENCH_DIR, envList, envNumber, installCleanup, machineSlug, packageVersion, prng, resultsHeader, ROOT, startServer, suiteTempDir, trackChild, writePartialOnSignal, writeResultsFile } from './lib/common.mjs';
 import { gitInfo } from './lib/contest.mjs';
-import { Budget, compareOutputs, envIntegers, readF32, servedClient, serverLogTail, skipUnlessPicked } from './lib/gpu-common.mjs';
+import { Budget, compareOutputs, envIntegers, f1, f2, measureServedPoint, readF32, servedClient, serverLogTail, skipUnlessPicked } from './lib/gpu-common.mjs';
 import { renderGpuMarkdown, verdict } from './lib/gpu-render.mjs';
 import { binaryInferBody } from './lib/oip.mjs';
-import { histogramMeans, scrapeMetrics } from './lib/probe.mjs';
 
 const env = process.env;
 const log = (line) => process.stderr.write(`${line}\n`);
@@ -131,8 +130,6 @@ function skip(id, reason) {
   results.skipped.push({ id, reason });
   log(`skip ${id}: ${reason}`);
 }
-const f1 = (v) => (v === null || v === undefined ? 'n/a' : v.toFixed(1));
-const f2 = (v) => (v === null || v === undefined ? 'n/a' : v.toFixed(2));
 
 /** [max batch, 3, 224, 224] values in [-1, 1), the same in every run; batch N is the first N samples. */
 function makeInput() {
@@ -341,26 +338,10 @@ async function servedContender(id, deadline) {
             skip(`served/${key}/b${batch}/c${concurrency}`, 'the time budget of this phase ran out');
             continue;
           }
-          const before = await scrapeMetrics(server.url, 'resnet');
-          const m = await client.measure({ concurrency, warmupPerClient: concurrency === 1 ? 2 : 1, minRequests: Math.max(settings.servedMin, concurrency), timeBoxMs: settings.servedTimeS * 1000, deadline });
-          const means = histogramMeans(before, await scrapeMetrics(server.url, 'resnet'));
           const raw = results.raw.find((r) => r.provider === id && r.batch === batch && !r.failed);
-          const row = {
-            model: 'resnet',
-            provider: id,
-            batch,
-            ...m,
-            samplesPerSec: m.reqPerSec * batch,
-            meanBatchSize: means.batchSize?.mean ?? null,
-            meanInferenceMs: means.inferenceSeconds ? means.inferenceSeconds.mean * 1000 : null,
-            meanQueueMs: means.queueSeconds ? means.queueSeconds.mean * 1000 : null,
-            ratios: raw ? { latency: m.latencyMs.p50 !== null ? m.latencyMs.p50 / raw.p50Ms : null, throughput: (m.reqPerSec * batch) / raw.samplesPerSec } : { latency: null, throughput: null },
-          };
+          const { row, line } = await measureServedPoint({ client, serverUrl: server.url, modelName: 'resnet', batch, concurrency, settings, deadline, raw, base: { model: 'resnet', provider: id }, key });
           results.served.push(row);
-          log(
-            `served/${key} batch ${batch} c=${concurrency}: p50 ${f2(m.latencyMs.p50)} ms/request, p90 ${f2(m.latencyMs.p90)}, ${f1(row.samplesPerSec)} samples/s, ${m.requests} requests` +
-              `${m.errors ? `, ${m.errors} errors (${m.firstError})` : ''}; server inference ${f2(row.meanInferenceMs)} ms, batch ${f2(row.meanBatchSize)}; × raw ${f2(row.ratios.throughput)} (samples/s), ${f2(row.ratios.latency)} (p50)`,
-          );
+          log(line);
         }
       } catch (err) {
         // a server that died mid-point: say so (with its log), and measure nothing more on it

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { prng, ROOT, summarize } from './common.mjs';
 import { decodeInferResponse } from './oip.mjs';
+import { histogramMeans, scrapeMetrics } from './probe.mjs';
 
 const ASSETS = path.join(ROOT, 'node_modules', '@gutenye', 'ocr-models', 'assets');
 
@@ -250,6 +251,38 @@ const ANSI_COLOUR = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
 
 /** ONNX Runtime's and Dawn's own warnings (node placement, XDG_RUNTIME_DIR, Vulkan features): not why a server died. */
 const NATIVE_NOISE = /\[[WI]:onnxruntime|XDG_RUNTIME_DIR|Vulkan shaderUniform|While initializing adapter|at InitializeImpl/;
+
+/** `v` with 1 / 2 decimals, `n/a` for none (the progress lines). */
+export const f1 = (v) => (v === null || v === undefined ? 'n/a' : v.toFixed(1));
+export const f2 = (v) => (v === null || v === undefined ? 'n/a' : v.toFixed(2));
+
+/**
+ * One served point of a GPU suite: `client.measure` at `concurrency` with the server's own
+ * histograms (batch size, inference and queue time) scraped around it, and the ratios to `raw` (the
+ * raw row of the same contender and batch, if any). Returns the row (`base` first) and its
+ * progress line.
+ */
+export async function measureServedPoint({ client, serverUrl, modelName, batch, concurrency, settings, deadline, raw, base, key }) {
+  const before = await scrapeMetrics(serverUrl, modelName);
+  const m = await client.measure({ concurrency, warmupPerClient: concurrency === 1 ? 2 : 1, minRequests: Math.max(settings.servedMin, concurrency), timeBoxMs: settings.servedTimeS * 1000, deadline });
+  const means = histogramMeans(before, await scrapeMetrics(serverUrl, modelName));
+  const row = {
+    ...base,
+    batch,
+    ...m,
+    samplesPerSec: m.reqPerSec * batch,
+    meanBatchSize: means.batchSize?.mean ?? null,
+    meanInferenceMs: means.inferenceSeconds ? means.inferenceSeconds.mean * 1000 : null,
+    meanQueueMs: means.queueSeconds ? means.queueSeconds.mean * 1000 : null,
+    ratios: raw
+      ? { latency: m.latencyMs.p50 !== null ? m.latencyMs.p50 / raw.p50Ms : null, throughput: raw.samplesPerSec ? (m.reqPerSec * batch) / raw.samplesPerSec : null }
+      : { latency: null, throughput: null },
+  };
+  const line =
+    `served/${key} batch ${batch} c=${concurrency}: p50 ${f2(m.latencyMs.p50)} ms/request, p90 ${f2(m.latencyMs.p90)}, ${f1(row.samplesPerSec)} samples/s, ` +
+    `${m.requests} requests${m.errors ? `, ${m.errors} errors (${m.firstError})` : ''}; server inference ${f2(row.meanInferenceMs)} ms, batch ${f2(row.meanBatchSize)}; × raw ${f2(row.ratios.throughput)} (samples/s), ${f2(row.ratios.latency)} (p50)`;
+  return { row, line };
+}
 
 /**
  * A served run's server log after it failed or exited: its error lines (pino level ≥ 50) and every
