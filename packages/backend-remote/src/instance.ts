@@ -202,9 +202,7 @@ export class RemoteModelInstance implements ModelInstance {
       }
     }
     if (lastError) throw lastError;
-    throw new TesseraError('TESSERA_E_UPSTREAM_UNAVAILABLE', `model '${model}' has no healthy upstream (${this.pool.snapshot().map((r) => `${r.url}: ${r.state}`).join(', ')})`, {
-      headers: { 'retry-after': String(Math.max(1, Math.ceil(config.health.intervalMs / 1000))) },
-    });
+    throw this.pool.unavailableError(`model '${model}' has no healthy upstream`);
   }
 
   async unload(): Promise<void> {

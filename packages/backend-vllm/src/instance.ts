@@ -276,9 +276,7 @@ export class VllmModelInstance implements ModelInstance {
       }
     }
     if (lastError) throw lastError;
-    throw new TesseraError('TESSERA_E_UPSTREAM_UNAVAILABLE', `model '${model}' has no healthy replica (${this.pool.snapshot().map((r) => `${r.url}: ${r.state}`).join(', ') || 'none configured'})`, {
-      headers: { 'retry-after': String(Math.max(1, Math.ceil(config.health.intervalMs / 1000))) },
-    });
+    throw this.pool.unavailableError(`model '${model}' has no healthy replica`);
   }
 
   async unload(): Promise<void> {

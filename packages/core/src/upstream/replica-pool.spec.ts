@@ -285,6 +285,20 @@ describe('ReplicaPool: states', () => {
   });
 });
 
+describe('ReplicaPool: unavailableError', () => {
+  it('should answer 503 naming every replica and its state, with Retry-After the probe interval', async () => {
+    const { pool, behaviour } = setup(['http://a:1', 'http://b:2'], { probeIntervalMs: 2500, ejectAfterFailures: 1 });
+    behaviour.set('http://b:2', new Error('connect ECONNREFUSED'));
+    await pool.start();
+    const err = pool.unavailableError("model 'm' has no healthy replica");
+    expect([err.code, err.status, err.headers]).toEqual(['TESSERA_E_UPSTREAM_UNAVAILABLE', 503, { 'retry-after': '3' }]);
+    expect(err.message).toBe("model 'm' has no healthy replica (http://a:1: healthy, http://b:2: ejected)");
+    await pool.close();
+    const empty = setup([]).pool;
+    expect(empty.unavailableError('no replica').message).toBe('no replica (none configured)');
+  });
+});
+
 describe('ReplicaPool: probing lifecycle', () => {
   it('close() clears every timer, aborts running probes and stops picking', async () => {
     const { pool, behaviour, signals, calls } = setup(['a', 'b']);

@@ -4,7 +4,7 @@
  * load-aware picking. Backend-agnostic: what a probe does is the backend's `probe` function; the
  * pool only sees `ProbeResult`s and request outcomes. The parts live in `internal/replica-pool/`.
  */
-import { errorMessage } from '../errors.js';
+import { TesseraError, errorMessage } from '../errors.js';
 import { HashRing } from '../internal/hash-ring.js';
 import { ReplicaHealth } from '../internal/replica-pool/health.js';
 import { loadScore } from '../internal/replica-pool/load-score.js';
@@ -38,6 +38,7 @@ export class ReplicaPool {
   readonly #ring: HashRing;
   readonly #health: ReplicaHealth;
   readonly #probes: ProbeLoop;
+  readonly #probeIntervalMs: number;
   #closed = false;
   #turn = 0;
 
@@ -50,6 +51,7 @@ export class ReplicaPool {
     this.#weights = o.weights;
     this.#loadMaxAgeMs = o.loadMaxAgeMs;
     this.#health = new ReplicaHealth(o);
+    this.#probeIntervalMs = o.probeIntervalMs;
     this.#probes = new ProbeLoop({
       probe: o.probe,
       intervalMs: o.probeIntervalMs,
@@ -204,6 +206,20 @@ export class ReplicaPool {
     const entry = this.#replicas.get(url);
     if (!entry || !this.#live(entry) || !this.#probes.started) return Promise.resolve();
     return this.#probes.probe(entry);
+  }
+
+  /**
+   * The answer for a request no replica could take: 503 TESSERA_E_UPSTREAM_UNAVAILABLE, `subject`
+   * (e.g. "model 'm' has no healthy replica") followed by every replica's state, and `Retry-After`
+   * the probe interval, the soonest an ejected replica can be back.
+   */
+  unavailableError(subject: string): TesseraError {
+    const states = this.snapshot()
+      .map((r) => `${r.url}: ${r.state}`)
+      .join(', ');
+    return new TesseraError('TESSERA_E_UPSTREAM_UNAVAILABLE', `${subject} (${states || 'none configured'})`, {
+      headers: { 'retry-after': String(Math.max(1, Math.ceil(this.#probeIntervalMs / 1000))) },
+    });
   }
 
   /** A copy of every replica's state, in the order they were added. */
