@@ -41,16 +41,16 @@ import { fork } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { BENCH_DIR, envList, envNumber, installCleanup, machineSlug, packageVersion, resultsHeader, ROOT, sessionOptionsFromEnv, startServer, suiteTempDir, trackChild, writePartialOnSignal, writeResultsFile } from './lib/common.mjs';
+import { BENCH_DIR, envList, envNumber, installCleanup, machineSlug, packageVersion, resultsHeader, ROOT, skipUnlessSuite, sessionOptionsFromEnv, startServer, suiteTempDir, trackChild, writePartialOnSignal, writeResultsFile } from './lib/common.mjs';
 import { gitInfo } from './lib/contest.mjs';
-import { Budget, compareOutputs, envIntegers, f1, f2, gpuBatch, gpuModels, measureServedPoint, physicalCores, readF32, servedClient, serverLogTail, skipUnlessPicked } from './lib/gpu-common.mjs';
+import { Budget, compareOutputs, envIntegers, exitedOf, f1, f2, gpuBatch, gpuModels, measureServedPoint, servedPointFailed, physicalCores, readF32, servedClient, serverLogTail } from './lib/gpu-common.mjs';
 import { renderGpuMarkdown, verdict } from './lib/gpu-render.mjs';
 import { binaryInferBody } from './lib/oip.mjs';
 
 const env = process.env;
 const log = (line) => process.stderr.write(`${line}\n`);
 
-skipUnlessPicked('gpu', 'bench/gpu.mjs');
+skipUnlessSuite('gpu', 'bench/gpu.mjs');
 
 if (env.BENCH_GPU_RENDER) {
   process.stdout.write(renderGpuMarkdown(JSON.parse(await readFile(path.resolve(env.BENCH_GPU_RENDER), 'utf8'))));
@@ -254,8 +254,6 @@ function lastError(text) {
   return lines[0]?.trim() ?? '';
 }
 
-const exitedOf = (server) => (server.child.exitCode !== null || server.child.signalCode !== null ? (server.child.exitCode ?? server.child.signalCode) : null);
-
 /**
  * One server for a model and provider, every batch at 1 and N clients. `variant`: `default` (the
  * server's own instances and threads) or `instances-1` (`instances: 1`, after the default one
@@ -321,15 +319,7 @@ async function servedProvider(model, provider, deadline, variant = 'default') {
         }
       } catch (err) {
         // a server that died mid-point: say so (with its log), and measure nothing more on it
-        await new Promise((r) => setTimeout(r, 500));
-        const exit = exitedOf(server);
-        results.served.push({ model: model.key, provider, config: variant, batch, failed: `${String(err?.message ?? err).split('\n')[0]}${exit !== null ? ` (the server exited: ${exit})` : ''}` });
-        log(`FAIL served/${key} batch ${batch}: ${err?.message ?? err}`);
-        if (exit !== null) {
-          crashed = true;
-          results.servers[key].crashed = { exit, batch, logTail: await serverLogTail(logFile) };
-          log(`  the server exited with ${exit}; its log ends:\n    ${results.servers[key].crashed.logTail.join('\n    ')}`);
-        }
+        if (await servedPointFailed({ err, server, results, key, base: { model: model.key, provider, config: variant }, batch, logFile, log })) crashed = true;
       } finally {
         client.close();
       }

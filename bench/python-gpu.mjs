@@ -35,16 +35,16 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { BENCH_DIR, envList, envNumber, installCleanup, machineSlug, packageVersion, prng, resultsHeader, ROOT, startServer, suiteTempDir, trackChild, writePartialOnSignal, writeResultsFile } from './lib/common.mjs';
+import { BENCH_DIR, envList, envNumber, installCleanup, machineSlug, packageVersion, prng, resultsHeader, ROOT, skipUnlessSuite, startServer, suiteTempDir, trackChild, writePartialOnSignal, writeResultsFile } from './lib/common.mjs';
 import { gitInfo } from './lib/contest.mjs';
-import { Budget, compareOutputs, envIntegers, f1, f2, measureServedPoint, readF32, servedClient, serverLogTail, skipUnlessPicked } from './lib/gpu-common.mjs';
+import { Budget, compareOutputs, envIntegers, f1, f2, measureServedPoint, servedPointFailed, readF32, servedClient, serverLogTail } from './lib/gpu-common.mjs';
 import { renderGpuMarkdown, verdict } from './lib/gpu-render.mjs';
 import { binaryInferBody } from './lib/oip.mjs';
 
 const env = process.env;
 const log = (line) => process.stderr.write(`${line}\n`);
 
-skipUnlessPicked('python-gpu', 'bench/python-gpu.mjs');
+skipUnlessSuite('python-gpu', 'bench/python-gpu.mjs');
 
 if (env.BENCH_PYTHON_GPU_RENDER) {
   process.stdout.write(renderGpuMarkdown(JSON.parse(await readFile(path.resolve(env.BENCH_PYTHON_GPU_RENDER), 'utf8'))));
@@ -345,15 +345,7 @@ async function servedContender(id, deadline) {
         }
       } catch (err) {
         // a server that died mid-point: say so (with its log), and measure nothing more on it
-        await new Promise((r) => setTimeout(r, 500));
-        const exit = server.child.exitCode ?? server.child.signalCode;
-        results.served.push({ model: 'resnet', provider: id, batch, failed: `${String(err?.message ?? err).split('\n')[0]}${exit !== null ? ` (the server exited: ${exit})` : ''}` });
-        log(`FAIL served/${key} batch ${batch}: ${err?.message ?? err}`);
-        if (exit !== null) {
-          crashed = true;
-          results.servers[key].crashed = { exit, batch, logTail: await serverLogTail(logFile) };
-          log(`  the server exited with ${exit}; its log ends:\n    ${results.servers[key].crashed.logTail.join('\n    ')}`);
-        }
+        if (await servedPointFailed({ err, server, results, key, base: { model: 'resnet', provider: id }, batch, logFile, log })) crashed = true;
       } finally {
         client.close();
       }

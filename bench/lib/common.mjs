@@ -194,9 +194,14 @@ export function writePartialOnSignal(results, { measured, finish = () => {}, nam
   }
 }
 
-/** Exits the process (0) with a note when `BENCH_SUITES` does not include `suite`. */
+/**
+ * Exits the process (0) with a note when `BENCH_SUITES` is set and leaves `suite` out. Unset, every
+ * suite runs: `npm run bench` starts only those of its list, and an opt-in suite (gpu, python-gpu)
+ * started alone (`node bench/gpu.mjs`) runs.
+ */
 export function skipUnlessSuite(suite, script, env = process.env) {
-  const picked = (env.BENCH_SUITES ?? BENCH_SUITES.join(','))
+  if (env.BENCH_SUITES === undefined) return;
+  const picked = env.BENCH_SUITES
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);

@@ -12,18 +12,6 @@ import { histogramMeans, scrapeMetrics } from './probe.mjs';
 
 const ASSETS = path.join(ROOT, 'node_modules', '@gutenye', 'ocr-models', 'assets');
 
-/**
- * Exits (0) with a note when `BENCH_SUITES` is set and leaves `suite` out. The GPU suites are not
- * in `npm run bench`'s default list: run alone (`node bench/gpu.mjs`) they always run.
- */
-export function skipUnlessPicked(suite, script, env = process.env) {
-  if (env.BENCH_SUITES === undefined) return;
-  const picked = env.BENCH_SUITES.split(',').map((s) => s.trim());
-  if (picked.includes(suite)) return;
-  process.stderr.write(`${script}: skipped (BENCH_SUITES=${env.BENCH_SUITES})\n`);
-  process.exit(0);
-}
-
 /** A list of positive integers from the environment (`BENCH_GPU_BATCHES=1,8,32`). */
 export function envIntegers(name, fallback, env = process.env) {
   const v = (env[name] ?? fallback)
@@ -251,6 +239,26 @@ const ANSI_COLOUR = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
 
 /** ONNX Runtime's and Dawn's own warnings (node placement, XDG_RUNTIME_DIR, Vulkan features): not why a server died. */
 const NATIVE_NOISE = /\[[WI]:onnxruntime|XDG_RUNTIME_DIR|Vulkan shaderUniform|While initializing adapter|at InitializeImpl/;
+
+/** The server process's exit code or signal, or null while it runs. */
+export const exitedOf = (server) => (server.child.exitCode !== null || server.child.signalCode !== null ? (server.child.exitCode ?? server.child.signalCode) : null);
+
+/**
+ * A served point that threw: records the failed row (`base` first) and logs it; when the server
+ * process has died (checked after a moment, so its exit is seen), also records its exit and the
+ * end of its log under `results.servers[key].crashed`. Resolves with whether it died, so that
+ * nothing more is measured on it.
+ */
+export async function servedPointFailed({ err, server, results, key, base, batch, logFile, log }) {
+  await new Promise((r) => setTimeout(r, 500));
+  const exit = exitedOf(server);
+  results.served.push({ ...base, batch, failed: `${String(err?.message ?? err).split('\n')[0]}${exit !== null ? ` (the server exited: ${exit})` : ''}` });
+  log(`FAIL served/${key} batch ${batch}: ${err?.message ?? err}`);
+  if (exit === null) return false;
+  results.servers[key].crashed = { exit, batch, logTail: await serverLogTail(logFile) };
+  log(`  the server exited with ${exit}; its log ends:\n    ${results.servers[key].crashed.logTail.join('\n    ')}`);
+  return true;
+}
 
 /** `v` with 1 / 2 decimals, `n/a` for none (the progress lines). */
 export const f1 = (v) => (v === null || v === undefined ? 'n/a' : v.toFixed(1));
