@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import type { Backend, PluginContext } from '@tessera/core';
 import { isTesseraPlugin } from '@tessera/core';
+import { registerTestPlugins } from '@tessera/core/testing';
 import plugin, { OnnxRuntimeBackend } from './index.js';
 
 describe('@tessera/backend-onnxruntime plugin', () => {
@@ -14,10 +14,8 @@ describe('@tessera/backend-onnxruntime plugin', () => {
   });
 
   it("should register an OnnxRuntimeBackend as 'onnxruntime'", async () => {
-    const registered: [string, Backend][] = [];
-    await plugin.register({ registerBackend: (name: string, backend: Backend) => void registered.push([name, backend]) } as unknown as PluginContext);
-    expect(registered).toHaveLength(1);
-    expect(registered[0]![0]).toBe('onnxruntime');
-    expect(registered[0]![1]).toBeInstanceOf(OnnxRuntimeBackend);
+    const registered = await registerTestPlugins([plugin]);
+    expect(registered.names('backend')).toEqual(['onnxruntime']);
+    expect(registered.get('backend', 'onnxruntime')).toBeInstanceOf(OnnxRuntimeBackend);
   });
 });

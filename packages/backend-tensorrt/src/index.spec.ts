@@ -1,7 +1,8 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import type { Backend, PluginContext } from '@tessera/core';
+import type { Backend } from '@tessera/core';
 import { isTesseraPlugin } from '@tessera/core';
+import { registerTestPlugins } from '@tessera/core/testing';
 import plugin, { TENSORRT_MODEL_CONFIG_SCHEMA, TensorRtBackend } from './index.js';
 
 describe('@tessera/backend-tensorrt plugin', () => {
@@ -14,10 +15,9 @@ describe('@tessera/backend-tensorrt plugin', () => {
   });
 
   it("should register a TensorRtBackend as 'tensorrt', with its schema and a build step", async () => {
-    const registered: [string, Backend][] = [];
-    await plugin.register({ registerBackend: (name: string, backend: Backend) => void registered.push([name, backend]) } as unknown as PluginContext);
-    expect(registered.map(([name]) => name)).toEqual(['tensorrt']);
-    const backend = registered[0]![1];
+    const registered = await registerTestPlugins([plugin]);
+    expect(registered.names('backend')).toEqual(['tensorrt']);
+    const backend = registered.get<Backend>('backend', 'tensorrt');
     expect(backend).toBeInstanceOf(TensorRtBackend);
     expect(backend.modelConfigSchema).toBe(TENSORRT_MODEL_CONFIG_SCHEMA);
     expect(typeof backend.build).toBe('function');
