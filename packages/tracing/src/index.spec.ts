@@ -2,8 +2,10 @@ import { createRequire } from 'node:module';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { trace } from '@opentelemetry/api';
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
-import { TesseraError, isTesseraPlugin } from '@tessera/core';
+import { TesseraError } from '@tessera/core';
 import type { PluginRegistrations } from '@tessera/core';
+import type { PluginPackageJson } from '@tessera/core/testing';
+import { checkPluginManifest } from '@tessera/core/testing';
 import plugin, { TRACING_CONFIG_SCHEMA, startTracing } from './index.js';
 import { recordingLogger } from './otlp-receiver.test-support.js';
 import { close, register } from './plugin-host.test-support.js';
@@ -21,11 +23,7 @@ afterEach(async () => {
 
 describe('@tessera/tracing plugin', () => {
   it('should be a Tessera plugin named after the package, with its version, core range and config key', () => {
-    const pkg = createRequire(import.meta.url)('../package.json') as { name: string; version: string; peerDependencies: Record<string, string> };
-    expect(isTesseraPlugin(plugin)).toBe(true);
-    expect(plugin.name).toBe(pkg.name);
-    expect(plugin.version).toBe(pkg.version);
-    expect(plugin.core).toBe(pkg.peerDependencies['@tessera/core']);
+    expect(checkPluginManifest(plugin, createRequire(import.meta.url)('../package.json') as PluginPackageJson)).toEqual([]);
     expect(plugin.configKey).toBe('tracing');
     expect(plugin.configSchema).toBe(TRACING_CONFIG_SCHEMA);
   });

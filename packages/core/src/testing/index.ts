@@ -32,6 +32,8 @@ export { describeRouterConformance, testRouteOutcome, testRouteRequest, testRout
 export type { ProcessorConformanceOptions } from './processor-conformance.js';
 export { describeProcessorConformance, testProcessContext } from './processor-conformance.js';
 export { checkErrorCodeDocs } from './error-docs.js';
+export type { PluginPackageJson } from './plugin-manifest.js';
+export { checkPluginManifest } from './plugin-manifest.js';
 export type { TestRegistrations } from './register-plugins.js';
 export { registerTestPlugins } from './register-plugins.js';
 export { resultOrClientError, thrownCode, within } from './throws.js';
