@@ -20,7 +20,10 @@
 //   BENCH_CONNECTIONS=1,16,64
 //   BENCH_LOAD_PROCESSES=1   load-generator processes sharing a point's connections (device preset: 4): one
 //                            autocannon process sending 110 KB bodies tops out below a 16-core server
-//   BENCH_MODELS=cls,det
+//   BENCH_LOADGEN=autocannon autocannon (bench/load.mjs) or wrk (bench/lib/wrk-load.mjs: Debian's wrk,
+//                            BENCH_LOAD_PROCESSES threads; BENCH_WRK names the binary) — a second
+//                            client that shares no code with ours, to check a figure independently
+//   BENCH_MODELS=cls,det     (BENCH_EXTRA_MODELS adds more, bench/lib/common.mjs: e.g. a MobileNetV2)
 //   BENCH_SCENARIOS=…        comma-separated patterns (substring, `*` wildcard) over scenario ids:
 //                            raw/cls, naive-json/det, tessera-binary/cls/delay-2, tessera-json/det/auto, …
 //   BENCH_DELAYS=0,1,2,5,auto  maxQueueDelayMs values for the dynamic batcher (`passthrough`
@@ -130,7 +133,7 @@ if (settings.rawSessions?.some((x) => x < 1)) throw new Error(`BENCH_RAW_SESSION
 if (settings.connections.some((c) => !Number.isInteger(c) || c < 1)) throw new Error(`BENCH_CONNECTIONS=${env.BENCH_CONNECTIONS}: expected positive integers`);
 if (!['primary', 'all'].includes(settings.sweep)) throw new Error(`BENCH_SWEEP=${settings.sweep}: expected primary or all`);
 const MODELS = benchModels();
-for (const m of settings.models) if (!MODELS[m]) throw new Error(`BENCH_MODELS: unknown model '${m}' (cls, det)`);
+for (const m of settings.models) if (!MODELS[m]) throw new Error(`BENCH_MODELS: unknown model '${m}' (${Object.keys(MODELS).join(', ')}; BENCH_EXTRA_MODELS adds more)`);
 
 const patterns = settings.scenarios.map((p) => new RegExp(p.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')));
 const selected = (id) => patterns.length === 0 || patterns.some((re) => re.test(id));
@@ -155,7 +158,7 @@ const results = {
   command: '',
   file: '',
   machine: machineInfo(),
-  versions: { onnxruntime: packageVersion('onnxruntime-node'), autocannon: packageVersion('autocannon'), core: packageVersion('@tessera/core') },
+  versions: { onnxruntime: packageVersion('onnxruntime-node'), autocannon: packageVersion('autocannon'), loadGenerator: env.BENCH_LOADGEN ?? 'autocannon', core: packageVersion('@tessera/core') },
   git: env.BENCH_GIT_HEAD ? { head: env.BENCH_GIT_HEAD, packagesDirty: null, note: `BENCH_GIT_HEAD; this copy's git said ${gitInfo().head?.slice(0, 12) ?? 'nothing'}` } : gitInfo(),
   settings: { ...settings },
   features: {},

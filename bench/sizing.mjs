@@ -6,6 +6,7 @@
 //
 //   node bench/sizing.mjs                     # prints a table, writes bench/results/<date>-<machine>-sizing.json
 //   BENCH_SIZING_QUICK=1 node bench/sizing.mjs
+//   bash bench/sizing-layouts.sh              # the per-worker layouts with several workers (16 cores)
 //
 // Every server listens on 127.0.0.1; every load stops by itself. Needs the built packages.
 import { writeFile } from 'node:fs/promises';
@@ -89,13 +90,14 @@ async function served(model, label, modelKeys, connections, loadWorkers = 1, ser
       p99Ms: r.latencyMs.p99,
       errors: r.errors + r.non2xx,
       loadWorkers,
+      loadGenerator: r.loadGenerator ?? 'autocannon',
       loadCpuPct: r.loadCpuPct,
       serverCpuPct,
       instances: settings.instance_group?.[0]?.count,
       instanceSettings: settings.tessera?.instanceSettings?.[0],
     };
     results.served.push(row);
-    log(`served ${model.key} ${label} c${connections}${loadWorkers > 1 ? ` (${loadWorkers} load processes)` : ''}: ${row.samplesPerSec.toFixed(0)}/s p50 ${row.p50Ms.toFixed(3)} ms p99 ${row.p99Ms.toFixed(3)} ms, CPU server ${serverCpuPct.toFixed(0)}% load ${r.loadCpuPct.toFixed(0)}% (${workers > 1 ? `${workers} workers × ` : ''}${row.instances}× ${row.instanceSettings?.intraOpNumThreads})`);
+    log(`served ${model.key} ${label} c${connections}${loadWorkers > 1 ? ` (${loadWorkers} load processes)` : ''}: ${row.samplesPerSec.toFixed(0)}/s p50 ${row.p50Ms.toFixed(3)} ms p99 ${row.p99Ms.toFixed(3)} ms, CPU server ${serverCpuPct.toFixed(0)}% ${row.loadGenerator} ${r.loadCpuPct?.toFixed(0)}% (${workers > 1 ? `${workers} workers × ` : ''}${row.instances}× ${row.instanceSettings?.intraOpNumThreads})`);
     return row;
   } finally {
     await server.stop();

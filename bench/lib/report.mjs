@@ -242,7 +242,7 @@ export function renderMarkdown(results) {
       `${settings.samplesPerRequest} sample(s) per request; detector input [N, ${results.models.det?.sampleShape.join(', ') ?? 'n/a'}]; ` +
       `session options ${JSON.stringify(settings.sessionOptions)}; Tessera log level \`${settings.logLevel}\`${rawSweep}`,
   );
-  lines.push(`- **Versions:** onnxruntime-node ${versions.onnxruntime}, autocannon ${versions.autocannon}, @tessera/core ${versions.core}`);
+  lines.push(`- **Versions:** onnxruntime-node ${versions.onnxruntime}, ${versions.loadGenerator === 'wrk' ? 'load generator wrk (BENCH_LOADGEN=wrk)' : `autocannon ${versions.autocannon}`}, @tessera/core ${versions.core}`);
   lines.push(
     `- **Found at run time:** dynamic batcher ${features.dynamic ? `yes (delays: ${features.delays.join(', ')})` : `no — ${features.dynamicReason}`}; ` +
       `binary tensor extension ${features.binary ? 'yes' : `no — ${features.binaryReason}`}; ` +

@@ -4,14 +4,18 @@
 // their answers merged: counts and rates summed, percentiles computed over every answer's time.
 import path from 'node:path';
 import { BENCH_DIR, runNodeJson, summarize } from './common.mjs';
+import { wrkLoad } from './wrk-load.mjs';
 
 const LOAD = path.join(BENCH_DIR, 'load.mjs');
 
 /**
  * Runs `processes` load generators at once against `url` (at most one per connection) and merges
- * what they measured into one bench/load.mjs answer (plus `processes`).
+ * what they measured into one bench/load.mjs answer (plus `processes`). With `BENCH_LOADGEN=wrk`
+ * the load is one wrk process with `processes` threads instead (bench/lib/wrk-load.mjs).
  */
 export async function splitLoad({ url, bodyFile, headers, connections, durationS, processes = 1, timeoutMs = (durationS + 90) * 1000 }) {
+  if (process.env.BENCH_LOADGEN === 'wrk') return wrkLoad({ url, bodyFile, headers, connections, durationS, threads: processes, timeoutMs });
+  if (process.env.BENCH_LOADGEN && process.env.BENCH_LOADGEN !== 'autocannon') throw new Error(`BENCH_LOADGEN=${process.env.BENCH_LOADGEN}: expected autocannon or wrk`);
   const n = Math.max(1, Math.min(processes, connections));
   if (n === 1) return { ...(await runNodeJson(LOAD, [JSON.stringify({ url, bodyFile, headers, connections, durationS })], { timeoutMs })), processes: 1 };
   const parts = await Promise.all(
