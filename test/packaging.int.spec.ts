@@ -19,6 +19,7 @@ import { REMOTE_MODEL_CONFIG_SCHEMA } from '@tessera/backend-remote';
 import { TENSORRT_SECTION_SCHEMA } from '@tessera/backend-tensorrt';
 import { VLLM_MODEL_CONFIG_SCHEMA } from '@tessera/backend-vllm';
 import { TRACING_CONFIG_SCHEMA } from '@tessera/tracing';
+import { CONSOLE_CONFIG_SCHEMA } from '@tessera/console';
 import { ROOT, tempDir } from './integration/helpers.js';
 
 const run = promisify(execFile);
@@ -72,7 +73,7 @@ function helpDocPaths(help: string): string[] {
 
 describe('published packages', () => {
   it('should publish every workspace package but none of the root', () => {
-    expect(PUBLISHED.map((p) => p.manifest.name).sort()).toEqual(['@tessera/backend-onnxruntime', '@tessera/backend-python', '@tessera/backend-remote', '@tessera/backend-tensorrt', '@tessera/backend-vllm', '@tessera/core', '@tessera/router-canary', '@tessera/tracing']);
+    expect(PUBLISHED.map((p) => p.manifest.name).sort()).toEqual(['@tessera/backend-onnxruntime', '@tessera/backend-python', '@tessera/backend-remote', '@tessera/backend-tensorrt', '@tessera/backend-vllm', '@tessera/console', '@tessera/core', '@tessera/router-canary', '@tessera/tracing']);
   });
 
   describe.each(PUBLISHED.map((p) => [p.manifest.name, p] as const))('%s', (name, { dir, manifest }) => {
@@ -129,6 +130,7 @@ describe('package READMEs', () => {
     ['backend-tensorrt', { type: 'object', properties: { tensorrt: TENSORRT_SECTION_SCHEMA } }],
     ['backend-vllm', VLLM_MODEL_CONFIG_SCHEMA],
     ['tracing', TRACING_CONFIG_SCHEMA],
+    ['console', CONSOLE_CONFIG_SCHEMA],
   ];
 
   it.each(cases)('should list every config key that %s reads', (dir, schema) => {

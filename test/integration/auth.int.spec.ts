@@ -41,7 +41,7 @@ interface Caller {
 }
 
 /** What each endpoint kind needs (the policy of docs/security.md): null open, [] any valid credential. */
-const NEEDS: Record<EndpointKind, Scope[] | null> = { health: null, metrics: ['metrics'], infer: ['infer'], metadata: ['infer', 'admin'], admin: ['admin'], unknown: [] };
+const NEEDS: Record<EndpointKind, Scope[] | null> = { health: null, metrics: ['metrics'], infer: ['infer'], metadata: ['infer', 'admin'], admin: ['admin'], ui: null, unknown: [] };
 
 const ALLOWED_MODELS = ['affine', 'llm'];
 
@@ -121,6 +121,22 @@ const ROUTES: Record<string, { kind: EndpointKind; cases: (model: string) => Cas
   'POST /v1/routing/:model/:action': { kind: 'admin', models: ['affine', 'spare'], cases: (m) => [{ method: 'POST', url: `/v1/routing/${m}/no-such-action`, body: {}, model: m, ok: 404 }] },
   'GET /health': { kind: 'health', cases: () => [{ method: 'GET', url: '/health', ok: 200 }] },
   'HEAD /health': { kind: 'health', cases: () => [{ method: 'HEAD', url: '/health', ok: 200 }] },
+  // the OpenAPI document (metadata) and the /docs page's assets (ui: open)
+  'GET /openapi.json': { kind: 'metadata', cases: () => [{ method: 'GET', url: '/openapi.json', ok: 200 }] },
+  'HEAD /openapi.json': { kind: 'metadata', cases: () => [{ method: 'HEAD', url: '/openapi.json', ok: 200 }] },
+  'GET /docs': { kind: 'ui', cases: () => [{ method: 'GET', url: '/docs', ok: 200 }] },
+  'HEAD /docs': { kind: 'ui', cases: () => [{ method: 'HEAD', url: '/docs', ok: 200 }] },
+  'HEAD /docs/': { kind: 'ui', cases: () => [{ method: 'HEAD', url: '/docs/', ok: 200 }] },
+  'GET /docs/static/index.html': { kind: 'ui', cases: () => [{ method: 'GET', url: '/docs/static/index.html' }] },
+  'HEAD /docs/static/index.html': { kind: 'ui', cases: () => [{ method: 'HEAD', url: '/docs/static/index.html' }] },
+  'GET /docs/static/swagger-initializer.js': { kind: 'ui', cases: () => [{ method: 'GET', url: '/docs/static/swagger-initializer.js', ok: 200 }] },
+  'HEAD /docs/static/swagger-initializer.js': { kind: 'ui', cases: () => [{ method: 'HEAD', url: '/docs/static/swagger-initializer.js', ok: 200 }] },
+  'GET /docs/json': { kind: 'ui', cases: () => [{ method: 'GET', url: '/docs/json', ok: 200 }] },
+  'HEAD /docs/json': { kind: 'ui', cases: () => [{ method: 'HEAD', url: '/docs/json', ok: 200 }] },
+  'GET /docs/yaml': { kind: 'ui', cases: () => [{ method: 'GET', url: '/docs/yaml', ok: 200 }] },
+  'HEAD /docs/yaml': { kind: 'ui', cases: () => [{ method: 'HEAD', url: '/docs/yaml', ok: 200 }] },
+  'GET /docs/static/*': { kind: 'ui', cases: () => [{ method: 'GET', url: '/docs/static/swagger-ui.css', ok: 200 }] },
+  'HEAD /docs/static/*': { kind: 'ui', cases: () => [{ method: 'HEAD', url: '/docs/static/swagger-ui.css', ok: 200 }] },
   'GET /metrics': { kind: 'metrics', cases: () => [{ method: 'GET', url: '/metrics', ok: 200 }] },
   'HEAD /metrics': { kind: 'metrics', cases: () => [{ method: 'HEAD', url: '/metrics', ok: 200 }] },
 };

@@ -1,3 +1,5 @@
+// the `endpoint` key of a route's config (fastify's FastifyContextConfig, augmented there), for the routes plugins add
+export type {} from './http/route-config.js';
 export type { DataType, NumericDataType, Tensor, TensorData, TensorDataMap, TensorSpec, TypedArray } from './contracts/tensor.js';
 export { DATA_TYPES, allocateTensorData, elementSize, halfToNumber, isDataType, numberToHalf, shapeSize, typedArrayConstructor } from './contracts/tensor.js';
 export type {

@@ -21,6 +21,7 @@ import { TesseraError, errorMessage } from './errors.js';
 import { installEdge } from './http/edge.js';
 import { installJsonBodyParser } from './http/limits.js';
 import { nodeServerLimits, serverLimitOptions } from './http/limits-server.js';
+import { installOpenApi } from './http/openapi.js';
 import { registerOipV2 } from './http/oip-v2.js';
 import { registerOpenAI } from './http/openai.js';
 import { registerPredict } from './http/predict.js';
@@ -45,6 +46,7 @@ import { loadPlugins } from './server/load-plugins.js';
 import type { ConfigGeneration, ReloadOutcome } from './server/reload.js';
 import { ConfigReloader } from './server/reload.js';
 import { AuthHook } from './security/auth/auth-hook.js';
+import { scopesFor } from './security/auth/access.js';
 import { protectMetricsListener } from './security/auth/metrics-listener.js';
 import { RateLimitHook } from './security/rate-limit.js';
 import { FileStateStore } from './state/file-state-store.js';
@@ -303,6 +305,11 @@ export class TesseraServer {
       },
     });
     installJsonBodyParser(this.app, config.server.limits);
+    // before the routes: @fastify/swagger collects them as they are added
+    if (config.server.openapi !== false) {
+      const metricsAccess = config.auth?.metrics ?? 'open';
+      await installOpenApi(this.app, { registry: this.registry, version: CORE_VERSION, auth: auth !== undefined, open: (kind) => scopesFor(kind, metricsAccess) === null });
+    }
     registerOipV2(this.app, {
       limits: config.server.limits,
       registry: this.registry,

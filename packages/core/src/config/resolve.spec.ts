@@ -11,7 +11,7 @@ describe(resolveConfig, () => {
   describe('having an empty config', () => {
     it('should give every default', () => {
       expect(resolveConfig({}, { configDir: dir, env: {} })).toEqual({
-        server: { host: '0.0.0.0', port: 8000, bodyLimit: 64 * 1024 * 1024, limits: DEFAULT_LIMITS, logLevel: 'info', shutdownGracePeriodMs: 30_000, workers: 1, exitOnModelError: true, trustProxy: false, stateDir: path.join(dir, '.tessera/state') },
+        server: { host: '0.0.0.0', port: 8000, bodyLimit: 64 * 1024 * 1024, limits: DEFAULT_LIMITS, logLevel: 'info', openapi: true, shutdownGracePeriodMs: 30_000, workers: 1, exitOnModelError: true, trustProxy: false, stateDir: path.join(dir, '.tessera/state') },
         plugins: [],
         models: {},
         exporters: [{ name: 'prometheus', options: {} }],
@@ -196,7 +196,7 @@ describe(resolveConfig, () => {
 
     it('should substitute them and convert strings where the schema wants numbers, booleans or lists', () => {
       const config = resolveConfig(raw, { configDir: dir, env: { PORT: '9000', STRICT: 'false', PLUGINS: '@tessera/tracing, ./p.js', UPSTREAMS: 'http://a,http://b' } });
-      expect(config.server).toEqual({ host: '127.0.0.1', port: 9000, logLevel: 'info', exitOnModelError: false, shutdownGracePeriodMs: 5000, workers: 1, bodyLimit: 64 * 1024 * 1024, limits: DEFAULT_LIMITS, trustProxy: false, stateDir: path.join(dir, '.tessera/state') });
+      expect(config.server).toEqual({ host: '127.0.0.1', port: 9000, logLevel: 'info', openapi: true, exitOnModelError: false, shutdownGracePeriodMs: 5000, workers: 1, bodyLimit: 64 * 1024 * 1024, limits: DEFAULT_LIMITS, trustProxy: false, stateDir: path.join(dir, '.tessera/state') });
       expect(config.plugins).toEqual(['@tessera/tracing', path.join(dir, 'p.js')]);
       // Backend keys are converted when the backend's schema is applied (validateAgainstSchema).
       expect(config.models['chat']!.options).toEqual({ upstreams: 'http://a,http://b', apiKey: '' });

@@ -172,6 +172,13 @@ const serverSchema: JSONSchema = {
       description: 'Whether a model that fails to load or warm up stops the server (`true`), or is reported as failed while the other models serve (`false`).',
       examples: [false],
     },
+    openapi: {
+      type: 'boolean',
+      default: true,
+      description:
+        'Whether to serve the OpenAPI 3.1 document of every HTTP route at `GET /openapi.json` (generated from the route schemas, with the served models\' tensors as examples; protected by `auth` like model metadata) and the interactive API page at `/docs` (its static assets are open; the page asks for a key). `false` turns both off.',
+      examples: [false],
+    },
     trustProxy: {
       type: ['boolean', 'string', 'integer'],
       default: false,

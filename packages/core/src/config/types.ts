@@ -56,6 +56,8 @@ export interface ServerConfig {
   metricsPort?: number;
   /** Absolute folder of the state store (`server.stateDir`). */
   stateDir: string;
+  /** Whether `GET /openapi.json` and the `/docs` page are served (`server.openapi`, default true). */
+  openapi: boolean;
   /** Fastify's `trustProxy`: whether (and which) `X-Forwarded-For` to believe. */
   trustProxy: boolean | string | number;
   /** HTTPS (and mutual TLS with `ca`); absolute paths. */
@@ -278,6 +280,7 @@ export interface ServerConfigInput {
   exitOnModelError?: boolean | string;
   metricsPort?: number | string;
   stateDir?: string;
+  openapi?: boolean | string;
   trustProxy?: boolean | string | number;
   tls?: { cert: string; key: string; passphrase?: string; ca?: string };
   rateLimit?: { max: number | string; timeWindow?: DurationInput; by?: 'auto' | 'ip'; redis?: string; redisNamespace?: string; onStoreError?: 'allow' | 'deny' };

@@ -68,7 +68,7 @@ describe('config schema errors', () => {
   describe('having an unknown key', () => {
     it('should list the allowed keys and suggest the closest', () => {
       expect(problems({ server: { prot: 8080 } })).toEqual([
-        'server: unknown key "prot" (allowed: host, port, bodyLimit, limits, logLevel, shutdownGracePeriod, workers, metricsPort, stateDir, exitOnModelError, trustProxy, tls, rateLimit) — did you mean "port"?',
+        'server: unknown key "prot" (allowed: host, port, bodyLimit, limits, logLevel, shutdownGracePeriod, workers, metricsPort, stateDir, exitOnModelError, openapi, trustProxy, tls, rateLimit) — did you mean "port"?',
       ]);
       expect(problems({ server: { bodylimit: '1MiB' } })[0]).toMatch(/unknown key "bodylimit" .* did you mean "bodyLimit"\?$/);
       expect(problems({ server: { shutdownGrace: '1s' } })[0]).toMatch(/unknown key "shutdownGrace" \(allowed: .*\)$/);

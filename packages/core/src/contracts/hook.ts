@@ -7,9 +7,12 @@ import type { MetricRegistrar } from './metrics.js';
  * What an endpoint is for, so that hooks (authentication, rate limits) can decide per kind:
  * `infer` (inference and generation), `metadata` (server/model metadata and readiness of one model),
  * `admin` (repository, routing, plugin routes unless they say otherwise), `metrics` (scrapes),
- * `health` (liveness/readiness probes), `unknown` (no route matched: answered 404 after the hooks).
+ * `health` (liveness/readiness probes), `ui` (the static assets of a page a browser opens — the
+ * `/docs` page, the console — which hold no data: a browser cannot send a key before the page that
+ * asks for it has loaded; the data the page shows comes from API routes of the other kinds),
+ * `unknown` (no route matched: answered 404 after the hooks).
  */
-export type EndpointKind = 'infer' | 'metadata' | 'admin' | 'metrics' | 'health' | 'unknown';
+export type EndpointKind = 'infer' | 'metadata' | 'admin' | 'metrics' | 'health' | 'ui' | 'unknown';
 
 /** What every hook sees of a request. */
 export interface HookRequest {

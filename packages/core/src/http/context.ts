@@ -1,15 +1,10 @@
 import type { FastifyReply } from 'fastify';
-import type { EndpointKind } from '../contracts/hook.js';
 import type { ServingRequest } from '../pipeline/serving-request.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** The request on its way through the serving pipeline (created by the edge's onRequest hook). */
     tessera: ServingRequest;
-  }
-  interface FastifyContextConfig {
-    /** What the endpoint is for (hooks decide by it); default `admin`. */
-    endpoint?: EndpointKind;
   }
 }
 

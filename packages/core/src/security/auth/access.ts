@@ -5,12 +5,14 @@ import type { Principal, Scope } from '../principal.js';
 /**
  * Which scopes let a principal use an endpoint kind (any one of them is enough); `null`: no
  * credential needed; `[]`: any valid credential. Health probes are always open (a probe has no
- * key); scrapes unless `auth.metrics` is `protected`; an unknown route needs a credential, so that
+ * key), and so are a page's static assets (`ui`: no data in them; the page asks for a key and sends
+ * it with its API calls); scrapes unless `auth.metrics` is `protected`; an unknown route needs a credential, so that
  * probing for routes without one gets 401, never 404.
  */
 export function scopesFor(endpoint: EndpointKind, metrics: 'open' | 'protected'): readonly Scope[] | null {
   switch (endpoint) {
     case 'health':
+    case 'ui':
       return null;
     case 'metrics':
       return metrics === 'open' ? null : ['metrics'];
