@@ -132,6 +132,11 @@ async function serve(config: TesseraConfig, values: ConfigValues, watchFiles: bo
   const log = server.logger;
   let watcher: ConfigWatcher | undefined;
   let stopping: string | undefined;
+  // settles when start() has (loaded, warmed and listened, or failed): a stop that arrives during the
+  // start closes after it — fastify cannot close while its plugins are still registering (a worker
+  // told to stop by its primary while it starts would hang with the closing and the starting
+  // waiting for each other), and the deadline below still bounds the whole shutdown
+  let startup: Promise<void> = Promise.resolve();
   const stop = (signal: string, code = 0): void => {
     if (stopping) {
       // a worker gets a terminal's signal twice, from the process group and from the primary: the
@@ -150,7 +155,7 @@ async function serve(config: TesseraConfig, values: ConfigValues, watchFiles: bo
       process.exit(1);
     }, config.server.shutdownGracePeriodMs + SHUTDOWN_MARGIN_MS);
     deadline.unref();
-    server.close().then(
+    startup.then(() => server.close()).then(
       () => process.exit(code),
       (err: unknown) => {
         log.error({ err }, 'shutdown failed');
@@ -180,9 +185,16 @@ async function serve(config: TesseraConfig, values: ConfigValues, watchFiles: bo
   });
   try {
     // a worker of a cluster listens once it serves: node:cluster hands connections to every worker that listens
-    const { url } = await server.start({ loadFirst: worker !== undefined });
-    worker?.ready(url);
+    const starting = server.start({ loadFirst: worker !== undefined });
+    startup = starting.then(
+      () => undefined,
+      () => undefined,
+    );
+    const { url } = await starting;
+    if (!stopping) worker?.ready(url);
   } catch (err) {
+    // a stop during the start closes the server itself (and exits)
+    if (stopping) return;
     await server.close().catch(() => {});
     fail(err);
   }

@@ -490,7 +490,7 @@ export class TesseraServer {
     }
     this.#state = 'closed';
     log.info('closed');
-    this.#logOut?.close();
+    await this.#logOut?.close();
   }
 }
 

@@ -5,6 +5,8 @@ import type { DestinationStream } from 'pino';
 const LOG_BUFFER_BYTES = 4096;
 /** The longest a buffered log line waits before it is written, ms. */
 export const LOG_FLUSH_INTERVAL_MS = 100;
+/** The longest `close()` waits for the last lines to be written, ms. */
+const LOG_CLOSE_TIMEOUT_MS = 1000;
 
 /**
  * Where the server's own logger writes by default: stdout through a buffer. Pino's default
@@ -15,8 +17,14 @@ export const LOG_FLUSH_INTERVAL_MS = 100;
  * pino flushes what is left when the process exits (normally, or by `process.exit`). What a
  * process killed outright (SIGKILL, a native crash) had buffered is lost: at most the last
  * 100 ms of lines.
+ *
+ * `close()` drains the buffer with an asynchronous write, never `flushSync`: sonic-boom 4's
+ * `flushSync` retries every failed write forever, so with stdout gone (the process that read it
+ * was killed: EPIPE) a synchronous flush spun in `Atomics.wait` and the process never exited. An
+ * asynchronous write's EPIPE reaches pino's handler instead, which stops the logging; the buffer
+ * is then empty when pino's exit handler flushes synchronously.
  */
-export function bufferedStdout(): { stream: DestinationStream; flush(): void; close(): void } {
+export function bufferedStdout(): { stream: DestinationStream; flush(): void; close(): Promise<void> } {
   const stream = pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES });
   const timer = setInterval(() => flush(), LOG_FLUSH_INTERVAL_MS);
   timer.unref();
@@ -32,11 +40,21 @@ export function bufferedStdout(): { stream: DestinationStream; flush(): void; cl
     flush,
     close: () => {
       clearInterval(timer);
-      try {
-        stream.flushSync();
-      } catch {
-        // nothing buffered, or stdout is gone
-      }
+      return new Promise<void>((resolve) => {
+        // at most LOG_CLOSE_TIMEOUT_MS: a reader that stopped reading (but still holds the pipe) must not hold the exit
+        const timeout = setTimeout(resolve, LOG_CLOSE_TIMEOUT_MS);
+        timeout.unref();
+        const done = (): void => {
+          clearTimeout(timeout);
+          resolve();
+        };
+        try {
+          stream.flush(() => done());
+        } catch {
+          // not ready yet (the descriptor opens asynchronously), or being written: pino's exit handler writes the rest
+          done();
+        }
+      });
     },
   };
 }
