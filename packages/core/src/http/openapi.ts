@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance, FastifySchema, RouteOptions } from 'fastify';
 import type { EndpointKind } from '../contracts/hook.js';
+import { shapeSize } from '../contracts/tensor.js';
 import type { TensorSpec } from '../contracts/tensor.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
 import { OPERATIONS } from './openapi-operations.js';
@@ -194,10 +195,6 @@ function concrete(shape: readonly number[], warmup?: unknown): number[] {
   return shape.map((d, i) => (d >= 0 ? d : i === 0 ? 1 : 32));
 }
 
-function count(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
 function zero(datatype: string): unknown {
   if (datatype === 'BOOL') return false;
   if (datatype === 'BYTES') return '';
@@ -218,7 +215,7 @@ function examplesOf(m: ModelSignature): { summary: string; infer: unknown; predi
   const left: string[] = [];
   const inputs = m.inputs.map((s) => {
     const shape = m.sizes[s.name] ?? concrete(s.shape);
-    const n = count(shape);
+    const n = shapeSize(shape);
     if (n > EXAMPLE_ELEMENTS) left.push(`${s.name}: ${n} values`);
     return { name: s.name, shape, datatype: s.datatype, ...(n <= EXAMPLE_ELEMENTS ? { data: new Array<unknown>(n).fill(zero(s.datatype)) } : {}) };
   });
@@ -226,7 +223,7 @@ function examplesOf(m: ModelSignature): { summary: string; infer: unknown; predi
     m.inputs.map((s) => {
       const shape = m.sizes[s.name] ?? concrete(s.shape);
       if (s.datatype === 'BYTES') return [s.name, '<base64 or text>'];
-      return [s.name, count(shape) <= EXAMPLE_ELEMENTS ? nested(shape, zero(s.datatype)) : `<nested arrays of shape [${shape.join(', ')}], ${s.datatype}>`];
+      return [s.name, shapeSize(shape) <= EXAMPLE_ELEMENTS ? nested(shape, zero(s.datatype)) : `<nested arrays of shape [${shape.join(', ')}], ${s.datatype}>`];
     }),
   );
   const summary = `${m.model} v${m.version} (${m.platform}): inputs ${m.inputs.map(describe).join('; ')} → outputs ${m.outputs.map(describe).join('; ')}${left.length > 0 ? ` (data left out: ${left.join(', ')}, row-major)` : ''}`;
