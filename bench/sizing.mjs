@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BENCH_DIR, ROOT, benchModels, envList, freePort, installCleanup, machineInfo, machineSlug, makeSample, startServer } from './lib/common.mjs';
 import { binaryInferBody } from './lib/oip.mjs';
-import { treeCpuSeconds, waitWorkersReady } from './lib/probe.mjs';
+import { histogramMeans, scrapeMetrics, treeCpuSeconds, waitWorkersReady } from './lib/probe.mjs';
 import { runPoint } from './lib/raw-sweep.mjs';
 import { splitLoad } from './lib/split-load.mjs';
 
@@ -74,10 +74,13 @@ async function served(model, label, modelKeys, connections, loadWorkers = 1, ser
     // several load generators (processes) share the connections when one event loop cannot load the server
     const load = (durationS) => splitLoad({ url, bodyFile, headers: body.headers, connections, durationS, processes: loadWorkers });
     await load(warmS);
+    const before = await scrapeMetrics(server.url, model.name);
     const cpu0 = cpu();
     const t0 = Date.now();
     const r = await load(measureS);
     const serverCpuPct = ((cpu() - cpu0) / ((Date.now() - t0) / 1000)) * 100;
+    // the batch the instances ran, the time in the queue and in the session (every worker's: /metrics answers for the whole server)
+    const means = histogramMeans(before, await scrapeMetrics(server.url, model.name));
     const row = {
       model: model.key,
       label,
@@ -93,11 +96,14 @@ async function served(model, label, modelKeys, connections, loadWorkers = 1, ser
       loadGenerator: r.loadGenerator ?? 'autocannon',
       loadCpuPct: r.loadCpuPct,
       serverCpuPct,
+      meanBatch: means.batchSize?.mean ?? null,
+      queueMs: means.queueSeconds ? means.queueSeconds.mean * 1000 : null,
+      inferenceMs: means.inferenceSeconds ? means.inferenceSeconds.mean * 1000 : null,
       instances: settings.instance_group?.[0]?.count,
       instanceSettings: settings.tessera?.instanceSettings?.[0],
     };
     results.served.push(row);
-    log(`served ${model.key} ${label} c${connections}${loadWorkers > 1 ? ` (${loadWorkers} load processes)` : ''}: ${row.samplesPerSec.toFixed(0)}/s p50 ${row.p50Ms.toFixed(3)} ms p99 ${row.p99Ms.toFixed(3)} ms, CPU server ${serverCpuPct.toFixed(0)}% ${row.loadGenerator} ${r.loadCpuPct?.toFixed(0)}% (${workers > 1 ? `${workers} workers × ` : ''}${row.instances}× ${row.instanceSettings?.intraOpNumThreads})`);
+    log(`served ${model.key} ${label} c${connections}${loadWorkers > 1 ? ` (${loadWorkers} load processes)` : ''}: ${row.samplesPerSec.toFixed(0)}/s p50 ${row.p50Ms.toFixed(3)} ms p99 ${row.p99Ms.toFixed(3)} ms, CPU server ${serverCpuPct.toFixed(0)}% ${row.loadGenerator} ${r.loadCpuPct?.toFixed(0)}% (${workers > 1 ? `${workers} workers × ` : ''}${row.instances}× ${row.instanceSettings?.intraOpNumThreads}), batch ${row.meanBatch?.toFixed(2) ?? '?'} queue ${row.queueMs?.toFixed(2) ?? '?'} ms inference ${row.inferenceMs?.toFixed(2) ?? '?'} ms`);
     return row;
   } finally {
     await server.stop();

@@ -379,7 +379,9 @@ describe('OnnxRuntimeBackend', () => {
       expect(autoInstanceCount(share(100 * MiB, 2 * GiB))).toBe(2);
       expect(autoIntraOpThreads(16, 2)).toBe(6);
       expect(defaultWorkerSpinMs(2)).toBe(0);
-      expect(defaultWorkerSpinMs(4)).toBe(0);
+      expect(defaultWorkerSpinMs(3)).toBe(0);
+      // a worker of server.workers: auto on 16 cores gets 4
+      expect(defaultWorkerSpinMs(4)).toBe(1);
       expect(defaultWorkerSpinMs(16)).toBe(1);
     });
 
@@ -412,7 +414,8 @@ describe('OnnxRuntimeBackend', () => {
       const instance = await load(models.affine, { sessionOptions });
       const { allowSpinning: _, ...passed } = sessionOptions;
       expect(instance.sessionOptions).toMatchObject(passed);
-      expect(instance.settings).toEqual({ intraOpNumThreads: 1, allowSpinning: false, executionProvider: 'cpu', executionProviders: ['cpu'], runInWorker: true, workerSpinMs: defaultWorkerSpinMs(availableCores()) });
+      expect(instance.settings).toEqual({ intraOpNumThreads: 1, allowSpinning: false, executionProvider: 'cpu', executionProviders: ['cpu'], runInWorker: true, workerSpinMs: defaultWorkerSpinMs(availableCores()), nextBatchInWorker: true });
+      expect(instance.acceptsNextBatch).toBe(true);
       const inputs = models.affine.makeInputs(2, 1);
       expect(diffTensorLists((await exec(instance, { requests: [{ inputs }] }))[0]!, models.affine.expected(inputs), { tolerance: 1e-5 })).toBeUndefined();
       const second = await load(models.affine, {}, { instanceIndex: 1, instanceCount: 2 });

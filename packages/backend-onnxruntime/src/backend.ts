@@ -95,13 +95,20 @@ export interface OnnxRuntimeModelConfig {
   restart?: Partial<RestartPolicy>;
   /**
    * After a run, how long the instance's worker thread keeps polling for the next one before it
-   * sleeps, ms (default: 1 from 5 cores on, else 0; see `defaultWorkerSpinMs`). At low concurrency
+   * sleeps, ms (default: 1 from 4 cores on, else 0; see `defaultWorkerSpinMs`). At low concurrency
    * the next request arrives a network round trip after the answer: a polling worker takes it at
    * once instead of being woken, which costs an idle core a few hundred microseconds. The batchers
    * give work to the instance that finished last, so at low load one worker polls, the others
    * sleep. Ignored with `runInWorker: false`.
    */
   workerSpinMs?: number;
+  /**
+   * Whether the dynamic batcher may hand the instance's worker its next batch while one runs
+   * (default true; `ModelInstance.acceptsNextBatch`): it waits in the worker's queue and starts the
+   * moment the running one ends, instead of one round trip through the event loop later. `false`:
+   * one batch at a time per instance. Ignored with `runInWorker: false` and on WebGPU.
+   */
+  nextBatchInWorker?: boolean;
 }
 
 /** `workerSpinMs` of a model that does not set it, on this machine. */
@@ -151,7 +158,11 @@ export const ONNXRUNTIME_MODEL_CONFIG_SCHEMA: JSONSchema = {
       type: 'number',
       minimum: 0,
       maximum: 100,
-      description: 'After a run, how long the worker thread polls for the next one before it sleeps, ms (default: 1 from 5 cores on, else 0; 0: never).',
+      description: 'After a run, how long the worker thread polls for the next one before it sleeps, ms (default: 1 from 4 cores on, else 0; 0: never).',
+    },
+    nextBatchInWorker: {
+      type: 'boolean',
+      description: "Hand the worker its next batch while one runs (default true), so the session starts it without a round trip through the event loop; false: one batch at a time per instance.",
     },
     restart: restartPolicySchema('worker thread'),
   },
@@ -491,8 +502,9 @@ export interface InstanceGroup {
 
 /**
  * One ONNX Runtime session serving one model version (one instance of it), in a worker thread of its
- * own or on the main thread (`runInWorker`). The batchers give an instance one `execute` at a time
- * (concurrent ones would queue in its worker); `instances: N` loads N of them, which run in parallel.
+ * own or on the main thread (`runInWorker`). The passthrough batcher gives an instance one `execute`
+ * at a time, the dynamic batcher at most two to one in a worker (the second queues in the worker:
+ * `acceptsNextBatch`); `instances: N` loads N of them, which run in parallel.
  */
 export class OnnxRuntimeModelInstance implements ModelInstance {
   readonly metadata: ModelMetadata;
@@ -500,6 +512,12 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
   readonly sessionOptions: Readonly<ort.InferenceSession.SessionOptions>;
   /** Whether the session runs in a worker thread (`runInWorker`). */
   readonly runsInWorker: boolean;
+  /**
+   * In a worker thread, the next batch waits in the worker's queue while one runs, so the session
+   * starts it without waiting for the event loop (`ModelInstance.acceptsNextBatch`). Not inline (the
+   * run holds the event loop anyway), nor on a device whose runs the process serializes (WebGPU).
+   */
+  readonly acceptsNextBatch: boolean;
   /** What the defaults turned into (threads, spinning, providers), for the logs and `GET /v2/models/{m}/config`. */
   readonly settings: Readonly<Record<string, unknown>>;
   #host: SessionHost | undefined;
@@ -537,10 +555,11 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
       executionProvider: providerNames(sessionOptions)[0] ?? 'cpu',
       executionProviders: providerNames(sessionOptions),
       runInWorker: this.runsInWorker,
-      ...(this.runsInWorker ? { workerSpinMs: resolveWorkerSpinMs(spec.config) } : {}),
+      ...(this.runsInWorker ? { workerSpinMs: resolveWorkerSpinMs(spec.config), nextBatchInWorker: this.#deviceQueue === undefined && config.nextBatchInWorker !== false } : {}),
     };
     this.#wholeOutputs = new Set(metadata.outputs.filter((o) => o.shape.length > 0 && o.shape[0] !== -1).map((o) => o.name));
     this.#deviceQueue = deviceQueueFor(providerNames(sessionOptions));
+    this.acceptsNextBatch = this.runsInWorker && this.#deviceQueue === undefined && config.nextBatchInWorker !== false;
     const warmupShapes = (spec.config as OnnxRuntimeModelConfig).warmupShapes ?? {};
     const inputNames = new Set(metadata.inputs.map((i) => i.name));
     for (const name of Object.keys(warmupShapes)) {

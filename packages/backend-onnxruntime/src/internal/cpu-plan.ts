@@ -80,11 +80,14 @@ export function autoIntraOpThreads(cores: number, instances: number): number {
 }
 
 /**
- * `workerSpinMs` when unset: 1 ms from 5 cores on (two or more cores left to the server, so the
- * polling worker takes none from the event loop), else 0. Measured on 16 cores (PP-OCR classifier,
- * concurrency 1): p50 2.61 ms with 0.5 ms of polling, 1.92 ms with 1 ms — the next request came
- * 0.5–1 ms after the answer. On 2 cores polling took the core the event loop needed.
+ * `workerSpinMs` when unset: 1 ms from 4 cores on (the cores of this process: a worker of
+ * `server.workers` counts its share), else 0. Measured on 16 cores (PP-OCR classifier, concurrency
+ * 1): p50 2.61 ms with 0.5 ms of polling, 1.92 ms with 1 ms — the next request came 0.5–1 ms after
+ * the answer. Until 2026-12-06 it took 5 cores, so the 4 workers of 4 cores that `server.workers:
+ * auto` starts on 16 never polled: turning it on there cut the classifier's p50 at concurrency 1 from
+ * 2.18 to 1.90 ms and raised its throughput at 64 connections from 4,767 to 5,714 samples/s
+ * (`bench/sizing-followup.sh`). On 2 cores polling took the core the event loop needed.
  */
 export function defaultWorkerSpinMs(cores: number): number {
-  return reservedCores(cores) >= 2 ? 1 : 0;
+  return cores >= 4 ? 1 : 0;
 }

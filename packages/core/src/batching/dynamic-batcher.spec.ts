@@ -10,7 +10,7 @@ import { resolveConfig } from '../config/resolve.js';
 import { TesseraError } from '../errors.js';
 import { deadlineExceeded } from '../pipeline/deadline.js';
 import { TesseraServer } from '../server.js';
-import { DynamicBatcher, dynamicBatcherFactory } from './dynamic-batcher.js';
+import { DynamicBatcher, NEXT_BATCH_LEAD_MS, dynamicBatcherFactory } from './dynamic-batcher.js';
 
 type BatchEvent = ServingEventMap['batch'][0];
 
@@ -75,6 +75,40 @@ class FakeInstance implements ModelInstance {
   }
 
   async unload(): Promise<void> {}
+}
+
+/**
+ * An instance whose executions queue and run one after the other, `cost` ms (fake time) each, as the
+ * ONNX Runtime backend's worker thread runs them: it accepts its next batch while one runs.
+ */
+class SerialInstance extends FakeInstance {
+  readonly acceptsNextBatch = true;
+  /** Executions handed over and not finished, and the most at once. */
+  held = 0;
+  maxHeld = 0;
+  /** When each execution was handed over and when it started running (fake ms). */
+  readonly handedAt: number[] = [];
+  readonly startedAt: number[] = [];
+  #tail: Promise<unknown> = Promise.resolve();
+
+  constructor(readonly each: number) {
+    super(8);
+  }
+
+  override execute(batch: InferenceBatch): Promise<RequestResult[]> {
+    this.held++;
+    this.maxHeld = Math.max(this.maxHeld, this.held);
+    this.handedAt.push(performance.now());
+    this.calls.push({ batch, signal: live(), at: performance.now(), resolve: () => undefined, reject: () => undefined });
+    const run = this.#tail.then(async () => {
+      this.startedAt.push(performance.now());
+      await new Promise((r) => setTimeout(r, this.each));
+      this.held--;
+      return batch.requests.map((r) => [{ ...r.inputs[0]!, name: 'y' }]);
+    });
+    this.#tail = run;
+    return run;
+  }
 }
 
 /** Every call of the instances, in the order they started. */
@@ -519,6 +553,61 @@ describe(DynamicBatcher, () => {
       for (const i of instances) for (const c of i.calls) c.resolve();
       await Promise.all(ps);
       expect(instances.every((i) => i.maxRunning === 1)).toBe(true);
+    });
+  });
+
+  describe('.submit having an instance that accepts its next batch while one runs (acceptsNextBatch)', () => {
+    it('should hand it the next batch NEXT_BATCH_LEAD_MS before the running one is predicted to end, never more than one ahead', async () => {
+      const inst = new SerialInstance(10);
+      const { b, batches } = make({ maxQueueDelayMs: 0 }, [inst]);
+      // one execution observed: the batcher now predicts 10 ms a batch
+      await Promise.all([b.submit(req(0), live()), advance(10)]);
+      await flush();
+      const t0 = performance.now();
+      const ps = [b.submit(req(1), live())];
+      await advance(1);
+      ps.push(b.submit(req(2), live()), b.submit(req(3), live()));
+      // the queue gathers while the first batch runs: nothing is handed over early
+      await advance(10 - NEXT_BATCH_LEAD_MS - 2);
+      expect(inst.values).toEqual([[0], [1]]);
+      await advance(1);
+      expect(inst.values).toEqual([[0], [1], [2, 3]]);
+      // handed over NEXT_BATCH_LEAD_MS before the running batch ends
+      expect(inst.handedAt[2]! - t0).toBe(10 - NEXT_BATCH_LEAD_MS);
+      // one batch ahead at most: the next request waits in the batcher
+      ps.push(b.submit(req(4), live()));
+      await flush();
+      expect(inst.values).toEqual([[0], [1], [2, 3]]);
+      await advance(40);
+      const outputs = await Promise.all(ps);
+      expect(outputs.map((o) => (o[0]!.data as Float32Array)[0])).toEqual([1, 2, 3, 4]);
+      expect(inst.values).toEqual([[0], [1], [2, 3], [4]]);
+      expect(inst.maxHeld).toBe(2);
+      // the session never waited between batches, and each batch's execution time counts from
+      // when it started (not from when it was handed over, behind the one before)
+      expect(inst.startedAt[2]! - inst.startedAt[1]!).toBe(10);
+      expect(batches.map((e) => Math.round(e.executeMs))).toEqual([10, 10, 10, 10]);
+      expect(Math.round(batches[2]!.queueMs[0]!)).toBe(9);
+    });
+
+    it('should hand out no batch ahead before it has observed an execution, nor to instances that do not accept one', async () => {
+      const serial = new SerialInstance(10);
+      const { b } = make({ maxQueueDelayMs: 0 }, [serial]);
+      const ps = [1, 2, 3].map((v) => b.submit(req(v), live()));
+      await advance(5);
+      expect(serial.maxHeld).toBe(1);
+      await advance(30);
+      await Promise.all(ps);
+      const plain = new FakeInstance(8, () => 10);
+      const other = make({ maxQueueDelayMs: 0 }, [plain]);
+      const qs: Promise<Tensor[]>[] = [];
+      for (let i = 0; i < 20; i++) {
+        qs.push(other.b.submit(req(i), live()));
+        await advance(3);
+      }
+      await advance(50);
+      await Promise.all(qs);
+      expect(plain.maxRunning).toBe(1);
     });
   });
 

@@ -161,6 +161,15 @@ export interface ModelInstance {
    * client of the batch went away.
    */
   execute?(batch: InferenceBatch, signal: AbortSignal): Promise<RequestResult[]>;
+  /**
+   * Whether the dynamic batcher may hand it its next batch while one still runs (default: no, one
+   * `execute` at a time). For an instance whose executions queue in a thread or process of their
+   * own: the next batch is waiting there when the running one ends, instead of one hand-off away
+   * (the answer back to the event loop, the next batch out), time its session would otherwise sit
+   * idle for every batch. The batcher sends it shortly before the running batch is predicted to
+   * end, so the queue still gathers until then, and never more than one ahead.
+   */
+  readonly acceptsNextBatch?: boolean;
   /** Streams a generation; the engine batches internally. */
   generate?(request: GenerateRequest, signal: AbortSignal): AsyncIterable<GenerateChunk>;
   /**

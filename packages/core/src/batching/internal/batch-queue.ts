@@ -9,7 +9,13 @@ export interface RunningBatch {
   /** Requests whose client went away; at `size` the execution is aborted. */
   aborted: number;
   samples: number;
+  /**
+   * When it started executing: its dispatch, or — handed to an instance that was still running the
+   * batch before it (`ModelInstance.acceptsNextBatch`) — that batch's end, set when it ends.
+   */
   startedAt: number;
+  /** A batch handed to its instance while the one before it still runs: `startedAt` is then a prediction. */
+  behind: boolean;
 }
 
 /** One submitted request, from admission until it settles. */
