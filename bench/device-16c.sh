@@ -21,5 +21,5 @@ BENCH_SIZING_RAW='[]' BENCH_SIZING_PLAN="[[\"cls\",\"default\",{},64,8,$W4],[\"c
 common=(BENCH_PRESET=device BENCH_CONNECTIONS=1,64 BENCH_DURATION=4 BENCH_WARMUP=2 BENCH_LOAD_PROCESSES=8 "BENCH_SCENARIOS=raw,tessera-binary/*/auto" BENCH_TUNED=0 BENCH_WRITE=json)
 env "${common[@]}" BENCH_MODELS=cls,det,mnv2 BENCH_MACHINE=h200-16c timeout -s TERM 300 node bench/run.mjs > "$OUT/ocr.log" 2>&1
 env "${common[@]}" BENCH_MODELS=cls BENCH_CONNECTIONS=64 BENCH_LOADGEN=wrk BENCH_MACHINE=h200-16c-wrk timeout -s TERM 110 node bench/run.mjs > "$OUT/ocr-wrk.log" 2>&1
-cp bench/results/*sizing*.json bench/results/*-h200-16c.json bench/results/*-h200-16c-wrk.json "$OUT/" 2>/dev/null
+cp bench/results/$(date +%F)-*sizing.json bench/results/*-h200-16c.json bench/results/*-h200-16c-wrk.json "$OUT/" 2>/dev/null
 tail -n 4 "$OUT/next-batch-ab.log" "$OUT/ocr.log" "$OUT/ocr-wrk.log"
