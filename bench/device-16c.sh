@@ -22,7 +22,7 @@ save() { cp bench/results/$(date +%F)-*"$1".json "$OUT/" 2>/dev/null; }
 W4='{"workers":4}'
 OFF='{"nextBatchInWorker":false}'
 BENCH_SIZING_RAW='[]' BENCH_SIZING_PLAN="[[\"cls\",\"default\",{},64,8,$W4],[\"cls\",\"nextBatchInWorker false\",$OFF,64,8,$W4],[\"cls\",\"default\",{},1,1,$W4],[\"cls\",\"nextBatchInWorker false\",$OFF,1,1,$W4]]" \
-  timeout 60 node bench/sizing.mjs 2> "$OUT/next-batch-ab.log"
+  timeout 70 node bench/sizing.mjs 2> "$OUT/next-batch-ab.log"
 save sizing
 common=(BENCH_PRESET=device BENCH_CONNECTIONS=1,64 BENCH_DURATION=4 BENCH_WARMUP=2 BENCH_LOAD_PROCESSES=8 "BENCH_SCENARIOS=raw,tessera-binary/*/auto" BENCH_TUNED=0 BENCH_WRITE=json)
 env "${common[@]}" BENCH_MODELS="$MODELS" BENCH_MACHINE=h200-16c timeout -s TERM 170 node bench/run.mjs > "$OUT/ocr.log" 2>&1
