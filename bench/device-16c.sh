@@ -1,6 +1,6 @@
 #!/bin/bash
 # Issue 13's 16-core run in one device-machine command (../shared/gpu/README.md; about 5 minutes):
-# an A/B of the next batch waiting in the worker (nextBatchInWorker) on the PP-OCR classifier, then
+# an A/B of the next batch waiting in the worker (nextBatchInWorker: true, off by default) on the PP-OCR classifier, then
 # the judged run of the default config against raw ONNX Runtime (autocannon, PP-OCR cls + det), then
 # the classifier again with wrk as the load generator. Every log and results file goes to $OUT as
 # soon as its step ends. Needs the carried wrk (.device/wrk: /usr/bin/wrk and libluajit-5.1.so.2
@@ -20,8 +20,8 @@ if [[ $MODELS == *mnv2* ]]; then
 fi
 save() { cp bench/results/$(date +%F)-*"$1".json "$OUT/" 2>/dev/null; }
 W4='{"workers":4}'
-OFF='{"nextBatchInWorker":false}'
-BENCH_SIZING_RAW='[]' BENCH_SIZING_PLAN="[[\"cls\",\"default\",{},64,8,$W4],[\"cls\",\"nextBatchInWorker false\",$OFF,64,8,$W4],[\"cls\",\"default\",{},1,1,$W4],[\"cls\",\"nextBatchInWorker false\",$OFF,1,1,$W4]]" \
+ON='{"nextBatchInWorker":true}'
+BENCH_SIZING_RAW='[]' BENCH_SIZING_PLAN="[[\"cls\",\"default\",{},64,8,$W4],[\"cls\",\"nextBatchInWorker true\",$ON,64,8,$W4],[\"cls\",\"default\",{},1,1,$W4],[\"cls\",\"nextBatchInWorker true\",$ON,1,1,$W4]]" \
   timeout 70 node bench/sizing.mjs 2> "$OUT/next-batch-ab.log"
 save sizing
 common=(BENCH_PRESET=device BENCH_CONNECTIONS=1,64 BENCH_DURATION=4 BENCH_WARMUP=2 BENCH_LOAD_PROCESSES=8 "BENCH_SCENARIOS=raw,tessera-binary/*/auto" BENCH_TUNED=0 BENCH_WRITE=json)

@@ -39,7 +39,7 @@ describe('instances: auto (ONNX Runtime)', { timeout: 120_000 }, () => {
     expect(res.body.tessera.instances).toBe('auto');
     expect(res.body.tessera.instancesLoaded).toBe(12);
     expect(res.body.tessera.instanceSettings).toHaveLength(12);
-    expect(res.body.tessera.instanceSettings[0]).toEqual({ intraOpNumThreads: 1, allowSpinning: true, executionProvider: 'cpu', executionProviders: ['cpu'], runInWorker: true, workerSpinMs: 1, nextBatchInWorker: true });
+    expect(res.body.tessera.instanceSettings[0]).toEqual({ intraOpNumThreads: 1, allowSpinning: true, executionProvider: 'cpu', executionProviders: ['cpu'], runInWorker: true, workerSpinMs: 1, nextBatchInWorker: false });
     const ready = server.stdout.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['msg'] === 'model ready');
     expect(ready).toMatchObject({ model: 'cls', instances: 12, instancesAuto: true, settings: { intraOpNumThreads: 1 } });
     // 24 requests at once keep several instances busy; every answer is a softmax over 2 classes

@@ -414,8 +414,8 @@ describe('OnnxRuntimeBackend', () => {
       const instance = await load(models.affine, { sessionOptions });
       const { allowSpinning: _, ...passed } = sessionOptions;
       expect(instance.sessionOptions).toMatchObject(passed);
-      expect(instance.settings).toEqual({ intraOpNumThreads: 1, allowSpinning: false, executionProvider: 'cpu', executionProviders: ['cpu'], runInWorker: true, workerSpinMs: defaultWorkerSpinMs(availableCores()), nextBatchInWorker: true });
-      expect(instance.acceptsNextBatch).toBe(true);
+      expect(instance.settings).toEqual({ intraOpNumThreads: 1, allowSpinning: false, executionProvider: 'cpu', executionProviders: ['cpu'], runInWorker: true, workerSpinMs: defaultWorkerSpinMs(availableCores()), nextBatchInWorker: false });
+      expect(instance.acceptsNextBatch).toBe(false);
       const inputs = models.affine.makeInputs(2, 1);
       expect(diffTensorLists((await exec(instance, { requests: [{ inputs }] }))[0]!, models.affine.expected(inputs), { tolerance: 1e-5 })).toBeUndefined();
       const second = await load(models.affine, {}, { instanceIndex: 1, instanceCount: 2 });

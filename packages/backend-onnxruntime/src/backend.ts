@@ -104,9 +104,12 @@ export interface OnnxRuntimeModelConfig {
   workerSpinMs?: number;
   /**
    * Whether the dynamic batcher may hand the instance's worker its next batch while one runs
-   * (default true; `ModelInstance.acceptsNextBatch`): it waits in the worker's queue and starts the
-   * moment the running one ends, instead of one round trip through the event loop later. `false`:
-   * one batch at a time per instance. Ignored with `runInWorker: false` and on WebGPU.
+   * (`ModelInstance.acceptsNextBatch`): it waits in the worker's queue and starts the moment the
+   * running one ends, instead of one round trip through the event loop later. Default `false`: on 2
+   * cores it changed no throughput and raised p99 at 8 connections (10 → 15 ms,
+   * `bench/next-batch-ab.sh`); where cores sit idle while the sessions wait for the event loop (16
+   * cores, the batches took twice the raw time) it is the candidate, not yet measured there
+   * (`bench/device-16c.sh`). Ignored with `runInWorker: false` and on WebGPU.
    */
   nextBatchInWorker?: boolean;
 }
@@ -162,7 +165,7 @@ export const ONNXRUNTIME_MODEL_CONFIG_SCHEMA: JSONSchema = {
     },
     nextBatchInWorker: {
       type: 'boolean',
-      description: "Hand the worker its next batch while one runs (default true), so the session starts it without a round trip through the event loop; false: one batch at a time per instance.",
+      description: 'Hand the worker its next batch while one runs, so the session starts it without a round trip through the event loop (default false: one batch at a time per instance).',
     },
     restart: restartPolicySchema('worker thread'),
   },
@@ -502,8 +505,8 @@ export interface InstanceGroup {
 
 /**
  * One ONNX Runtime session serving one model version (one instance of it), in a worker thread of its
- * own or on the main thread (`runInWorker`). The passthrough batcher gives an instance one `execute`
- * at a time, the dynamic batcher at most two to one in a worker (the second queues in the worker:
+ * own or on the main thread (`runInWorker`). The batchers give an instance one `execute` at a time
+ * (with `nextBatchInWorker`, the dynamic batcher at most two, the second queued in the worker:
  * `acceptsNextBatch`); `instances: N` loads N of them, which run in parallel.
  */
 export class OnnxRuntimeModelInstance implements ModelInstance {
@@ -513,9 +516,10 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
   /** Whether the session runs in a worker thread (`runInWorker`). */
   readonly runsInWorker: boolean;
   /**
-   * In a worker thread, the next batch waits in the worker's queue while one runs, so the session
-   * starts it without waiting for the event loop (`ModelInstance.acceptsNextBatch`). Not inline (the
-   * run holds the event loop anyway), nor on a device whose runs the process serializes (WebGPU).
+   * With `nextBatchInWorker`, in a worker thread: the next batch waits in the worker's queue while
+   * one runs, so the session starts it without waiting for the event loop
+   * (`ModelInstance.acceptsNextBatch`). Never inline (the run holds the event loop anyway), nor on a
+   * device whose runs the process serializes (WebGPU).
    */
   readonly acceptsNextBatch: boolean;
   /** What the defaults turned into (threads, spinning, providers), for the logs and `GET /v2/models/{m}/config`. */
@@ -555,11 +559,11 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
       executionProvider: providerNames(sessionOptions)[0] ?? 'cpu',
       executionProviders: providerNames(sessionOptions),
       runInWorker: this.runsInWorker,
-      ...(this.runsInWorker ? { workerSpinMs: resolveWorkerSpinMs(spec.config), nextBatchInWorker: this.#deviceQueue === undefined && config.nextBatchInWorker !== false } : {}),
+      ...(this.runsInWorker ? { workerSpinMs: resolveWorkerSpinMs(spec.config), nextBatchInWorker: this.#deviceQueue === undefined && config.nextBatchInWorker === true } : {}),
     };
     this.#wholeOutputs = new Set(metadata.outputs.filter((o) => o.shape.length > 0 && o.shape[0] !== -1).map((o) => o.name));
     this.#deviceQueue = deviceQueueFor(providerNames(sessionOptions));
-    this.acceptsNextBatch = this.runsInWorker && this.#deviceQueue === undefined && config.nextBatchInWorker !== false;
+    this.acceptsNextBatch = this.runsInWorker && this.#deviceQueue === undefined && config.nextBatchInWorker === true;
     const warmupShapes = (spec.config as OnnxRuntimeModelConfig).warmupShapes ?? {};
     const inputNames = new Set(metadata.inputs.map((i) => i.name));
     for (const name of Object.keys(warmupShapes)) {

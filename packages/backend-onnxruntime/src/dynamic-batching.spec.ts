@@ -22,11 +22,11 @@ afterAll(async () => {
   await Promise.all(loaded.map((i) => i.unload()));
 });
 
-async function batcherFor(options: Record<string, unknown>, instanceCount = 1): Promise<{ batcher: Batcher; batches: BatchEvent[] }> {
+async function batcherFor(options: Record<string, unknown>, instanceCount = 1, config: Record<string, unknown> = {}): Promise<{ batcher: Batcher; batches: BatchEvent[]; instances: OnnxRuntimeModelInstance[] }> {
   const backend = new OnnxRuntimeBackend();
   const instances: OnnxRuntimeModelInstance[] = [];
   for (let i = 0; i < instanceCount; i++) {
-    instances.push(await backend.load(testModelSpec({ name: 'affine', path: models.affine.path }, { instanceIndex: i, instanceCount }), testLoadContext()));
+    instances.push(await backend.load(testModelSpec({ name: 'affine', path: models.affine.path, config }, { instanceIndex: i, instanceCount }), testLoadContext()));
   }
   loaded.push(...instances);
   const events = new ServingEvents();
@@ -41,7 +41,7 @@ async function batcherFor(options: Record<string, unknown>, instanceCount = 1): 
     events,
     logger: testLoadContext().logger,
   });
-  return { batcher, batches };
+  return { batcher, batches, instances };
 }
 
 /** Submits 20 requests at once (1 to 3 rows each, different data) and checks every answer against the model's reference. */
@@ -73,6 +73,32 @@ describe('dynamic batcher on ONNX Runtime', () => {
       expect(diffTensorLists(outputs, expected, { tolerance: models.affine.tolerance }), `request ${i}`).toBeUndefined();
     });
     expect(Math.max(...batches.map((e) => e.requests))).toBeGreaterThan(1);
+    await batcher.drain();
+  });
+
+  it('should answer every request right with nextBatchInWorker, the next batch queued in the worker behind the running one', async () => {
+    const { batcher, batches, instances } = await batcherFor({ maxQueueDelayMs: 0 }, 1, { nextBatchInWorker: true });
+    expect(instances[0]!.acceptsNextBatch).toBe(true);
+    expect(instances[0]!.settings['nextBatchInWorker']).toBe(true);
+    // how many executions the instance holds at once
+    const instance = instances[0]!;
+    const execute = instance.execute.bind(instance);
+    let held = 0;
+    let maxHeld = 0;
+    instance.execute = async (batch, signal) => {
+      maxHeld = Math.max(maxHeld, ++held);
+      try {
+        return await execute(batch, signal);
+      } finally {
+        held--;
+      }
+    };
+    // waves of 20 requests (40 rows: more than one batch of DEFAULT_MAX_BATCH_SIZE): once the batcher
+    // has observed a batch, the second batch of a wave goes to the worker while the first runs
+    for (let wave = 0; wave < 5; wave++) await submitConcurrently(batcher);
+    expect(maxHeld).toBe(2);
+    expect(batches.reduce((n, e) => n + e.requests, 0)).toBe(100);
+    expect(batches.every((e) => e.ok && e.executeMs >= 0)).toBe(true);
     await batcher.drain();
   });
 });
