@@ -1,9 +1,11 @@
 #!/bin/bash
 # Issue 13's 16-core run in one device-machine command (../shared/gpu/README.md; about 5 minutes):
-# an A/B of the next batch waiting in the worker (nextBatchInWorker: true, off by default) on the PP-OCR classifier, then
-# the judged run of the default config against raw ONNX Runtime (autocannon, PP-OCR cls + det), then
-# the classifier again with wrk as the load generator. Every log and results file goes to $OUT as
-# soon as its step ends. Needs the carried wrk (.device/wrk: bench/lib/repack-device.sh copies it). BENCH_DEVICE_MODELS=cls,det,mnv2 adds the MobileNetV2 (exported with the device's torch).
+# an A/B of the next batch waiting in the worker (nextBatchInWorker: true, off by default) on the
+# PP-OCR classifier, then the judged run of the default config against raw ONNX Runtime (autocannon,
+# PP-OCR cls + det), then the classifier again with wrk as the load generator. Every log and results
+# file goes to $OUT as soon as its step ends. Needs the carried wrk (.device/wrk:
+# bench/lib/repack-device.sh copies it). BENCH_DEVICE_MODELS=cls,det,mnv2 adds the MobileNetV2
+# (exported with the device's torch).
 #   . .device/on-device.sh && BENCH_GIT_HEAD=<commit> bash bench/device-16c.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
