@@ -14,11 +14,7 @@ mkdir -p "$OUT"
 export BENCH_WRK=${BENCH_WRK:-$PWD/.device/wrk/wrk}
 export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$PWD/.device/wrk
 MODELS=${BENCH_DEVICE_MODELS:-cls,det}
-if [[ $MODELS == *mnv2* ]]; then
-  MNV2=${BENCH_MNV2:-/tmp/mobilenet_v2.onnx}
-  [ -s "$MNV2" ] || python3 bench/lib/export-mobilenet.py "$MNV2" > "$OUT/export.log" 2>&1
-  export BENCH_EXTRA_MODELS="{\"mnv2\":{\"name\":\"mobilenet-v2\",\"file\":\"$MNV2\",\"input\":\"input\",\"sampleShape\":[3,224,224],\"batches\":[1,2,4,8,16]}}"
-fi
+if [[ $MODELS == *mnv2* ]]; then . bench/lib/sweep-common.sh 2> "$OUT/export.log"; fi
 save() { cp bench/results/$(date +%F)-*"$1".json "$OUT/" 2>/dev/null; }
 W4='{"workers":4}'
 ON='{"nextBatchInWorker":true}'

@@ -9,11 +9,7 @@
 #   bash bench/sizing-followup.sh    # writes bench/results/<date>-<machine>-sizing.json, every point on stderr
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MNV2=${BENCH_MNV2:-/tmp/mobilenet_v2.onnx}
-if [ ! -s "$MNV2" ]; then "${BENCH_PYTHON:-python3}" bench/lib/export-mobilenet.py "$MNV2" >&2 || echo "no MobileNetV2 (torch missing?): its points fail" >&2; fi
-export BENCH_EXTRA_MODELS="{\"mnv2\":{\"name\":\"mobilenet-v2\",\"file\":\"$MNV2\",\"input\":\"input\",\"sampleShape\":[3,224,224],\"batches\":[1,2,4,8,16]}}"
-w() { echo "{\"workers\":$1}"; }
-o() { echo "{\"instances\":$1,\"sessionOptions\":{\"intraOpNumThreads\":$2}${3:-}}"; }
+. bench/lib/sweep-common.sh
 S1='{"workerSpinMs":1}'
 LP=${BENCH_LOAD_PROCESSES:-8}
 P=(
