@@ -171,7 +171,11 @@ describe('tensor requests at 10× capacity', () => {
     // every refusal came before the body was read: requests whose bodies are still arriving hold
     // their queue places, so no admitted body is refused later
     expect(late).toBe(0);
-    expect(peak.externalMiB).toBeLessThan(150);
+    // the peak includes buffers freed but not yet collected: with the refusals as they should be it
+    // ranged 120–161 MiB over 17 runs on a faster 2-core machine (2026-12-06: 150 failed a third of
+    // the runs, before and after that day's changes alike); reading the 90 refused bodies would
+    // add up to 180 MiB on top of what is admitted
+    expect(peak.externalMiB).toBeLessThan(175);
     expect(peak.heapMiB).toBeLessThan(256);
     const after = await fetch(`${s.url}/v2/models/slow-pt/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: inferBody(2) });
     expect(after.status).toBe(200);
