@@ -552,6 +552,8 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
     this.metadata = metadata;
     this.sessionOptions = sessionOptions;
     const config = spec.config as OnnxRuntimeModelConfig;
+    this.#deviceQueue = deviceQueueFor(providerNames(sessionOptions));
+    this.acceptsNextBatch = this.runsInWorker && this.#deviceQueue === undefined && config.nextBatchInWorker === true;
     this.settings = {
       intraOpNumThreads: sessionOptions.intraOpNumThreads ?? 0,
       allowSpinning: config.sessionOptions?.allowSpinning ?? true,
@@ -559,11 +561,9 @@ export class OnnxRuntimeModelInstance implements ModelInstance {
       executionProvider: providerNames(sessionOptions)[0] ?? 'cpu',
       executionProviders: providerNames(sessionOptions),
       runInWorker: this.runsInWorker,
-      ...(this.runsInWorker ? { workerSpinMs: resolveWorkerSpinMs(spec.config), nextBatchInWorker: this.#deviceQueue === undefined && config.nextBatchInWorker === true } : {}),
+      ...(this.runsInWorker ? { workerSpinMs: resolveWorkerSpinMs(spec.config), nextBatchInWorker: this.acceptsNextBatch } : {}),
     };
     this.#wholeOutputs = new Set(metadata.outputs.filter((o) => o.shape.length > 0 && o.shape[0] !== -1).map((o) => o.name));
-    this.#deviceQueue = deviceQueueFor(providerNames(sessionOptions));
-    this.acceptsNextBatch = this.runsInWorker && this.#deviceQueue === undefined && config.nextBatchInWorker === true;
     const warmupShapes = (spec.config as OnnxRuntimeModelConfig).warmupShapes ?? {};
     const inputNames = new Set(metadata.inputs.map((i) => i.name));
     for (const name of Object.keys(warmupShapes)) {
