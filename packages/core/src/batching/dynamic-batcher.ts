@@ -34,7 +34,7 @@ const SHED_MIN_OBSERVATIONS = 3;
  * How long before its running batch is predicted to end an instance that takes the next batch
  * while one runs (`ModelInstance.acceptsNextBatch`) is handed it, ms: about what the hand-off
  * between the event loop and the instance's thread costs (the answer going back, the next batch
- * going out: 0.3 ms on an idle 2-core VM, about 0.7 ms on a loaded 16-core one). Later, and the
+ * going out: 0.2–0.3 ms on 2 cores, about 0.7 ms at concurrency 1 on 16). Later, and the
  * session idles through the hand-off; earlier, and the batch stops gathering sooner than it needs to.
  */
 export const NEXT_BATCH_LEAD_MS = 1;
