@@ -394,7 +394,7 @@ export class DynamicBatcher implements Batcher {
     const ahead = state?.running[state.running.length - 1];
     // behind a running batch, it is predicted to start when that one ends (set for real then)
     const startedAt = ahead ? Math.max(t, ahead.startedAt + this.#latency.predict(ahead.samples)) : t;
-    const batch: RunningBatch = { controller: new AbortController(), size: entries.length, aborted: 0, samples: 0, startedAt, behind: ahead !== undefined };
+    const batch: RunningBatch = { controller: new AbortController(), size: entries.length, aborted: 0, samples: 0, startedAt };
     state?.running.push(batch);
     for (const e of entries) {
       this.#queue.remove(e);
@@ -409,12 +409,12 @@ export class DynamicBatcher implements Batcher {
     this.#adaptive.dispatched(entries[0]!.queue.key, batch.samples);
     this.#running.add(batch);
     this.#executing += entries.length;
-    void this.#run(instance, entries, batch);
+    void this.#run(instance, entries, batch, t);
   }
 
-  async #run(instance: ModelInstance, entries: Entry[], batch: RunningBatch): Promise<void> {
+  /** Executes a dispatched batch (`dispatched`: when it was handed over) and settles its entries. */
+  async #run(instance: ModelInstance, entries: Entry[], batch: RunningBatch, dispatched: number): Promise<void> {
     const { model, version, events } = this.#ctx;
-    const dispatched = now();
     let ok = false;
     let failed = 0;
     let failure: unknown;
@@ -439,7 +439,7 @@ export class DynamicBatcher implements Batcher {
       spans?.end(ok, failure);
       const ended = now();
       // a batch that waited in its instance behind another started when that one ended (below)
-      const started = batch.behind ? Math.min(batch.startedAt, ended) : batch.startedAt;
+      const started = Math.min(batch.startedAt, ended);
       const executeMs = ended - started;
       // an execution that failed some of its requests still ran the whole batch
       if (ok) this.#latency.observe(batch.samples, executeMs);

@@ -11,11 +11,10 @@ export interface RunningBatch {
   samples: number;
   /**
    * When it started executing: its dispatch, or — handed to an instance that was still running the
-   * batch before it (`ModelInstance.acceptsNextBatch`) — that batch's end, set when it ends.
+   * batch before it (`ModelInstance.acceptsNextBatch`) — a prediction of that batch's end until
+   * it ends, then its end.
    */
   startedAt: number;
-  /** A batch handed to its instance while the one before it still runs: `startedAt` is then a prediction. */
-  behind: boolean;
 }
 
 /** One submitted request, from admission until it settles. */
